@@ -1,0 +1,221 @@
+"""The relay's ASGI app: fal's realtime paths, health and metrics, the demo page.
+
+`create_app(settings)` builds everything once; the WebSocket endpoint authenticates the
+handshake, admits the connection against the limits, runs a `Relay`, and turns any
+`RelayError` into one x-fal-error frame and a close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from . import protocol, tickets
+from .metrics import Metrics
+from .protocol import RelayError
+from .relay import ConnectionLimits, Relay, UpstreamReportedError
+from .settings import Settings
+from .upstream import Target
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+_APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_TICKET_IN_TEXT = re.compile(r"(fal_jwt_token=)[^&\s\"']+")
+
+
+class RedactTickets(logging.Filter):
+    """Keep tickets out of log lines: uvicorn logs each WebSocket path with its query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(
+                _TICKET_IN_TEXT.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _TICKET_IN_TEXT.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_target(websocket: WebSocket) -> Target:
+    params = websocket.path_params
+    owner, alias = params["owner"], params["alias"]
+    sub_path = params.get("path", "")
+    if not (_APP_PART.match(owner) and _APP_PART.match(alias)) or ".." in sub_path:
+        raise protocol.AppNotAllowed(f"'{owner}/{alias}' is not a valid app id")
+    raw = websocket.query_params.get("max_buffering")
+    max_buffering = None
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= 60:
+            raise protocol.BadRequest("max_buffering must be a whole number from 1 to 60")
+        max_buffering = int(raw)
+    path = f"{sub_path}/realtime" if sub_path else "realtime"
+    return Target(app=f"{owner}/{alias}", path=path, max_buffering=max_buffering)
+
+
+def check_origin(websocket: WebSocket, settings: Settings) -> None:
+    """Browsers send Origin; scripts usually don't. Same-origin pages and the allowlist pass."""
+    origin = websocket.headers.get("origin")
+    if origin is None or "*" in settings.allowed_origins or origin in settings.allowed_origins:
+        return
+    if urlsplit(origin).netloc == websocket.headers.get("host"):
+        return
+    raise protocol.OriginNotAllowed(f"origin {origin} may not use this relay; add it to RELAY_ALLOWED_ORIGINS")
+
+
+def authenticate(websocket: WebSocket, settings: Settings, secret: str) -> tickets.Ticket:
+    """A ticket in `?fal_jwt_token=`, or a relay API key as `Authorization: Key ...`."""
+    if settings.dev_mode and not _is_loopback(websocket.client.host if websocket.client else None):
+        raise protocol.Unauthorized("this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only")
+    token = websocket.query_params.get("fal_jwt_token")
+    if token:
+        return tickets.verify(secret, token, leeway=settings.ticket_leeway)
+    scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "key" and key:
+        for known in settings.api_keys:
+            if hmac.compare_digest(key.encode(), known.encode()):
+                digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+                return tickets.Ticket(sub=f"key:{digest}", apps=("*",), issuer="api-key", expires_at=None)
+        raise protocol.Unauthorized("API key is not known to this relay")
+    raise protocol.Unauthorized("no ticket: pass ?fal_jwt_token=<ticket> or 'Authorization: Key <relay key>'")
+
+
+def check_app(target: Target, ticket: tickets.Ticket, settings: Settings) -> None:
+    if target.app not in settings.apps:
+        raise protocol.AppNotAllowed(f"app {target.app} is not served by this relay")
+    if not ticket.allows(target.app):
+        raise protocol.AppNotAllowed(f"your ticket does not allow app {target.app}")
+
+
+async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -> None:
+    if websocket.application_state is WebSocketState.CONNECTING:
+        await websocket.accept()
+    frame = exc.frame if isinstance(exc, UpstreamReportedError) else protocol.error_frame(exc.error, exc.reason)
+    metrics.errors.labels(exc.error.value).inc()
+    try:
+        await websocket.send_text(frame)
+        await websocket.close(exc.close_code, protocol.close_reason(exc.reason))
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the relay for `settings`; the upstream URL must already be resolved."""
+    metrics = Metrics()
+    limits = ConnectionLimits(settings)
+    secret = settings.shared_secret or secrets.token_urlsafe(32)
+    logging.getLogger("uvicorn.error").addFilter(RedactTickets())
+    if settings.dev_mode:
+        logger.warning(
+            "DEV MODE: RELAY_SHARED_SECRET is not set. The relay mints its own tickets at /dev/ticket and "
+            "admits loopback clients only. Set RELAY_SHARED_SECRET before exposing it."
+        )
+
+    async def realtime(websocket: WebSocket) -> None:
+        peer = websocket.client.host if websocket.client else "-"
+        try:
+            target = parse_target(websocket)
+            check_origin(websocket, settings)
+            ticket = authenticate(websocket, settings, secret)
+            check_app(target, ticket, settings)
+            with limits.admit(ticket.sub):
+                await websocket.accept()
+                metrics.connections.labels("driver").inc()
+                metrics.connections_total.labels("accepted").inc()
+                logger.info("connection open sub=%s app=%s peer=%s", ticket.sub, target.app, peer)
+                relay = Relay(websocket, settings, target, metrics)
+                try:
+                    await relay.run()
+                finally:
+                    metrics.connections.labels("driver").dec()
+            logger.info("connection closed sub=%s app=%s by=client", ticket.sub, target.app)
+            if websocket.application_state is WebSocketState.CONNECTED:
+                await websocket.close(protocol.CloseCode.NORMAL_CLOSURE)
+        except RelayError as exc:
+            logger.info("connection refused or ended peer=%s error=%s reason=%s", peer, exc.error, exc.reason)
+            metrics.connections_total.labels(exc.error.value).inc()
+            await _send_error(websocket, exc, metrics)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            logger.error("connection handler failed peer=%s", peer, exc_info=True)
+            await _send_error(websocket, protocol.RelayError("the relay failed; please reconnect"), metrics)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        url = urlsplit(settings.resolved_upstream_url())
+        port = url.port or (443 if url.scheme == "wss" else 80)
+        try:
+            async with asyncio.timeout(2.0):
+                _, writer = await asyncio.open_connection(url.hostname, port)
+            writer.close()
+        except (OSError, TimeoutError):
+            return JSONResponse({"status": "upstream unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready", "apps": list(settings.apps)})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def dev_ticket(request: Request) -> Response:
+        """In dev mode only, hand loopback pages a ticket so the demo works with no configuration."""
+        if not settings.dev_mode or not _is_loopback(request.client.host if request.client else None):
+            return JSONResponse({"error": "not found"}, status_code=404)
+        body: dict[str, Any] = {}
+        if await request.body():
+            body = await request.json()
+        app_id = body.get("app") or settings.apps[0]
+        session, role = body.get("session"), body.get("role")
+        ticket = tickets.mint(
+            secret, sub=str(body.get("sub") or "dev"), apps=list(settings.apps), issuer="relay-dev-mode",
+            lifetime=300, session=session, role=role,
+        )
+        scheme = "wss" if request.url.scheme == "https" else "ws"
+        return JSONResponse({
+            "url": f"{scheme}://{request.url.netloc}/{app_id}/realtime",
+            "ticket": ticket, "app": app_id, "apps": list(settings.apps), "expires_in": 300,
+        })
+
+    async def demo(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    routes = [
+        Route("/", demo),
+        Route("/health", health),
+        Route("/ready", ready),
+        Route("/metrics", metrics_endpoint),
+        Route("/dev/ticket", dev_ticket, methods=["POST"]),
+        # CORS so pages on other origins (the Odoo addon) can import the one browser client from here.
+        Mount("/static", CORSMiddleware(StaticFiles(directory=STATIC_DIR), allow_origins=["*"]), name="static"),
+        WebSocketRoute("/{owner}/{alias}/realtime", realtime),
+        WebSocketRoute("/{owner}/{alias}/{path:path}/realtime", realtime),
+    ]
+    app = Starlette(routes=routes)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.limits = limits
+    return app

@@ -1,0 +1,88 @@
+"""`realtime-server`: start the relay, and the embedded app on loopback when there is no FAL_KEY."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import uvicorn
+
+from .app import create_app
+from .settings import Settings
+
+logger = logging.getLogger("realtime_server")
+LOCAL_APP_START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def local_app(session_timeout: float = 5.0) -> Iterator[str]:
+    """Run the embedded fal app as a child on a free loopback port; yield its ws:// base URL."""
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "realtime_server.local_app", "--port", str(port),
+         "--session-timeout", str(session_timeout)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + LOCAL_APP_START_TIMEOUT
+        while True:
+            if child.poll() is not None:
+                raise RuntimeError(f"embedded app exited with code {child.returncode} before it was ready")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("embedded app did not become ready in time") from None
+                time.sleep(0.1)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def serve(settings: Settings) -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes * 2,
+        ws_per_message_deflate=False,  # frames are JPEG/msgpack: deflate costs CPU and latency for nothing
+        access_log=False,  # the relay logs one line per connection itself, without query strings
+        log_level=settings.log_level,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+
+
+def main() -> None:
+    settings = Settings.from_environ()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not settings.needs_local_app:
+        serve(settings)
+        return
+    with local_app() as url:
+        logger.info("embedded app local/preview serving at %s (no FAL_KEY set)", url)
+        serve(settings.with_upstream(url))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""fal's realtime wire protocol as the relay speaks it: frames, error codes and close codes.
+
+Binary frames are msgpack maps (images as `bin`); text frames are JSON control messages,
+`{"type": "x-fal-error", "error": CODE, "reason": TEXT}` and `{"type": "x-fal-message", ...}`.
+Every error the relay raises is a `RelayError` carrying its x-fal-error code, a close code and a
+reason a person can act on; `app.py` turns it into an error frame and a close, once.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+import msgpack
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes: websockets' names for 1000-1014, our own conditions in 4000-4999."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    UNSUPPORTED_DATA = 1003
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TICKET_EXPIRED = 4001
+    SESSION_EXPIRED = 4002
+    IDLE_TIMEOUT = 4003
+    SESSION_ENDED = 4004
+
+
+class ErrorCode(enum.StrEnum):
+    """The closed list of `error` values in x-fal-error frames the relay sends itself."""
+
+    UNAUTHORIZED = "UNAUTHORIZED"
+    TICKET_EXPIRED = "TICKET_EXPIRED"
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
+    APP_NOT_ALLOWED = "APP_NOT_ALLOWED"
+    BAD_REQUEST = "BAD_REQUEST"
+    BAD_FRAME = "BAD_FRAME"
+    FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+    VIEWER_READ_ONLY = "VIEWER_READ_ONLY"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    TIMEOUT = "TIMEOUT"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class RelayError(Exception):
+    """Base of every error the relay answers with an x-fal-error frame and a close."""
+
+    error: ErrorCode = ErrorCode.INTERNAL_ERROR
+    close_code: CloseCode = CloseCode.INTERNAL_ERROR
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason or ""
+        super().__init__(f"{self.error}: {self.reason}")
+
+
+class Unauthorized(RelayError):
+    """Raised when a handshake carries no valid ticket or key."""
+
+    error, close_code = ErrorCode.UNAUTHORIZED, CloseCode.POLICY_VIOLATION
+
+
+class TicketExpired(RelayError):
+    """Raised when a ticket's `exp` has passed; the client should fetch a new one."""
+
+    error, close_code = ErrorCode.TICKET_EXPIRED, CloseCode.TICKET_EXPIRED
+
+
+class OriginNotAllowed(RelayError):
+    """Raised when a browser handshake comes from an origin not in RELAY_ALLOWED_ORIGINS."""
+
+    error, close_code = ErrorCode.ORIGIN_NOT_ALLOWED, CloseCode.POLICY_VIOLATION
+
+
+class AppNotAllowed(RelayError):
+    """Raised when the app is unknown, not in the relay's allowlist, or not in the ticket."""
+
+    error, close_code = ErrorCode.APP_NOT_ALLOWED, CloseCode.POLICY_VIOLATION
+
+
+class BadRequest(RelayError):
+    """Raised when handshake parameters are malformed (e.g. `max_buffering` out of range)."""
+
+    error, close_code = ErrorCode.BAD_REQUEST, CloseCode.POLICY_VIOLATION
+
+
+class BadFrame(RelayError):
+    """Raised when a client frame is not a msgpack map of well-typed inputs."""
+
+    error, close_code = ErrorCode.BAD_FRAME, CloseCode.INVALID_DATA
+
+
+class FrameTooLarge(RelayError):
+    """Raised when a client frame exceeds RELAY_MAX_FRAME_BYTES."""
+
+    error, close_code = ErrorCode.FRAME_TOO_LARGE, CloseCode.MESSAGE_TOO_BIG
+
+
+class RateLimited(RelayError):
+    """Raised when a client sends inputs faster than RELAY_MAX_INPUTS_PER_SECOND allows."""
+
+    error, close_code = ErrorCode.RATE_LIMITED, CloseCode.TRY_AGAIN_LATER
+
+
+class TooManyConnections(RelayError):
+    """Raised when a user, or the relay as a whole, is at its connection limit."""
+
+    error, close_code = ErrorCode.TOO_MANY_CONNECTIONS, CloseCode.TRY_AGAIN_LATER
+
+
+class ViewerReadOnly(RelayError):
+    """Raised when a live-session viewer sends an input; only the driver may."""
+
+    error, close_code = ErrorCode.VIEWER_READ_ONLY, CloseCode.POLICY_VIOLATION
+
+
+class SessionNotFound(RelayError):
+    """Raised when a viewer asks for a live session that no driver holds on this relay."""
+
+    error, close_code = ErrorCode.SESSION_NOT_FOUND, CloseCode.TRY_AGAIN_LATER
+
+
+class UpstreamUnavailable(RelayError):
+    """Raised when the upstream realtime app refuses the connection or does not answer in time."""
+
+    error, close_code = ErrorCode.UPSTREAM_UNAVAILABLE, CloseCode.TRY_AGAIN_LATER
+
+
+class UpstreamError(RelayError):
+    """Raised when the upstream dies mid-stream or sends something that is not a frame."""
+
+    error, close_code = ErrorCode.UPSTREAM_ERROR, CloseCode.BAD_GATEWAY
+
+
+class IdleTimeout(RelayError):
+    """Raised when a client sends nothing for RELAY_IDLE_TIMEOUT seconds."""
+
+    error, close_code = ErrorCode.TIMEOUT, CloseCode.IDLE_TIMEOUT
+
+
+class SessionExpired(RelayError):
+    """Raised when a connection outlives RELAY_MAX_SESSION_SECONDS."""
+
+    error, close_code = ErrorCode.SESSION_EXPIRED, CloseCode.SESSION_EXPIRED
+
+
+class ShuttingDown(RelayError):
+    """Raised on every open connection when the relay stops; the client should reconnect."""
+
+    error, close_code = ErrorCode.SHUTTING_DOWN, CloseCode.SERVICE_RESTART
+
+
+def error_frame(error: str, reason: str) -> str:
+    """An x-fal-error text frame, as fal's own servers send it."""
+    return json.dumps({"type": "x-fal-error", "error": error, "reason": reason}, separators=(",", ":"))
+
+
+def message_frame(action: str, **fields: Any) -> str:
+    """An x-fal-message text frame (control information that is not an error)."""
+    return json.dumps({"type": "x-fal-message", "action": action, **fields}, separators=(",", ":"))
+
+
+def parse_control(text: str) -> dict[str, Any] | None:
+    """Decode an upstream text frame if it is an x-fal control message, else None."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(payload, dict) and payload.get("type") in ("x-fal-error", "x-fal-message"):
+        return payload
+    return None
+
+
+def close_reason(reason: str) -> str:
+    """A close reason must fit in 123 bytes of UTF-8."""
+    encoded = reason.encode()
+    if len(encoded) <= 123:
+        return reason
+    return encoded[:120].decode(errors="ignore") + "..."
+
+
+# Input fields shared by fal's realtime image apps, with the types they must have.
+_INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "prompt": (str,),
+    "negative_prompt": (str,),
+    "image_bytes": (bytes,),
+    "image_url": (str,),
+    "seed": (int,),
+    "strength": (int, float),
+    "guidance_scale": (int, float),
+    "num_inference_steps": (int,),
+    "num_images": (int,),
+    "width": (int,),
+    "height": (int,),
+    "enable_safety_checks": (bool,),
+    "sync_mode": (bool,),
+}
+_TYPE_NAMES = {str: "a string", bytes: "binary (msgpack bin)", int: "an integer", float: "a number", bool: "a boolean"}
+_MAX_DEPTH = 16
+
+
+def check_input(frame: bytes, max_bytes: int) -> dict[str, Any]:
+    """Decode a client input frame just far enough to enforce limits and field types.
+
+    The frame itself is forwarded upstream as received; the decoded map is only inspected.
+    """
+    if len(frame) > max_bytes:
+        raise FrameTooLarge(f"frame is {len(frame)} bytes; this relay accepts at most {max_bytes}")
+    try:
+        payload = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+        raise BadFrame(f"frame is not valid msgpack ({type(exc).__name__})") from None
+    if not isinstance(payload, dict):
+        raise BadFrame(f"frame must be a msgpack map of inputs, got {type(payload).__name__}")
+    if _depth(payload) > _MAX_DEPTH:
+        raise BadFrame(f"frame nests deeper than {_MAX_DEPTH} levels")
+    for name, value in payload.items():
+        expected = _INPUT_TYPES.get(name)
+        if expected is None or value is None:
+            continue
+        if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
+            raise BadFrame(f"field '{name}' must be {_TYPE_NAMES[expected[-1]]}, got {type(value).__name__}")
+    return payload
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level

@@ -1,0 +1,115 @@
+"""Short-lived HS256 tickets that let a browser open one realtime app through the relay.
+
+Odoo (or any backend holding RELAY_SHARED_SECRET) mints them; the relay only verifies. They are
+stateless, so any replica accepts them. Claims: iss, sub, aud, apps, exp, iat, jti and the
+optional live-session pair `session` + `role`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+
+from .protocol import TicketExpired, Unauthorized
+
+AUDIENCE = "fal-realtime"
+MAX_LIFETIME = 600
+Role = Literal["driver", "viewer"]
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """The verified claims of a ticket, or of a relay API key (which has no expiry)."""
+
+    sub: str
+    apps: tuple[str, ...]
+    issuer: str
+    expires_at: float | None
+    session: str | None = None
+    role: Role | None = None
+
+    def allows(self, app: str) -> bool:
+        return app in self.apps or "*" in self.apps
+
+
+def mint(
+    secret: str,
+    *,
+    sub: str,
+    apps: list[str] | tuple[str, ...],
+    issuer: str,
+    lifetime: int = 300,
+    session: str | None = None,
+    role: Role | None = None,
+    now: float | None = None,
+) -> str:
+    """Sign a ticket for `sub` to open `apps` for `lifetime` seconds (at most ten minutes)."""
+    if not 0 < lifetime <= MAX_LIFETIME:
+        raise ValueError(f"lifetime must be between 1 and {MAX_LIFETIME} seconds")
+    if role is not None and session is None:
+        raise ValueError("a role needs a session")
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": sub,
+        "aud": AUDIENCE,
+        "apps": list(apps),
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": secrets.token_urlsafe(12),
+    }
+    if session is not None:
+        claims["session"] = session
+        claims["role"] = role or "driver"
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify(secret: str, token: str, *, leeway: float = 5.0, now: float | None = None) -> Ticket:
+    """Check signature, audience, expiry and shape; raise `Unauthorized` or `TicketExpired` saying why."""
+    current = now if now is not None else time.time()
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            leeway=leeway,
+            options={"require": ["exp", "iat", "sub", "aud", "jti"], "verify_iat": False, "verify_exp": False},
+        )
+    except jwt.InvalidAudienceError:
+        raise Unauthorized(f"ticket is not for this service (audience must be '{AUDIENCE}')") from None
+    except jwt.InvalidSignatureError:
+        raise Unauthorized("ticket signature does not match this relay's secret") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthorized(f"ticket lacks the '{exc.claim}' claim") from None
+    except jwt.InvalidAlgorithmError:
+        raise Unauthorized("ticket must be signed with HS256") from None
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"ticket is malformed ({type(exc).__name__})") from None
+    exp, iat = claims["exp"], claims["iat"]
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        raise Unauthorized("ticket's exp and iat must be numbers")
+    if exp + leeway < current:
+        raise TicketExpired("ticket has expired; fetch a new one")
+    if iat - leeway > current:
+        raise Unauthorized("ticket is not valid yet (iat in the future)")
+    if exp - current > MAX_LIFETIME + leeway:
+        raise Unauthorized(f"ticket lives longer than {MAX_LIFETIME} seconds")
+    apps = claims.get("apps")
+    if not isinstance(apps, list) or not all(isinstance(a, str) for a in apps):
+        raise Unauthorized("ticket's 'apps' claim must be a list of app ids")
+    session, role = claims.get("session"), claims.get("role")
+    if session is not None and (not isinstance(session, str) or role not in ("driver", "viewer")):
+        raise Unauthorized("ticket's live session needs a string 'session' and a role of driver or viewer")
+    return Ticket(
+        sub=str(claims["sub"]),
+        apps=tuple(apps),
+        issuer=str(claims.get("iss", "")),
+        expires_at=float(exp),
+        session=session,
+        role=role if session is not None else None,
+    )
