@@ -1,0 +1,7 @@
+from . import (
+    fal_realtime_relay,
+    llm_model,
+    llm_provider,
+    llm_thread,
+    res_config_settings,
+)

@@ -1,0 +1,306 @@
+"""The realtime relay as Odoo sees it: configuration, tickets, live sessions, probe.
+
+Everything that knows the shared secret lives here, so the secret never leaves
+this model: controllers and settings receive tickets and verdicts, never the key.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from odoo import _, api, models
+from odoo.exceptions import AccessError, UserError
+
+_logger = logging.getLogger(__name__)
+
+try:
+    import jwt
+except ImportError:  # pragma: no cover - declared in external_dependencies
+    jwt = None
+
+try:
+    import msgpack
+    import websocket
+except ImportError:  # pragma: no cover - declared in external_dependencies
+    msgpack = websocket = None
+
+PARAM_RELAY_URL = "llm_fal_ai_realtime.relay_url"
+PARAM_SHARED_SECRET = "llm_fal_ai_realtime.shared_secret"
+PARAM_ALLOWED_APPS = "llm_fal_ai_realtime.allowed_apps"
+PARAM_TICKET_LIFETIME = "llm_fal_ai_realtime.ticket_lifetime"
+
+LOCAL_PREVIEW_APP = "local/preview"
+DEFAULT_ALLOWED_APPS = LOCAL_PREVIEW_APP
+DEFAULT_TICKET_LIFETIME = 300
+MIN_TICKET_LIFETIME = 30
+MAX_TICKET_LIFETIME = 600
+TICKET_AUDIENCE = "fal-realtime"
+ROLE_DRIVER = "driver"
+ROLE_VIEWER = "viewer"
+PROBE_TIMEOUT = 10.0
+
+# owner/alias, optionally followed by a sub-path, exactly as fal names its apps.
+APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$")
+
+# What a person should read for each relay error code (the relay's own reason follows).
+ERROR_HINTS = {
+    "UNAUTHORIZED": "The relay refused the ticket: check that Odoo and the relay share the same secret.",
+    "TICKET_EXPIRED": "The ticket expired before the relay saw it: check the clocks of Odoo and the relay.",
+    "APP_NOT_ALLOWED": "The relay does not allow this realtime app: add it to the relay's allowed apps.",
+    "ORIGIN_NOT_ALLOWED": "The relay refused this origin: add the Odoo URL to the relay's allowed origins.",
+    "UPSTREAM_UNAVAILABLE": "The relay is up but cannot reach the realtime model right now.",
+    "UPSTREAM_ERROR": "The realtime model reported an error.",
+    "RATE_LIMITED": "The relay is rate limiting this connection.",
+    "TOO_MANY_CONNECTIONS": "The relay has too many open connections right now.",
+}
+
+
+def parse_app_ids(text):
+    """Split a comma/space/newline separated list of app ids, keeping order.
+
+    :param text: the raw setting value
+    :return: list of app id strings
+    :raise UserError: when one of them is not an ``owner/alias`` id
+    """
+    apps = []
+    for app in re.split(r"[\s,]+", text or ""):
+        if not app:
+            continue
+        if not APP_ID_RE.match(app):
+            raise UserError(_("'%(app)s' is not a realtime app id (expected owner/alias, e.g. %(example)s).",
+                              app=app, example="fal-ai/fast-lcm-diffusion"))
+        if app not in apps:
+            apps.append(app)
+    return apps
+
+
+def normalize_relay_url(url):
+    """Check and normalise the relay public URL (http or https, no query).
+
+    :param url: the URL as typed by an administrator
+    :return: the URL without trailing slash
+    :raise UserError: when it is not an absolute http(s) URL
+    """
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise UserError(_("The relay URL must be an absolute http:// or https:// URL without query, "
+                          "e.g. https://relay.example.com (got '%s').", url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def websocket_url(relay_url, app_id):
+    """The relay's WebSocket URL for an app, without any ticket.
+
+    :param relay_url: normalised http(s) relay URL
+    :param app_id: realtime app id (owner/alias[/path])
+    :return: ``ws(s)://host[/prefix]/{app_id}/realtime``
+    """
+    parts = urlsplit(relay_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, f"{parts.path.rstrip('/')}/{app_id}/realtime", "", ""))
+
+
+class FalRealtimeRelay(models.AbstractModel):
+    _name = "llm.fal.realtime.relay"
+    _description = "fal.ai Realtime Relay"
+
+    @api.model
+    def _get_config(self, raise_if_incomplete=True):
+        """Read the relay settings.
+
+        :param raise_if_incomplete: raise a UserError when URL or secret is missing
+        :return: dict with ``relay_url``, ``secret``, ``allowed_apps``, ``lifetime``
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        url = params.get_param(PARAM_RELAY_URL) or ""
+        secret = params.get_param(PARAM_SHARED_SECRET) or ""
+        if raise_if_incomplete and not (url and secret):
+            raise UserError(_("Live preview is not set up yet: an administrator must set the relay URL and "
+                              "shared secret in Settings > General Settings > fal.ai Realtime."))
+        try:
+            lifetime = int(params.get_param(PARAM_TICKET_LIFETIME) or DEFAULT_TICKET_LIFETIME)
+        except ValueError:
+            lifetime = DEFAULT_TICKET_LIFETIME
+        lifetime = min(max(lifetime, MIN_TICKET_LIFETIME), MAX_TICKET_LIFETIME)
+        allowed = params.get_param(PARAM_ALLOWED_APPS, DEFAULT_ALLOWED_APPS)
+        return {
+            "relay_url": normalize_relay_url(url) if url else "",
+            "secret": secret,
+            "allowed_apps": parse_app_ids(allowed),
+            "lifetime": lifetime,
+        }
+
+    @api.model
+    def _session_id(self, thread):
+        """A stable live-session id per thread that nobody can guess.
+
+        HMAC of the database uuid and the thread id, keyed with the database's
+        private secret, so the driver and viewers of one thread share it.
+
+        :param thread: ``llm.thread`` record
+        :return: 32 hex characters
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        key = (params.get_param("database.secret") or "").encode()
+        msg = f"llm_fal_ai_realtime.session:{params.get_param('database.uuid')}:{thread.id}".encode()
+        return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
+
+    @api.model
+    def _mint_ticket(self, apps, role, session, config=None):
+        """Mint a short-lived HS256 ticket for the current user.
+
+        :param apps: list of app ids the ticket may open
+        :param role: ``driver`` or ``viewer`` (only meaningful with a session)
+        :param session: live-session id (or ``None`` for a ticket outside any live session)
+        :param config: result of :meth:`_get_config`, read when omitted
+        :return: ``(ticket, expires_in)``
+        """
+        if jwt is None:
+            raise UserError(_("The PyJWT Python package is not installed."))
+        config = config or self._get_config()
+        now = int(time.time())
+        claims = {
+            "iss": self.env["ir.config_parameter"].sudo().get_param("web.base.url") or "",
+            "sub": str(self.env.uid),
+            "aud": TICKET_AUDIENCE,
+            "apps": list(apps),
+            "iat": now,
+            "exp": now + config["lifetime"],
+            "jti": secrets.token_urlsafe(16),
+        }
+        if session:
+            claims["session"] = session
+            claims["role"] = role
+        return jwt.encode(claims, config["secret"], algorithm="HS256"), config["lifetime"]
+
+    @api.model
+    def _issue_session(self, thread_id, model_id):
+        """Everything a browser needs to open the live preview of a thread.
+
+        :param thread_id: id of the ``llm.thread`` (the current user must be able to read it)
+        :param model_id: id of the realtime ``llm.model`` to open
+        :return: dict ``{url, ticket, app, session, role, expires_in}``
+        :raise AccessError: the user cannot read the thread or the model's company
+        :raise UserError: the model is not realtime or not allowed, or the relay is not configured
+        """
+        if not isinstance(thread_id, int) or isinstance(thread_id, bool) or thread_id <= 0:
+            raise UserError(_("thread_id must be a positive integer."))
+        if not isinstance(model_id, int) or isinstance(model_id, bool) or model_id <= 0:
+            raise UserError(_("model_id must be a positive integer."))
+        thread = self.env["llm.thread"].browse(thread_id)
+        if not thread.exists():
+            raise UserError(_("This conversation does not exist (any more)."))
+        thread.check_access("read")  # raises AccessError for users who cannot read it
+        model = self.env["llm.model"].browse(model_id)
+        if not model.exists():
+            raise UserError(_("This model does not exist (any more)."))
+        model.check_access("read")
+        if model.provider_id.company_id and model.provider_id.company_id not in self.env.user.company_ids:
+            raise AccessError(_("The provider of model %s belongs to a company you do not work for.", model.name))
+        if not model.is_realtime:
+            raise UserError(_("Model %s has no realtime endpoint.", model.name))
+        config = self._get_config()
+        app = model.realtime_app_id
+        if app not in config["allowed_apps"]:
+            raise UserError(_("The realtime app %s is not allowed here: an administrator can allow it in Settings.",
+                              app))
+        role = ROLE_DRIVER if thread.sudo().user_id == self.env.user else ROLE_VIEWER
+        session = self._session_id(thread)
+        ticket, expires_in = self._mint_ticket([app], role, session, config=config)
+        _logger.info("realtime ticket issued: user=%s thread=%s app=%s role=%s", self.env.uid, thread.id, app, role)
+        return {
+            "url": websocket_url(config["relay_url"], app),
+            "ticket": ticket,
+            "app": app,
+            "session": session,
+            "role": role,
+            "expires_in": expires_in,
+        }
+
+    @api.model
+    def _probe(self, relay_url, secret, app, timeout=PROBE_TIMEOUT):
+        """Open a real WebSocket to the relay with a fresh ticket and render one frame.
+
+        :param relay_url: http(s) relay URL to test
+        :param secret: shared secret to sign the ticket with
+        :param app: app id to open
+        :param timeout: seconds to wait for the handshake and the first frame
+        :return: dict ``{ok, code, message, latency_ms}``; ``code`` is the relay's error code on failure
+        """
+        if websocket is None or msgpack is None:
+            raise UserError(_("The websocket-client and msgpack Python packages are required."))
+        relay_url = normalize_relay_url(relay_url)
+        config = {"secret": secret, "lifetime": 60}
+        ticket, _expires = self._mint_ticket([app], ROLE_DRIVER, None, config=config)
+        url = f"{websocket_url(relay_url, app)}?fal_jwt_token={quote(ticket)}"
+        started = time.monotonic()
+        conn = None
+        verdict = None
+        try:
+            # suppress_origin: this is a server-to-server check, not a browser handshake.
+            conn = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
+            frame = {"prompt": "Odoo connection test", "seed": 42, "strength": 0.5,
+                     "num_inference_steps": 2, "width": 256, "height": 256}
+            conn.send_binary(msgpack.packb(frame, use_bin_type=True))
+            deadline = started + timeout
+            while time.monotonic() < deadline:  # bounded: a few control frames at most
+                opcode, data = conn.recv_data(control_frame=False)
+                if opcode == websocket.ABNF.OPCODE_BINARY:
+                    result = msgpack.unpackb(data, raw=False)
+                    if isinstance(result, dict) and result.get("images"):
+                        latency = int((time.monotonic() - started) * 1000)
+                        verdict = {"ok": True, "code": "", "latency_ms": latency,
+                                   "message": _("The relay answered with a rendered frame in %s ms.", latency)}
+                        return verdict
+                    return self._probe_failure("BAD_FRAME", _("The relay answered with a frame without images."))
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    return self._probe_text(data)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return self._probe_failure("CLOSED", _("The relay closed the connection without a reason."))
+            return self._probe_failure("TIMEOUT", _("The relay sent no frame within %s seconds.", timeout))
+        except websocket.WebSocketBadStatusException as exc:
+            body = (exc.resp_body or b"")[:300].decode(errors="replace") if exc.resp_body else ""
+            return self._probe_failure("HTTP_%s" % exc.status_code,
+                                       _("The relay refused the WebSocket handshake (HTTP %(status)s). %(body)s",
+                                         status=exc.status_code, body=body))
+        except websocket.WebSocketTimeoutException:
+            return self._probe_failure("TIMEOUT", _("The relay did not answer within %s seconds.", timeout))
+        except websocket.WebSocketConnectionClosedException:
+            return self._probe_failure("CLOSED", _("The relay closed the connection without a reason."))
+        except OSError as exc:
+            return self._probe_failure("UNREACHABLE", _("Cannot reach the relay at %(url)s: %(error)s",
+                                                        url=relay_url, error=exc.strerror or exc))
+        finally:
+            if conn is not None:
+                if verdict and verdict["ok"]:
+                    conn.close(timeout=1)
+                else:
+                    # The relay already closed with its own code; a closing handshake would only
+                    # make websocket-client log that code as an error.
+                    conn.shutdown()
+
+    @api.model
+    def _probe_text(self, data):
+        """Turn a relay text frame into a probe verdict."""
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return self._probe_failure("BAD_FRAME", _("The relay sent an unreadable text frame."))
+        if isinstance(message, dict) and message.get("type") == "x-fal-error":
+            code = str(message.get("error") or "ERROR")
+            reason = str(message.get("reason") or "")
+            hint = ERROR_HINTS.get(code, "")
+            return self._probe_failure(code, _("The relay said %(code)s: %(reason)s %(hint)s",
+                                               code=code, reason=reason, hint=hint).strip())
+        return self._probe_failure("BAD_FRAME", _("The relay sent an unexpected message instead of a frame."))
+
+    @api.model
+    def _probe_failure(self, code, message):
+        _logger.info("realtime relay probe failed: %s", code)
+        return {"ok": False, "code": code, "message": message, "latency_ms": 0}

@@ -1,0 +1,7 @@
+from . import (
+    test_access,
+    test_fetch_models,
+    test_keep,
+    test_session,
+    test_settings,
+)
