@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import mimetypes
 import re
 import secrets
 from pathlib import Path
@@ -34,6 +35,7 @@ from .settings import Settings
 from .upstream import Target
 
 logger = logging.getLogger(__name__)
+mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScript type; not every OS maps .mjs
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

@@ -1,0 +1,147 @@
+"""Frames flow through the relay from the embedded fal app, fast paths and idle handling included."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+
+import httpx
+import websockets
+from PIL import Image
+
+from realtime_server.local_app.renderer import RENDERER_NAME
+
+from .conftest import LOCAL_SESSION_TIMEOUT, RunningRelay, next_frame, pack
+
+
+async def test_ticket_client_receives_jpeg_frames(relay: RunningRelay) -> None:
+    """A browser-style client with a ticket gets JPEG frames with fal's output shape."""
+    async with websockets.connect(relay.url(ticket=relay.ticket())) as ws:
+        await ws.send(pack(prompt="a red cat on a blue boat", seed=42))
+        result = await next_frame(ws)
+    image = result["images"][0]
+    assert image["content"][:3] == b"\xff\xd8\xff"
+    assert (image["width"], image["height"], image["content_type"]) == (512, 512, "image/jpeg")
+    assert Image.open(io.BytesIO(image["content"])).size == (512, 512)
+    assert result["seed"] == 42
+    assert result["renderer"] == RENDERER_NAME
+    assert result["timings"]["inference"] > 0
+
+
+async def test_same_prompt_and_seed_give_same_picture(relay: RunningRelay) -> None:
+    """Determinism holds through the relay; a new word changes the picture."""
+    async with websockets.connect(relay.url(ticket=relay.ticket())) as ws:
+        frames = []
+        for prompt in ("a lighthouse", "a lighthouse", "a lighthouse at night"):
+            await ws.send(pack(prompt=prompt, seed=7))
+            frames.append((await next_frame(ws))["images"][0]["content"])
+    assert frames[0] == frames[1]
+    assert frames[0] != frames[2]
+
+
+async def test_api_key_client_opens_any_allowed_app(relay: RunningRelay) -> None:
+    """Scripts authenticate with `Authorization: Key <relay key>`."""
+    headers = {"Authorization": "Key relay-key-1"}
+    async with websockets.connect(relay.url(), additional_headers=headers) as ws:
+        await ws.send(pack(prompt="key", seed=1))
+        assert (await next_frame(ws))["seed"] == 1
+
+
+async def test_upstream_idle_timeout_is_absorbed(relay: RunningRelay) -> None:
+    """fal ends idle sessions with x-fal-error TIMEOUT; the client sees nothing and its next input works."""
+    async with websockets.connect(relay.url(ticket=relay.ticket())) as ws:
+        await ws.send(pack(prompt="before", seed=1))
+        await next_frame(ws)
+        opens = relay.metric("relay_upstream_opens_total")
+        try:
+            async with asyncio.timeout(LOCAL_SESSION_TIMEOUT + 1.5):
+                unexpected = await ws.recv()
+        except TimeoutError:
+            unexpected = None
+        assert unexpected is None, f"client saw {unexpected!r} while upstream idled out"
+        await ws.send(pack(prompt="after", seed=2))
+        assert (await next_frame(ws))["seed"] == 2
+    assert relay.metric("relay_upstream_opens_total") == opens + 1
+
+
+async def test_newest_input_wins_when_inputs_outpace_upstream(relay: RunningRelay) -> None:
+    """A burst of inputs yields far fewer frames, and the last frame answers the last input."""
+    async with websockets.connect(relay.url(ticket=relay.ticket())) as ws:
+        for seed in range(30):
+            await ws.send(pack(prompt="burst", seed=seed))
+        seeds = []
+        while not seeds or seeds[-1] != 29:
+            seeds.append((await next_frame(ws))["seed"])
+    assert seeds[-1] == 29
+    assert len(seeds) < 30
+
+
+async def test_health_ready_and_metrics(relay: RunningRelay) -> None:
+    """/health is liveness, /ready checks the upstream, /metrics counts frames and latency."""
+    async with websockets.connect(relay.url(ticket=relay.ticket())) as ws:
+        await ws.send(pack(prompt="metrics", seed=3))
+        await next_frame(ws)
+    async with httpx.AsyncClient(base_url=relay.http) as http:
+        assert (await http.get("/health")).json() == {"status": "ok"}
+        assert (await http.get("/ready")).json() == {"status": "ready", "apps": ["local/preview"]}
+        text = (await http.get("/metrics")).text
+    assert 'relay_frames_total{direction="in"} 1.0' in text
+    assert 'relay_frames_total{direction="out"} 1.0' in text
+    assert "relay_frame_latency_seconds_count 1.0" in text
+
+
+async def test_ready_reports_unreachable_upstream(make_relay) -> None:
+    """/ready answers 503 when the upstream cannot be reached."""
+    async with make_relay(upstream_url="ws://127.0.0.1:9") as relay, httpx.AsyncClient(base_url=relay.http) as http:
+        response = await http.get("/ready")
+    assert response.status_code == 503
+
+
+async def test_logs_never_contain_tickets_or_keys(relay: RunningRelay, caplog) -> None:
+    """Connection logs name the user and app, never the ticket or the key."""
+    ticket = relay.ticket()
+    caplog.set_level(logging.INFO)
+    async with websockets.connect(relay.url(ticket=ticket)) as ws:
+        await ws.send(pack(prompt="log", seed=1))
+        await next_frame(ws)
+    async with websockets.connect(relay.url(ticket=ticket + "x")) as ws:
+        await ws.recv()
+    async with websockets.connect(relay.url(), additional_headers={"Authorization": "Key relay-key-1"}) as ws:
+        await ws.send(pack(prompt="log", seed=1))
+        await next_frame(ws)
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "connection open sub=7 app=local/preview" in text
+    assert ticket not in text and ticket.split(".")[2] not in text
+    assert "relay-key-1" not in text
+
+
+async def test_demo_page_and_client_are_served(relay: RunningRelay) -> None:
+    """The demo page, the client module and the vendored msgpack are served with JavaScript types."""
+    async with httpx.AsyncClient(base_url=relay.http) as http:
+        page = await http.get("/")
+        client = await http.get("/static/fal_realtime.js", headers={"Origin": "https://odoo.example"})
+        vendor = await http.get("/static/vendor/msgpack/index.mjs")
+    assert page.status_code == 200 and "demo.js" in page.text
+    assert client.headers["content-type"].startswith("text/javascript")
+    assert client.headers["access-control-allow-origin"] == "*"
+    assert vendor.headers["content-type"].startswith("text/javascript")
+
+
+async def test_dev_mode_mints_tickets_for_loopback(make_relay) -> None:
+    """Without a shared secret, /dev/ticket hands loopback pages a working ticket."""
+    async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
+        answer = (await http.post("/dev/ticket", json={})).json()
+        assert answer["app"] == "local/preview" and answer["expires_in"] == 300
+        async with websockets.connect(f"{answer['url']}?fal_jwt_token={answer['ticket']}") as ws:
+            await ws.send(pack(prompt="dev", seed=5))
+            assert (await next_frame(ws))["seed"] == 5
+
+
+async def test_dev_ticket_is_gone_outside_dev_mode(relay: RunningRelay) -> None:
+    """With a shared secret, tickets come from the backend only."""
+    async with httpx.AsyncClient(base_url=relay.http) as http:
+        response = await http.post("/dev/ticket", json={})
+    assert response.status_code == 404
+    assert json.loads(response.text) == {"error": "not found"}
