@@ -1,0 +1,47 @@
+"""The demo page in real Chromium: typing a prompt redraws the canvas and the HUD counts frames."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page
+
+from .browser import ARTIFACTS, chromium
+
+CANVAS_DATA = "document.getElementById('canvas').toDataURL('image/png')"
+
+
+async def _wait_for_new_canvas(page: Page, before: str) -> str:
+    await page.wait_for_function(f"{CANVAS_DATA} !== {before!r}", timeout=15_000)
+    return str(await page.evaluate(CANVAS_DATA))
+
+
+async def test_demo_page_draws_frames_as_you_type(make_relay) -> None:
+    """Dev mode, no configuration: the page gets a ticket, draws frames, and redraws as the prompt changes."""
+    async with make_relay(shared_secret=None) as relay, chromium() as browser:
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(relay.http + "/")
+        blank = str(await page.evaluate(CANVAS_DATA))
+        first = await _wait_for_new_canvas(page, blank)
+        await page.wait_for_function("document.getElementById('status').textContent === 'live'")
+        await page.click("#prompt")
+        await page.keyboard.press("End")
+        await page.keyboard.type(" under a green sun", delay=30)
+        typed = await _wait_for_new_canvas(page, first)
+        assert typed != first
+        await page.wait_for_function("Number(document.getElementById('fps').textContent) > 0", timeout=5_000)
+        p50 = await page.text_content("#p50")
+        assert p50 is not None and float(p50) > 0
+        assert "local/preview" in (await page.text_content("#renderer") or "")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "demo_page.png"))
+        assert errors == []
+
+
+async def test_demo_page_shows_relay_errors(make_relay) -> None:
+    """A refused ticket shows the relay's own code and reason in the status line."""
+    async with make_relay() as relay, chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(relay.http + "/?ticket=forged.ticket.value")
+        await page.wait_for_function("document.getElementById('status').classList.contains('error')")
+        assert await page.text_content("#status") == "UNAUTHORIZED: ticket is malformed (DecodeError)"
