@@ -1,5 +1,6 @@
 from . import (
     test_access,
+    test_chat_ui,
     test_fetch_models,
     test_keep,
     test_session,

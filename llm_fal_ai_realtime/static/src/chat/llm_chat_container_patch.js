@@ -1,1 +1,140 @@
 /** @odoo-module **/
+/**
+ * Odoo glue for LiveCanvas (kept thin on purpose): which threads get a live canvas, where
+ * tickets come from (the session endpoint), where the one browser client comes from (the
+ * relay that serves `static/fal_realtime.js`), and where kept frames go (the Keep endpoint,
+ * then the mail store so the message shows at once).
+ */
+import { _t } from "@web/core/l10n/translation";
+import { LLMChatContainer } from "@llm_thread/components/llm_chat_container/llm_chat_container";
+import { llmStoreService } from "@llm_thread/services/llm_store_service";
+import { rpc } from "@web/core/network/rpc";
+import { patch } from "@web/core/utils/patch";
+import { useService } from "@web/core/utils/hooks";
+import { LiveCanvas } from "@llm_fal_ai_realtime/live_canvas/live_canvas";
+
+const clientModules = new Map();
+
+/**
+ * The relay's http(s) base URL, from an app's ws(s) URL as the session endpoint returns it.
+ * @param {string} url e.g. wss://relay.example.com/prefix/fal-ai/fast-lcm-diffusion/realtime
+ * @param {string} app e.g. fal-ai/fast-lcm-diffusion
+ * @returns {string} e.g. https://relay.example.com/prefix
+ */
+export function relayHttpBase(url, app) {
+    const parsed = new URL(url);
+    const suffix = `/${app}/realtime`;
+    const prefix = parsed.pathname.endsWith(suffix) ? parsed.pathname.slice(0, -suffix.length) : "";
+    return `${parsed.protocol === "wss:" ? "https:" : "http:"}//${parsed.host}${prefix}`;
+}
+
+/**
+ * Import the one browser client from the relay that will serve the frames (cached per relay).
+ * A native dynamic import: Odoo's module system leaves it alone.
+ * @param {string} base the relay's http(s) base URL
+ * @returns {Promise<{RealtimeClient: Function}>}
+ */
+export function loadRealtimeClient(base) {
+    if (!clientModules.has(base)) {
+        const loading = import(/* webpackIgnore: true */ `${base}/static/fal_realtime.js`);
+        loading.catch(() => clientModules.delete(base));
+        clientModules.set(base, loading);
+    }
+    return clientModules.get(base);
+}
+
+function bytesToBase64(bytes) {
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+        binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(binary);
+}
+
+patch(llmStoreService, {
+    start(env, services) {
+        const llmStore = super.start(env, services);
+        const { orm } = services;
+        const getDataLoaders = llmStore.getDataLoaders.bind(llmStore);
+        Object.assign(llmStore, {
+            // Map<modelId, realtime app id> of the realtime models
+            realtimeApps: new Map(),
+            async loadRealtimeModels() {
+                const models = await orm.searchRead("llm.model", [["is_realtime", "=", true]], ["realtime_app_id"]);
+                this.realtimeApps.clear();
+                for (const model of models) {
+                    this.realtimeApps.set(model.id, model.realtime_app_id);
+                }
+            },
+            getDataLoaders() {
+                return [...getDataLoaders(), this.loadRealtimeModels];
+            },
+        });
+        return llmStore;
+    },
+});
+
+patch(LLMChatContainer, {
+    components: { ...LLMChatContainer.components, LiveCanvas },
+});
+
+patch(LLMChatContainer.prototype, {
+    setup() {
+        super.setup(...arguments);
+        this.liveCanvasNotification = useService("notification");
+    },
+
+    /** @returns {number|undefined} the active thread's model id, when that model is realtime */
+    get liveCanvasModelId() {
+        const thread = this.activeThread;
+        if (thread?.model !== "llm.thread") {
+            return undefined;
+        }
+        const modelId = thread.model_id?.id || thread.model_id;
+        return this.llmStore.realtimeApps?.has(modelId) ? modelId : undefined;
+    },
+
+    get hasLiveCanvas() {
+        return Boolean(this.liveCanvasModelId);
+    },
+
+    /** Realtime threads keep the composer: its text drives the live canvas. */
+    isMediaGenerationModel(thread) {
+        const modelId = thread?.model_id?.id || thread?.model_id;
+        if (this.llmStore.realtimeApps?.has(modelId)) {
+            return false;
+        }
+        return super.isMediaGenerationModel(thread);
+    },
+
+    async liveCanvasGetTicket(threadId, modelId) {
+        try {
+            return await rpc("/llm_fal_ai_realtime/session", { thread_id: threadId, model_id: modelId });
+        } catch (error) {
+            throw new Error(error.data?.message || error.message);
+        }
+    },
+
+    async liveCanvasCreateClient(modelId, options) {
+        const app = this.llmStore.realtimeApps.get(modelId);
+        const { RealtimeClient } = await loadRealtimeClient(relayHttpBase(options.url, app));
+        return new RealtimeClient(options);
+    },
+
+    async liveCanvasKeep(threadId, frame) {
+        let message;
+        try {
+            message = await rpc("/llm_fal_ai_realtime/keep", {
+                thread_id: threadId,
+                image: bytesToBase64(frame.bytes),
+                prompt: frame.prompt,
+                seed: frame.seed,
+                app: frame.app,
+            });
+        } catch (error) {
+            throw new Error(error.data?.message || error.message);
+        }
+        this.llmStore.handleStreamMessage(threadId, { type: "message_create", message });
+        this.liveCanvasNotification.add(_t("The frame is kept in the conversation."), { type: "success" });
+    },
+});

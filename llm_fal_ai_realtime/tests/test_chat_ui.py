@@ -1,0 +1,63 @@
+from odoo.tests import tagged
+
+from .common import FalRealtimeCase
+
+# Runs in the Odoo page: opens the LLM chat on a thread, types into the composer and waits for
+# the live canvas to draw frames from the real relay; then switches to a plain thread.
+CHAT_SCRIPT = """
+(async () => {
+    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    async function waitFor(what, test, timeoutMs = 20000) {
+        const deadline = Date.now() + timeoutMs;
+        while (Date.now() < deadline) {
+            const value = test();
+            if (value) { return value; }
+            await sleep(100);
+        }
+        throw new Error("timed out waiting for " + what);
+    }
+    try {
+        const env = odoo.__WOWL_DEBUG__.root.env;
+        await env.services.action.doAction("llm_thread.action_llm_chat", {
+            additionalContext: { active_id: "llm.thread_%(thread_id)s" },
+        });
+        const canvas = await waitFor("the live canvas", () => document.querySelector(".o_live_canvas"));
+        if (getComputedStyle(canvas).display !== "flex") {
+            throw new Error("the live canvas styles (SCSS) did not load");
+        }
+        const composerArea = document.querySelector(".o-llm-composer-area");
+        if (!composerArea || !composerArea.querySelector(".o-mail-Composer-input")) {
+            throw new Error("the composer must stay visible next to the live canvas");
+        }
+        if (canvas.compareDocumentPosition(composerArea) !== Node.DOCUMENT_POSITION_FOLLOWING
+                || canvas.contains(composerArea)) {
+            throw new Error("the live canvas must sit before the composer area, not over it");
+        }
+        const input = composerArea.querySelector(".o-mail-Composer-input");
+        input.focus();
+        input.value = "a lighthouse at dusk";
+        input.dispatchEvent(new InputEvent("input", { bubbles: true }));
+        await waitFor("live status", () => canvas.dataset.status === "live");
+        await waitFor("a drawn frame", () => Number(canvas.dataset.frames) > 0);
+        const pixel = canvas.querySelector("canvas").getContext("2d").getImageData(128, 128, 1, 1).data;
+        if (pixel[3] === 0) { throw new Error("the canvas is still blank"); }
+        if (!canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_keep").disabled) {
+            throw new Error("Keep must be enabled once a frame is drawn");
+        }
+        await env.services["llm.store"].selectThread(%(plain_thread_id)s);
+        await waitFor("the live canvas to go away", () => !document.querySelector(".o_live_canvas"));
+        console.log("test successful");
+    } catch (error) {
+        console.error("live canvas chat test failed: " + error.message);
+    }
+})();
+"""
+
+
+@tagged("post_install", "-at_install")
+class TestChatShowsLiveCanvas(FalRealtimeCase):
+    def test_chat_shows_live_canvas_for_realtime_model(self):
+        """The chat shows the live canvas next to the composer for a realtime model, and it draws frames."""
+        self.require_relay()
+        code = CHAT_SCRIPT % {"thread_id": self.thread.id, "plain_thread_id": self.plain_thread.id}
+        self.browser_js("/odoo", code, ready="odoo.isReady", login="rt_owner", timeout=90)
