@@ -1,0 +1,236 @@
+"""The addon's LiveCanvas with npm's @odoo/owl in Debian's Chromium, talking to the real relay.
+
+The page (tests/live_canvas/harness.*) is served by a tiny Starlette app on a loopback port;
+the component module and template come straight from llm_fal_ai_realtime/static/src/live_canvas/,
+the browser client from the relay itself (one copy), and tickets from the relay's own minting
+code through an exposed function, the way Odoo's session endpoint hands them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import itertools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from urllib.parse import urlencode
+
+import uvicorn
+from PIL import Image
+from playwright.async_api import Page
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from realtime_server import tickets
+from realtime_server.cli import free_port
+
+from .browser import ARTIFACTS, chromium
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "tests" / "live_canvas"
+COMPONENT = ROOT / "llm_fal_ai_realtime" / "static" / "src" / "live_canvas"
+OWL = HARNESS / "node_modules" / "@odoo" / "owl" / "dist" / "owl.es.js"
+FILES = {
+    "/harness.html": (HARNESS / "harness.html", "text/html"),
+    "/harness.js": (HARNESS / "harness.js", "text/javascript"),
+    "/owl.js": (OWL, "text/javascript"),
+    "/addon/live_canvas/live_canvas.js": (COMPONENT / "live_canvas.js", "text/javascript"),
+    "/addon/live_canvas/live_canvas.xml": (COMPONENT / "live_canvas.xml", "text/xml"),
+}
+CANVAS = ".o_live_canvas"
+CANVAS_DATA = "document.querySelector('.o_live_canvas_canvas').toDataURL('image/png')"
+_session_ids = itertools.count(1)
+
+
+async def _harness_file(request: Request) -> Response:
+    file, content_type = FILES[request.url.path]
+    return Response(file.read_bytes(), media_type=content_type)
+
+
+@asynccontextmanager
+async def harness_server() -> AsyncIterator[str]:
+    """Serve the harness on a free loopback port (a real server: Chromium only lets loopback pages
+    reach the loopback relay); yield its origin."""
+    port = free_port()
+    app = Starlette(routes=[Route(path, _harness_file) for path in FILES])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_config=None,
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+class Tally:
+    """What the page asked the Python side for, and the errors it threw."""
+
+    def __init__(self) -> None:
+        self.minted = 0
+        self.page_errors: list[str] = []
+
+
+@asynccontextmanager
+async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str = "driver", session: str | None = None,
+                           secret: str | None = None, lifetime: int = 300,
+                           prompt: str = "") -> AsyncIterator[tuple[Page, Tally]]:
+    """A page with LiveCanvas mounted, and the tally of tickets it asked for."""
+    assert OWL.exists(), "npm ci --prefix tests/live_canvas has not been run (scripts/test runs it)"
+    page = await browser.new_page()
+    tally = Tally()
+    page.on("pageerror", lambda error: tally.page_errors.append(str(error)))
+    session = session or f"harness-session-{next(_session_ids)}"
+
+    def mint_ticket() -> dict[str, Any]:
+        tally.minted += 1
+        ticket = tickets.mint(secret or relay.settings.shared_secret, sub="7", apps=["local/preview"], issuer=origin,
+                              lifetime=lifetime, session=session, role=role)
+        return {"url": relay.url("local/preview"), "ticket": ticket, "app": "local/preview", "role": role,
+                "session": session, "expires_in": lifetime}
+
+    await page.expose_function("mintTicket", mint_ticket)
+    await page.goto(f"{origin}/harness.html?{urlencode({'relay': relay.http, 'prompt': prompt})}")
+    await page.wait_for_function("window.harness && window.harness.ready", timeout=15_000)
+    try:
+        yield page, tally
+    finally:
+        await page.close()
+
+
+async def _status(page: Page) -> str | None:
+    return await page.get_attribute(CANVAS, "data-status")
+
+
+async def _wait_status(page: Page, status: str, timeout: float = 15_000) -> None:
+    await page.wait_for_function(
+        f"document.querySelector('{CANVAS}')?.dataset.status === {json.dumps(status)}", timeout=timeout)
+
+
+async def _wait_new_canvas(page: Page, before: str, timeout: float = 15_000) -> str:
+    await page.wait_for_function(f"{CANVAS_DATA} !== {json.dumps(before)}", timeout=timeout)
+    return str(await page.evaluate(CANVAS_DATA))
+
+
+async def test_live_canvas_draws_frames_as_you_type_and_keeps_the_frame(make_relay) -> None:
+    """Typing drives the preview, frames land on the canvas with fps/latency, Keep gets the frame's bytes."""
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin) as (page, tally):
+            blank = str(await page.evaluate(CANVAS_DATA))
+            assert await page.is_disabled(".o_live_canvas_keep"), "nothing to keep before the first frame"
+            await page.click(".harness_prompt")
+            await page.keyboard.type("a lighthouse at dusk", delay=20)
+            await _wait_status(page, "live")
+            first = await _wait_new_canvas(page, blank)
+            await page.keyboard.type(" in heavy rain", delay=20)
+            second = await _wait_new_canvas(page, first)
+            assert second != first
+            await page.wait_for_function(
+                "parseFloat(document.querySelector('.o_live_canvas_fps').textContent) > 0", timeout=5_000)
+            latency = await page.text_content(".o_live_canvas_latency")
+            assert latency and int(latency.split()[0]) > 0
+            assert "local" in (await page.text_content(".o_live_canvas_renderer") or "")
+            assert await page.text_content(".o_live_canvas_status") == "Live"
+
+            # Quiet period: no new input, so the last frame stays the last frame.
+            await page.wait_for_timeout(500)
+            await page.click(".o_live_canvas_keep")
+            await page.wait_for_function("window.harness.kept !== null", timeout=5_000)
+            kept = await page.evaluate("window.harness.kept")
+            last = await page.evaluate("window.harness.lastFrame")
+            assert kept["bytes"] == last, "Keep must hand over the bytes of the frame on the canvas"
+            raw = base64.b64decode(kept["bytes"])
+            assert raw[:3] == b"\xff\xd8\xff" and kept["contentType"] == "image/jpeg"
+            assert Image.open(io.BytesIO(raw)).size == (kept["width"], kept["height"])
+            assert kept["prompt"] == "a lighthouse at dusk in heavy rain"
+            assert isinstance(kept["seed"], int) and kept["app"] == "local/preview"
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "live_canvas_harness.png"))
+            assert tally.page_errors == []
+
+
+async def test_live_canvas_shows_the_relays_error_in_words(make_relay) -> None:
+    """An origin the relay does not allow ends in the error state with a plain message and the relay's reason."""
+    async with harness_server() as origin, make_relay(allowed_origins=("https://somewhere.else",)) as relay, \
+            chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, prompt="a red fox") as (page, _tally):
+            await _wait_status(page, "error")
+            assert await page.text_content(".o_live_canvas_status") == "Stopped"
+            message = await page.text_content(".o_live_canvas_error_message")
+            assert message == ("The preview server does not accept connections from this Odoo address. "
+                               "Ask an administrator to add it.")
+            reason = await page.text_content(".o_live_canvas_error_reason")
+            assert reason and reason.startswith(f"ORIGIN_NOT_ALLOWED: origin {origin} may not use this relay")
+            assert await page.is_visible(".o_live_canvas_retry")
+
+
+async def test_live_canvas_shows_unauthorized_for_a_foreign_ticket(make_relay) -> None:
+    """A ticket signed with another secret is refused; the canvas says so and does not hammer the relay."""
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, prompt="a red fox",
+                                    secret="some-other-secret-that-is-long-enough") as (page, tally):
+            await _wait_status(page, "error")
+            reason = await page.text_content(".o_live_canvas_error_reason")
+            assert reason == "UNAUTHORIZED: ticket signature does not match this relay's secret"
+            assert "shared secret" in (await page.text_content(".o_live_canvas_error_message") or "")
+            minted = tally.minted
+            await page.wait_for_timeout(1500)
+            assert tally.minted == minted and await _status(page) == "error", "a refused ticket is not retried"
+
+
+async def test_live_canvas_renews_its_ticket_and_stays_live(make_relay) -> None:
+    """With short tickets the canvas fetches fresh ones before expiry and keeps drawing."""
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, lifetime=3) as (page, tally):
+            blank = str(await page.evaluate(CANVAS_DATA))
+            await page.click(".harness_prompt")
+            await page.keyboard.type("a paper boat", delay=20)
+            await _wait_status(page, "live")
+            frame = await _wait_new_canvas(page, blank)
+            await page.wait_for_timeout(5000)
+            assert tally.minted >= 3, f"only {tally.minted} tickets in 5 s with a 3 s lifetime"
+            await page.keyboard.type(" on a pond", delay=20)
+            await _wait_new_canvas(page, frame)
+            assert await _status(page) in ("live", "reconnecting")
+            await _wait_status(page, "live")
+
+
+async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
+    """A viewer ticket for the same session receives the driver's frames and gets no controls or Keep."""
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, session="shared-thread-1") as (driver, _d), \
+                live_canvas_page(browser, relay, origin, role="viewer", session="shared-thread-1") as (viewer, _v):
+            await _wait_status(driver, "live")
+            await _wait_status(viewer, "live")
+            assert await viewer.text_content(".o_live_canvas_status") == "Watching live"
+            assert await viewer.query_selector(".o_live_canvas_keep") is None
+            assert await viewer.query_selector(".o_live_canvas_controls") is None
+            blank = str(await viewer.evaluate(CANVAS_DATA))
+            await driver.click(".harness_prompt")
+            await driver.keyboard.type("a hot air balloon", delay=20)
+            await _wait_new_canvas(viewer, blank)
+            assert int(await viewer.get_attribute(CANVAS, "data-frames") or 0) > 0
+
+
+async def test_closing_the_canvas_closes_the_connection(make_relay) -> None:
+    """Unmounting LiveCanvas (thread changed) closes its client for good."""
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, prompt="a tiny robot") as (page, tally):
+            await _wait_status(page, "live")
+            await page.click(".harness_toggle")
+            await page.wait_for_function(f"!document.querySelector('{CANVAS}')")
+            await page.wait_for_function("window.harness.clients.every((c) => c.state === 'closed')", timeout=5_000)
+            minted = tally.minted
+            await page.wait_for_timeout(1000)
+            assert tally.minted == minted, "a closed canvas must not fetch tickets"
