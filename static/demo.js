@@ -1,15 +1,21 @@
 /**
- * The demo page: a prompt box, seed/strength/steps and an optional webcam drive the live preview.
+ * The demo page: a prompt box, seed/strength/steps and an optional webcam drive a `<fal-live-canvas>`.
  * In dev mode the relay hands this page a ticket at /dev/ticket; elsewhere pass `?ticket=...&app=...`.
  */
-import { RealtimeClient } from "./fal_realtime.js";
+import { LIVE_STATES } from "./fal_live_canvas.js";
 
 const $ = (id) => document.getElementById(id);
-const canvas = $("canvas");
-const context = canvas.getContext("2d");
+const preview = $("preview");
 const params = new URLSearchParams(location.search);
+const STATUS_WORDS = Object.freeze({
+    [LIVE_STATES.CONNECTING]: "connecting…",
+    [LIVE_STATES.LIVE]: "live",
+    [LIVE_STATES.RECONNECTING]: "reconnecting…",
+    [LIVE_STATES.IDLE]: "idle — type to resume",
+    [LIVE_STATES.CLOSED]: "closed",
+});
 
-async function devTicket(app) {
+async function devTicket({ app }) {
     const response = await fetch("/dev/ticket", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
@@ -18,17 +24,13 @@ async function devTicket(app) {
     if (!response.ok) {
         throw new Error("this relay is not in dev mode: open the page with ?ticket=<ticket>&app=<owner/alias>");
     }
-    return response.json();
-}
-
-function ticketSource() {
-    if (params.get("ticket")) {
-        const app = params.get("app") || "local/preview";
-        const scheme = location.protocol === "https:" ? "wss" : "ws";
-        const answer = { url: `${scheme}://${location.host}/${app}/realtime`, ticket: params.get("ticket"), apps: [app] };
-        return async () => answer;
+    const answer = await response.json();
+    if (!$("app").options.length) {
+        for (const app of answer.apps) {
+            $("app").add(new Option(app, app, app === answer.app, app === answer.app));
+        }
     }
-    return () => devTicket($("app").value || undefined);
+    return answer;
 }
 
 function setStatus(text, isError = false) {
@@ -49,93 +51,61 @@ async function webcamFrame() {
     return new Uint8Array(await blob.arrayBuffer());
 }
 
-async function main() {
-    const getTicket = ticketSource();
-    const first = await getTicket().catch((error) => {
-        setStatus(error.message, true);
-        throw error;
-    });
-    for (const app of first.apps || [first.app]) {
-        $("app").add(new Option(app, app, app === first.app, app === first.app));
-    }
-    let client = null;
-
-    async function input() {
-        const value = {
-            prompt: $("prompt").value,
-            seed: Number($("seed").value) || 0,
-            strength: Number($("strength").value),
-            num_inference_steps: Number($("steps").value) || 4,
-        };
-        if ($("webcam").checked) {
-            const image = await webcamFrame();
-            if (image) {
-                value.image_bytes = image;
-            }
-        }
-        return value;
-    }
-
-    async function update() {
-        client.send(await input());
-    }
-
-    function open() {
-        client?.close();
-        client = new RealtimeClient({ getTicket, throttleMs: 16 });
-        client.addEventListener("statechange", ({ detail }) => {
-            const words = { connecting: "connecting…", open: "live", reconnecting: "reconnecting…", idle: "idle — type to resume" };
-            if (detail.state !== "error") {
-                setStatus(words[detail.state] || detail.state);
-            }
-        });
-        client.addEventListener("error", ({ detail }) => setStatus(`${detail.code}: ${detail.reason}`, true));
-        client.addEventListener("frame", ({ detail }) => {
-            if (detail.bitmap) {
-                canvas.width = detail.bitmap.width;
-                canvas.height = detail.bitmap.height;
-                context.drawImage(detail.bitmap, 0, 0);
-                detail.bitmap.close();
-            }
-            $("renderer").textContent = detail.result.renderer || "";
-            if ($("webcam").checked) {
-                update();
-            }
-        });
-        client.connect().then(update);
-    }
-
-    for (const id of ["prompt", "seed", "strength", "steps"]) {
-        $(id).addEventListener("input", update);
-    }
-    $("strength").addEventListener("input", () => ($("strength-value").value = Number($("strength").value).toFixed(2)));
-    $("app").addEventListener("change", open);
-    $("webcam").addEventListener("change", async () => {
-        const video = $("video");
-        if ($("webcam").checked) {
-            try {
-                video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true });
-                await video.play();
-            } catch (error) {
-                $("webcam").checked = false;
-                setStatus(`webcam unavailable: ${error.message}`, true);
-            }
-        } else if (video.srcObject) {
-            video.srcObject.getTracks().forEach((track) => track.stop());
-            video.srcObject = null;
-        }
-        update();
-    });
-    setInterval(() => {
-        if (!client) {
-            return;
-        }
-        const { fps, p50, p95 } = client.stats;
-        $("fps").textContent = fps.toFixed(1);
-        $("p50").textContent = p50 ? p50.toFixed(1) : "–";
-        $("p95").textContent = p95 ? p95.toFixed(1) : "–";
-    }, 250);
-    open();
+function readControls() {
+    preview.prompt = $("prompt").value;
+    preview.seed = Number($("seed").value) || 0;
+    preview.strength = Number($("strength").value);
+    preview.steps = Number($("steps").value) || 4;
 }
 
-main();
+preview.addEventListener("statechange", ({ detail }) => {
+    if (detail.state !== LIVE_STATES.ERROR) {
+        setStatus(STATUS_WORDS[detail.state] || detail.state);
+    }
+});
+preview.addEventListener("error", ({ detail }) => setStatus(`${detail.code}: ${detail.reason}`, true));
+preview.addEventListener("frame", async ({ detail }) => {
+    $("renderer").textContent = detail.result.renderer || "";
+    $("keep").disabled = false;
+    if ($("webcam").checked) {
+        preview.setInput({ image_bytes: await webcamFrame() }); // the next webcam frame answers this one
+    }
+});
+
+for (const id of ["prompt", "seed", "strength", "steps"]) {
+    $(id).addEventListener("input", readControls);
+}
+$("strength").addEventListener("input", () => ($("strength-value").value = Number($("strength").value).toFixed(2)));
+$("app").addEventListener("change", () => (preview.app = $("app").value));
+$("keep").addEventListener("click", async () => {
+    const blob = await preview.keep();
+    const link = Object.assign(document.createElement("a"), {
+        href: URL.createObjectURL(blob), download: "fal-live-preview.jpg", textContent: "download",
+    });
+    $("kept").replaceChildren(`Kept a ${(blob.size / 1024).toFixed(0)} kB JPEG: `, link);
+});
+$("webcam").addEventListener("change", async () => {
+    const video = $("video");
+    if ($("webcam").checked) {
+        try {
+            video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true });
+            await video.play();
+        } catch (error) {
+            $("webcam").checked = false;
+            setStatus(`webcam unavailable: ${error.message}`, true);
+        }
+    } else if (video.srcObject) {
+        video.srcObject.getTracks().forEach((track) => track.stop());
+        video.srcObject = null;
+    }
+    preview.setInput({ image_bytes: await webcamFrame() });
+});
+
+readControls();
+if (params.get("ticket")) {
+    const app = params.get("app") || "local/preview";
+    $("app").add(new Option(app, app, true, true));
+    Object.assign(preview, { app, ticket: params.get("ticket") });
+} else {
+    preview.getTicket = devTicket;
+}

@@ -6,7 +6,9 @@ from playwright.async_api import Page
 
 from .browser import ARTIFACTS, chromium
 
-CANVAS_DATA = "document.getElementById('canvas').toDataURL('image/png')"
+# The page draws through <fal-live-canvas id="preview">; its canvas and HUD live in its shadow root.
+SHADOW = "document.getElementById('preview').shadowRoot"
+CANVAS_DATA = f"{SHADOW}.querySelector('canvas').toDataURL('image/png')"
 
 
 async def _wait_for_new_canvas(page: Page, before: str) -> str:
@@ -21,16 +23,17 @@ async def test_demo_page_draws_frames_as_you_type(make_relay) -> None:
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         await page.goto(relay.http + "/")
+        await page.wait_for_function("customElements.get('fal-live-canvas') !== undefined", timeout=10_000)
         blank = str(await page.evaluate(CANVAS_DATA))
         first = await _wait_for_new_canvas(page, blank)
-        await page.wait_for_function("document.getElementById('status').textContent === 'live'")
+        await page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=10_000)
         await page.click("#prompt")
         await page.keyboard.press("End")
         await page.keyboard.type(" under a green sun", delay=30)
         typed = await _wait_for_new_canvas(page, first)
         assert typed != first
-        await page.wait_for_function("Number(document.getElementById('fps').textContent) > 0", timeout=5_000)
-        p50 = await page.text_content("#p50")
+        await page.wait_for_function(f"Number({SHADOW}.getElementById('fps').textContent) > 0", timeout=5_000)
+        p50 = await page.evaluate(f"{SHADOW}.getElementById('p50').textContent")
         assert p50 is not None and float(p50) > 0
         assert "local/preview" in (await page.text_content("#renderer") or "")
         ARTIFACTS.mkdir(exist_ok=True)
@@ -43,5 +46,5 @@ async def test_demo_page_shows_relay_errors(make_relay) -> None:
     async with make_relay() as relay, chromium() as browser:
         page = await browser.new_page()
         await page.goto(relay.http + "/?ticket=forged.ticket.value")
-        await page.wait_for_function("document.getElementById('status').classList.contains('error')")
+        await page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=10_000)
         assert await page.text_content("#status") == "UNAUTHORIZED: ticket is malformed (DecodeError)"

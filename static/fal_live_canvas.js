@@ -1,0 +1,473 @@
+/**
+ * `<fal-live-canvas>`: a live fal preview on any web page, as a standard custom element.
+ *
+ *     <script type="module" src="https://relay.example.com/static/fal_live_canvas.js"></script>
+ *     <fal-live-canvas app="local/preview" ticket-url="/fal/ticket" prompt="a red cat" hud></fal-live-canvas>
+ *
+ * It draws the frames of the one browser client (`fal_realtime.js`) on a canvas in its own
+ * shadow DOM, so the page's CSS and the widget's never meet. The relay serves the docs at `/widget`.
+ *
+ * @module fal_live_canvas
+ */
+import { RealtimeClient, RealtimeError, STATES as CLIENT_STATES } from "./fal_realtime.js";
+
+export const TAG_NAME = "fal-live-canvas";
+
+/** The element's `state`, as `statechange` reports it. */
+export const LIVE_STATES = Object.freeze({
+    CONNECTING: "connecting",
+    LIVE: "live",
+    RECONNECTING: "reconnecting",
+    IDLE: "idle", // the relay closed an idle connection; the next input reopens it
+    CLOSED: "closed",
+    ERROR: "error",
+});
+
+/** Ways a frame fills the element's box (CSS `object-fit`). */
+export const FITS = Object.freeze(["contain", "cover", "fill", "none", "scale-down"]);
+
+const FROM_CLIENT = Object.freeze({
+    [CLIENT_STATES.CONNECTING]: LIVE_STATES.CONNECTING,
+    [CLIENT_STATES.OPEN]: LIVE_STATES.LIVE,
+    [CLIENT_STATES.RECONNECTING]: LIVE_STATES.RECONNECTING,
+    [CLIENT_STATES.IDLE]: LIVE_STATES.IDLE,
+    [CLIENT_STATES.CLOSED]: LIVE_STATES.CLOSED,
+    [CLIENT_STATES.ERROR]: LIVE_STATES.ERROR,
+});
+
+const STATUS_TEXT = Object.freeze({
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    idle: "Paused — change the input to resume",
+    closed: "Closed",
+    error: "Stopped",
+});
+
+/** Attributes (and properties) that set an input field: name -> [wire field, parse]. */
+const INPUT_ATTRIBUTES = Object.freeze({
+    prompt: ["prompt", String],
+    seed: ["seed", (value) => Number.parseInt(value, 10)],
+    strength: ["strength", Number],
+    steps: ["num_inference_steps", (value) => Number.parseInt(value, 10)],
+});
+
+/** Attributes that choose the connection, mirrored as properties of the same (camelCase) name. */
+const CONNECTION_ATTRIBUTES = Object.freeze({
+    relay: "relay",
+    app: "app",
+    ticket: "ticket",
+    ticketUrl: "ticket-url",
+    mode: "mode",
+    session: "session",
+});
+
+const DEFAULT_SIZE = 512;
+const THROTTLE_MS = 16;
+const HUD_REFRESH_MS = 500;
+const VIEWER_RESUME_MS = 1000;
+const JPEG_QUALITY = 0.92;
+// The relay this module was loaded from: the default for the `relay` attribute.
+const MODULE_ORIGIN = new URL(import.meta.url).origin;
+
+const TEMPLATE = document.createElement("template");
+TEMPLATE.innerHTML = `<style>
+:host { display: inline-block; position: relative; max-width: 100%; overflow: hidden; contain: content;
+        border-radius: 8px; background: #202124; color: #e8eaed; font: 13px/1.4 system-ui, sans-serif; }
+:host([hidden]) { display: none; }
+canvas { display: block; width: 100%; height: 100%; }
+.hud { position: absolute; top: 6px; left: 6px; display: flex; gap: 0.6em; padding: 2px 8px; border-radius: 6px;
+       background: rgb(0 0 0 / 0.6); font: 12px ui-monospace, monospace; white-space: nowrap; }
+.hud[hidden] { display: none; }
+.status { position: absolute; left: 6px; right: 6px; bottom: 6px; margin: 0; padding: 4px 8px; border-radius: 6px;
+          background: rgb(0 0 0 / 0.6); }
+.status:empty, .status[data-state="live"] { clip-path: inset(50%); width: 1px; height: 1px; padding: 0; }
+.status[data-state="error"] { background: #5c2b29; color: #fad2cf; }
+</style>
+<canvas part="canvas" role="img" aria-label="Live preview"></canvas>
+<div class="hud" part="hud" aria-hidden="true" hidden>
+  <span>fps <b id="fps">0.0</b></span><span>p50 <b id="p50">–</b> ms</span><span>p95 <b id="p95">–</b> ms</span>
+</div>
+<p class="status" part="status" id="status" role="status" aria-live="polite"></p>`;
+
+async function fetchTicket(url, request) {
+    const response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(request),
+    });
+    if (!response.ok) {
+        throw new Error(`${url} answered ${response.status}`);
+    }
+    const body = await response.json();
+    return body.result ?? body; // an Odoo type="json" route wraps its answer in JSON-RPC's `result`
+}
+
+/**
+ * A live preview of one fal realtime app, drawn as frames arrive.
+ *
+ * Attributes: `relay`, `app`, `ticket`, `ticket-url`, `mode` (`viewer` never sends), `session`,
+ * `prompt`, `seed`, `strength`, `steps`, `width`, `height`, `fit`, `hud`, `label`.
+ * Properties: the same names (`ticketUrl`), plus `getTicket`, `input`, `state`, `stats`, `viewer`.
+ *
+ * @emits statechange  detail `{state, previous}`, state one of LIVE_STATES
+ * @emits frame        detail `{bitmap, bytes, contentType, result, latencyMs, timings}`; the bitmap is
+ *                     closed after the event, so copy it (`createImageBitmap(bitmap)`) to keep it
+ * @emits error        detail `{code, reason, error}`: the relay's x-fal-error code and reason
+ */
+export class FalLiveCanvas extends HTMLElement {
+    static observedAttributes = [
+        ...Object.values(CONNECTION_ATTRIBUTES), ...Object.keys(INPUT_ATTRIBUTES), "width", "height", "fit", "hud", "label",
+    ];
+
+    constructor() {
+        super();
+        const root = this.attachShadow({ mode: "open" });
+        root.append(TEMPLATE.content.cloneNode(true));
+        this._sizeSheet = new CSSStyleSheet();
+        root.adoptedStyleSheets = [this._sizeSheet];
+        this._canvas = root.querySelector("canvas");
+        this._context = this._canvas.getContext("2d");
+        this._hud = root.querySelector(".hud");
+        this._status = root.getElementById("status");
+        this._client = null;
+        this._state = "";
+        this._error = null;
+        this._role = null;
+        this._inputs = {};
+        this._lastImage = null;
+        this._getTicket = null;
+        this._startQueued = false;
+        this._sendQueued = false;
+        this._hudTimer = null;
+        this._resumeTimer = null;
+        this._applySize();
+        // A page may set properties before this module loads; those landed on the element itself.
+        for (const name of [...Object.keys(CONNECTION_ATTRIBUTES), ...Object.keys(INPUT_ATTRIBUTES), "getTicket"]) {
+            if (Object.hasOwn(this, name)) {
+                const value = this[name];
+                delete this[name];
+                this[name] = value;
+            }
+        }
+    }
+
+    connectedCallback() {
+        if (!this._client) {
+            this._queueStart();
+        }
+    }
+
+    disconnectedCallback() {
+        // Moving the element (remove, then insert) must not drop the connection.
+        queueMicrotask(() => !this.isConnected && this._stop());
+    }
+
+    attributeChangedCallback(name, previous, value) {
+        if (name in INPUT_ATTRIBUTES) {
+            this[name] = value;
+        } else if (name === "width" || name === "height" || name === "fit") {
+            this._applySize();
+        } else if (name === "hud") {
+            this._hud.hidden = value === null;
+            this._refreshHud();
+        } else if (name === "label") {
+            this._canvas.setAttribute("aria-label", value || "Live preview");
+        } else if (this.isConnected) {
+            this._queueStart(); // a connection attribute changed
+        }
+    }
+
+    /** `async ({app, session, role}) => ({url, ticket, expires_in})`; wins over `ticket-url` and `ticket`. */
+    get getTicket() {
+        return this._getTicket;
+    }
+
+    set getTicket(value) {
+        this._getTicket = typeof value === "function" ? value : null;
+        if (this.isConnected) {
+            this._queueStart();
+        }
+    }
+
+    /** The input sent on each change: the wire fields, e.g. `{prompt, seed, strength, num_inference_steps}`. */
+    get input() {
+        return { ...this._inputs };
+    }
+
+    /** One of LIVE_STATES, or "" before the element first connects. */
+    get state() {
+        return this._state;
+    }
+
+    /** `{fps, p50, p95}` over the last frames (latencies in ms). */
+    get stats() {
+        return this._client ? this._client.stats : { fps: 0, p50: 0, p95: 0 };
+    }
+
+    /** True for `mode="viewer"` or a viewer ticket: the element only watches and never sends. */
+    get viewer() {
+        return this.getAttribute("mode") === "viewer" || this._role === "viewer";
+    }
+
+    /**
+     * Merge wire fields into the input and send it (once per task, however many fields change).
+     * `null` or `undefined` removes a field. E.g. `setInput({image_bytes: jpegBytes})`.
+     * @param {object} fields
+     */
+    setInput(fields) {
+        for (const [key, value] of Object.entries(fields)) {
+            if (value === null || value === undefined || Number.isNaN(value)) {
+                delete this._inputs[key];
+            } else {
+                this._inputs[key] = value;
+            }
+        }
+        if (!this._sendQueued) {
+            this._sendQueued = true;
+            queueMicrotask(() => {
+                this._sendQueued = false;
+                this._send();
+            });
+        }
+    }
+
+    /**
+     * The current frame as a JPEG: the bytes as received when the app sent a JPEG, else re-encoded.
+     * @returns {Promise<Blob>}
+     */
+    async keep() {
+        const image = this._lastImage;
+        if (!image) {
+            throw new Error("no frame to keep yet");
+        }
+        if ((image.content_type || "image/jpeg") === "image/jpeg") {
+            return new Blob([image.content], { type: "image/jpeg" });
+        }
+        return new Promise((resolve, reject) => {
+            this._canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("could not encode the frame"))),
+                "image/jpeg", JPEG_QUALITY);
+        });
+    }
+
+    /** Connect again with a fresh ticket, e.g. after an error. */
+    reconnect() {
+        this._queueStart();
+    }
+
+    _queueStart() {
+        if (this._startQueued) {
+            return;
+        }
+        // Wait for the rest of this task, so setting several attributes connects once, with all of them.
+        this._startQueued = true;
+        queueMicrotask(() => {
+            this._startQueued = false;
+            if (this.isConnected) {
+                this._start();
+            }
+        });
+    }
+
+    _start() {
+        this._detach();
+        this._error = null;
+        const options = this._connectionOptions();
+        if (!options) {
+            this._status.textContent = "Waiting for a ticket: set ticket, ticket-url or getTicket";
+            return; // not configured yet, like an <img> without src; setting one of them starts it
+        }
+        const client = new RealtimeClient({ throttleMs: THROTTLE_MS, ...options });
+        this._client = client;
+        client.addEventListener("statechange", ({ detail }) => client === this._client && this._onState(detail.state));
+        client.addEventListener("frame", ({ detail }) => client === this._client && this._onFrame(detail));
+        client.addEventListener("error", ({ detail }) => client === this._client && this._onError(detail));
+        this._hudTimer = setInterval(() => this._refreshHud(), HUD_REFRESH_MS);
+        if (options.problem) {
+            this._onState(LIVE_STATES.CONNECTING);
+            this._onError(options.problem);
+            this._onState(LIVE_STATES.ERROR);
+            return;
+        }
+        client.connect();
+        this._send();
+    }
+
+    _connectionOptions() {
+        const fallbackUrl = this._defaultUrl();
+        const source = this._getTicket
+            ? () => this._getTicket(this._ticketRequest())
+            : this.ticketUrl ? () => fetchTicket(this.ticketUrl, this._ticketRequest()) : null;
+        if (source) {
+            const getTicket = async () => {
+                const answer = await source();
+                this._role = answer.role || null;
+                if (!answer.url && !fallbackUrl) {
+                    throw new Error("no app: set the app attribute, or answer with a url");
+                }
+                return answer;
+            };
+            return { url: fallbackUrl, getTicket };
+        }
+        if (!this.ticket) {
+            return null;
+        }
+        if (!fallbackUrl) {
+            return { problem: new RealtimeError("BAD_REQUEST", "no app: set the app attribute") };
+        }
+        return { url: fallbackUrl, ticket: this.ticket };
+    }
+
+    _ticketRequest() {
+        const request = { app: this.app || undefined };
+        if (this.session) {
+            request.session = this.session;
+        }
+        if (this.getAttribute("mode") === "viewer" || this.session) {
+            request.role = this.getAttribute("mode") === "viewer" ? "viewer" : "driver";
+        }
+        return request;
+    }
+
+    _defaultUrl() {
+        if (!this.app) {
+            return "";
+        }
+        const base = new URL(this.relay || MODULE_ORIGIN, location.href);
+        const scheme = base.protocol === "https:" || base.protocol === "wss:" ? "wss:" : "ws:";
+        return `${scheme}//${base.host}${base.pathname.replace(/\/+$/, "")}/${this.app}/realtime`;
+    }
+
+    _send() {
+        if (!this._client || this.viewer || this._state === LIVE_STATES.ERROR || !Object.keys(this._inputs).length) {
+            return;
+        }
+        this._client.send({ ...this._inputs });
+    }
+
+    _detach() {
+        const client = this._client;
+        this._client = null;
+        client?.close();
+        clearInterval(this._hudTimer);
+        clearTimeout(this._resumeTimer);
+    }
+
+    _stop() {
+        if (this._client) {
+            this._detach();
+            this._onState(LIVE_STATES.CLOSED);
+        }
+    }
+
+    _onState(clientState) {
+        const state = FROM_CLIENT[clientState] || clientState;
+        const previous = this._state;
+        if (state === previous) {
+            return;
+        }
+        this._state = state;
+        if (state === LIVE_STATES.LIVE) {
+            this._error = null;
+        }
+        if (state === LIVE_STATES.IDLE && this.viewer) {
+            // A viewer has no input to reopen the connection with, so it reopens it itself.
+            this._resumeTimer = setTimeout(() => this._client?.connect(), VIEWER_RESUME_MS);
+        }
+        this._renderStatus();
+        this._emit("statechange", { state, previous });
+    }
+
+    _onFrame({ bitmap, image, result, latencyMs }) {
+        if (bitmap) {
+            if (this._canvas.width !== bitmap.width || this._canvas.height !== bitmap.height) {
+                this._canvas.width = bitmap.width;
+                this._canvas.height = bitmap.height;
+            }
+            this._context.drawImage(bitmap, 0, 0);
+        }
+        if (image && image.content) {
+            this._lastImage = image;
+        }
+        this._emit("frame", {
+            bitmap,
+            bytes: image?.content ?? null,
+            contentType: image?.content_type ?? null,
+            result,
+            latencyMs,
+            timings: result?.timings ?? null,
+        });
+        bitmap?.close();
+    }
+
+    _onError(error) {
+        this._error = error;
+        this._renderStatus();
+        this._emit("error", { code: error.code, reason: error.reason, error });
+    }
+
+    _renderStatus() {
+        const words = STATUS_TEXT[this._state] || "";
+        const error = this._error;
+        this._status.dataset.state = this._state;
+        this._status.textContent = error ? `${words} — ${error.code}: ${error.reason}` : words;
+    }
+
+    _refreshHud() {
+        if (this._hud.hidden) {
+            return;
+        }
+        const { fps, p50, p95 } = this.stats;
+        const ms = (value) => (value ? value.toFixed(1) : "–");
+        this._hud.querySelector("#fps").textContent = fps.toFixed(1);
+        this._hud.querySelector("#p50").textContent = ms(p50);
+        this._hud.querySelector("#p95").textContent = ms(p95);
+    }
+
+    _applySize() {
+        const size = (name) => Number.parseFloat(this.getAttribute(name)) || DEFAULT_SIZE;
+        const fit = FITS.includes(this.getAttribute("fit")) ? this.getAttribute("fit") : "contain";
+        const [width, height] = [size("width"), size("height")];
+        if (!this._lastImage) {
+            [this._canvas.width, this._canvas.height] = [width, height];
+        }
+        // The page's own CSS on the element (width, height) overrides these.
+        this._sizeSheet.replaceSync(
+            `:host { width: ${width}px; aspect-ratio: ${width} / ${height}; } canvas { object-fit: ${fit}; }`);
+    }
+
+    _emit(type, detail) {
+        this.dispatchEvent(new CustomEvent(type, { detail }));
+    }
+}
+
+for (const [property, attribute] of Object.entries(CONNECTION_ATTRIBUTES)) {
+    Object.defineProperty(FalLiveCanvas.prototype, property, {
+        get() {
+            return this.getAttribute(attribute) ?? "";
+        },
+        set(value) {
+            if (value === null || value === undefined) {
+                this.removeAttribute(attribute);
+            } else {
+                this.setAttribute(attribute, value);
+            }
+        },
+    });
+}
+
+for (const [property, [field, parse]] of Object.entries(INPUT_ATTRIBUTES)) {
+    Object.defineProperty(FalLiveCanvas.prototype, property, {
+        get() {
+            return this._inputs[field];
+        },
+        set(value) {
+            this.setInput({ [field]: value === null || value === undefined ? undefined : parse(value) });
+        },
+    });
+}
+
+if (!customElements.get(TAG_NAME)) {
+    customElements.define(TAG_NAME, FalLiveCanvas);
+}
