@@ -15,6 +15,8 @@ import logging
 import mimetypes
 import re
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +32,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from . import protocol, tickets
 from .metrics import Metrics
 from .protocol import RelayError
-from .relay import ConnectionLimits, Relay, UpstreamReportedError
+from .relay import ConnectionLimits, Relay
+from .sessions import SessionHub, watch
 from .settings import Settings
 from .upstream import Target
 
@@ -112,22 +115,41 @@ def check_app(target: Target, ticket: tickets.Ticket, settings: Settings) -> Non
         raise protocol.AppNotAllowed(f"your ticket does not allow app {target.app}")
 
 
+def check_session_param(websocket: WebSocket, ticket: tickets.Ticket) -> None:
+    """`?session=` exists for load balancers to route on; it must match the ticket's own session."""
+    routed = websocket.query_params.get("session")
+    if routed is not None and routed != ticket.session:
+        raise protocol.BadRequest("the session query parameter does not match the ticket's session")
+
+
 async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -> None:
     if websocket.application_state is WebSocketState.CONNECTING:
         await websocket.accept()
-    frame = exc.frame if isinstance(exc, UpstreamReportedError) else protocol.error_frame(exc.error, exc.reason)
-    metrics.errors.labels(exc.error.value).inc()
+    if not isinstance(exc, protocol.SessionEnded):
+        metrics.errors.labels(exc.error.value).inc()
     try:
-        await websocket.send_text(frame)
+        await websocket.send_text(exc.frame())
         await websocket.close(exc.close_code, protocol.close_reason(exc.reason))
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
+
+
+@asynccontextmanager
+async def _session_limit(settings: Settings) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(settings.max_session_seconds):
+            yield
+    except TimeoutError:
+        raise protocol.SessionExpired(
+            f"sessions last at most {settings.max_session_seconds:g} s; reconnect to go on"
+        ) from None
 
 
 def create_app(settings: Settings) -> Starlette:
     """Build the relay for `settings`; the upstream URL must already be resolved."""
     metrics = Metrics()
     limits = ConnectionLimits(settings)
+    hub = SessionHub(settings, metrics)
     secret = settings.shared_secret or secrets.token_urlsafe(32)
     logging.getLogger("uvicorn.error").addFilter(RedactTickets())
     if settings.dev_mode:
@@ -143,17 +165,28 @@ def create_app(settings: Settings) -> Starlette:
             check_origin(websocket, settings)
             ticket = authenticate(websocket, settings, secret)
             check_app(target, ticket, settings)
-            with limits.admit(ticket.sub):
+            check_session_param(websocket, ticket)
+            role = ticket.role or "driver"
+            with limits.admit(ticket.sub), ExitStack() as stack:
+                session = None
+                if ticket.session is not None and role == "driver":
+                    session = stack.enter_context(hub.drive(ticket, target.app))
+                elif role == "viewer":
+                    session, outbox = stack.enter_context(hub.watch(ticket, target.app))
                 await websocket.accept()
-                metrics.connections.labels("driver").inc()
+                metrics.connections.labels(role).inc()
+                stack.callback(metrics.connections.labels(role).dec)
                 metrics.connections_total.labels("accepted").inc()
-                logger.info("connection open sub=%s app=%s peer=%s", ticket.sub, target.app, peer)
-                relay = Relay(websocket, settings, target, metrics)
-                try:
-                    await relay.run()
-                finally:
-                    metrics.connections.labels("driver").dec()
-            logger.info("connection closed sub=%s app=%s by=client", ticket.sub, target.app)
+                logger.info(
+                    "connection open sub=%s app=%s role=%s session=%s peer=%s",
+                    ticket.sub, target.app, role, ticket.session or "-", peer,
+                )
+                if role == "viewer":
+                    async with _session_limit(settings):
+                        await watch(websocket, session, outbox, metrics)
+                else:
+                    await Relay(websocket, settings, target, metrics, session.publish if session else None).run()
+            logger.info("connection closed sub=%s app=%s role=%s by=client", ticket.sub, target.app, role)
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close(protocol.CloseCode.NORMAL_CLOSURE)
         except RelayError as exc:
@@ -207,6 +240,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/", demo),
+        Route("/widget", lambda request: FileResponse(STATIC_DIR / "widget.html")),
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),
@@ -220,4 +254,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limits = limits
+    app.state.sessions = hub
     return app

@@ -47,7 +47,7 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
     VIEWER_READ_ONLY = "VIEWER_READ_ONLY"
-    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_BUSY = "SESSION_BUSY"
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     TIMEOUT = "TIMEOUT"
@@ -65,6 +65,10 @@ class RelayError(Exception):
     def __init__(self, reason: str | None = None) -> None:
         self.reason = reason or ""
         super().__init__(f"{self.error}: {self.reason}")
+
+    def frame(self) -> str:
+        """The text frame that tells the client, sent just before the close."""
+        return error_frame(self.error, self.reason)
 
 
 class Unauthorized(RelayError):
@@ -127,10 +131,19 @@ class ViewerReadOnly(RelayError):
     error, close_code = ErrorCode.VIEWER_READ_ONLY, CloseCode.POLICY_VIOLATION
 
 
-class SessionNotFound(RelayError):
-    """Raised when a viewer asks for a live session that no driver holds on this relay."""
+class SessionBusy(RelayError):
+    """Raised when a second driver tries to open a live session that already has one."""
 
-    error, close_code = ErrorCode.SESSION_NOT_FOUND, CloseCode.TRY_AGAIN_LATER
+    error, close_code = ErrorCode.SESSION_BUSY, CloseCode.TRY_AGAIN_LATER
+
+
+class SessionEnded(RelayError):
+    """Raised on each viewer when the driver leaves; told by x-fal-message, not as an error."""
+
+    close_code = CloseCode.SESSION_ENDED
+
+    def frame(self) -> str:
+        return message_frame("session_ended", reason=self.reason)
 
 
 class UpstreamUnavailable(RelayError):

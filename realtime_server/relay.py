@@ -43,6 +43,10 @@ class UpstreamState(enum.Enum):
     CLOSED = "closed"
 
 
+class OutboxClosed(Exception):
+    """Raised by `Outbox.get` once the outbox is closed and empty."""
+
+
 class Outbox:
     """Frames waiting for one receiver; beyond `size`, the oldest is dropped (latest frame wins)."""
 
@@ -50,6 +54,7 @@ class Outbox:
         self._frames: deque[Frame] = deque()
         self._size = size
         self._ready = asyncio.Event()
+        self._closed = False
         self.dropped = 0
 
     def put(self, frame: Frame) -> bool:
@@ -64,9 +69,16 @@ class Outbox:
 
     async def get(self) -> Frame:
         while not self._frames:
+            if self._closed:
+                raise OutboxClosed
             self._ready.clear()
             await self._ready.wait()
         return self._frames.popleft()
+
+    def close(self) -> None:
+        """No more frames will come; `get` raises `OutboxClosed` once the queued ones are taken."""
+        self._closed = True
+        self._ready.set()
 
 
 class RateLimit:
@@ -121,12 +133,20 @@ class ConnectionLimits:
 class Relay:
     """Relays one client connection to its upstream app until either side ends or a limit trips."""
 
-    def __init__(self, client: WebSocket, settings: Settings, target: upstream.Target, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        client: WebSocket,
+        settings: Settings,
+        target: upstream.Target,
+        metrics: Metrics,
+        fanout: Callable[[Frame], None] | None = None,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.target = target
         self.metrics = metrics
-        self.outboxes: list[Outbox] = [Outbox()]
+        self.outbox = Outbox()
+        self._fanout = fanout  # a live session's viewers, when this client drives one
         self.upstream_state = UpstreamState.OPENING
         self._pending: bytes | None = None  # newest input not yet sent upstream
         self._unanswered: bytes | None = None  # last input sent that no output has answered yet
@@ -139,7 +159,7 @@ class Relay:
         tasks = [
             asyncio.create_task(self._read_client(), name="read-client"),
             asyncio.create_task(self._pump_upstream(), name="pump-upstream"),
-            asyncio.create_task(self._write_client(self.outboxes[0]), name="write-client"),
+            asyncio.create_task(self._write_client(), name="write-client"),
         ]
         try:
             async with asyncio.timeout(self.settings.max_session_seconds):
@@ -259,18 +279,18 @@ class Relay:
             raise protocol.UpstreamError(f"upstream closed the connection unexpectedly (code {code})") from None
 
     def _broadcast(self, frame: Frame) -> None:
-        size = len(frame)
-        for outbox in self.outboxes:
-            if outbox.put(frame):
-                self.metrics.dropped.labels("out").inc()
+        if self.outbox.put(frame):
+            self.metrics.dropped.labels("out").inc()
+        if self._fanout is not None:
+            self._fanout(frame)
         self.metrics.frames.labels("upstream").inc()
-        self.metrics.bytes.labels("upstream").inc(size)
+        self.metrics.bytes.labels("upstream").inc(len(frame))
 
     # relay -> client
 
-    async def _write_client(self, outbox: Outbox) -> None:
+    async def _write_client(self) -> None:
         while True:
-            frame = await outbox.get()
+            frame = await self.outbox.get()
             if isinstance(frame, bytes):
                 await self.client.send_bytes(frame)
             else:
@@ -281,9 +301,11 @@ class Relay:
 class UpstreamReportedError(protocol.UpstreamError):
     """Raised when the upstream app sends its own x-fal-error; the client gets that frame unchanged."""
 
+    close_code = protocol.CloseCode.INTERNAL_ERROR
+
     def __init__(self, frame: str, payload: dict[str, object]) -> None:
         super().__init__(str(payload.get("reason") or "upstream reported an error"))
-        self.frame = frame
-        self.error = protocol.ErrorCode.UPSTREAM_ERROR
-        self.upstream_code = str(payload.get("error") or "UNKNOWN_ERROR")
-        self.close_code = protocol.CloseCode.INTERNAL_ERROR
+        self._frame = frame
+
+    def frame(self) -> str:
+        return self._frame

@@ -61,6 +61,8 @@ class Settings:
     max_connections_per_user: int = field(default=8, metadata={"env": "RELAY_MAX_CONNECTIONS_PER_USER"})
     idle_timeout: float = field(default=120.0, metadata={"env": "RELAY_IDLE_TIMEOUT"})
     max_session_seconds: float = field(default=3600.0, metadata={"env": "RELAY_MAX_SESSION_SECONDS"})
+    max_viewers_per_session: int = field(default=100, metadata={"env": "RELAY_MAX_VIEWERS_PER_SESSION"})
+    max_sessions_per_user: int = field(default=4, metadata={"env": "RELAY_MAX_SESSIONS_PER_USER"})
     # Serving (used by the console command)
     host: str = field(default="127.0.0.1", metadata={"env": "RELAY_HOST", "cast": str})
     port: int = field(default=8000, metadata={"env": "PORT"})
