@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from .echo import make_echo_app
 from .preview import make_preview_app
 from .server import build_asgi, create_gateway
 
@@ -19,7 +20,10 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds without input before a session ends with x-fal-error TIMEOUT, as fal's servers do",
     )
     args = parser.parse_args(argv)
-    gateway = create_gateway({"local/preview": build_asgi(make_preview_app(args.session_timeout))})
+    gateway = create_gateway({
+        "local/preview": build_asgi(make_preview_app(args.session_timeout)),
+        "local/echo": build_asgi(make_echo_app(args.session_timeout)),  # transport-only upstream for realtime-bench
+    })
     uvicorn.run(gateway, host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
 
 

@@ -1,0 +1,208 @@
+"""`realtime-bench`: start the routes, run the sweep with a progress bar, write table, JSON and PNG.
+
+The transport mode (default) measures the `local/echo` app over every route: a closed-loop sweep
+over frame sizes on one session, an open-loop sweep over concurrent sessions at a set input rate,
+and a stalled viewer on the relay. The render mode measures `local/preview` end to end instead.
+Points are taken route after route for each size, so drift on a busy machine hits all routes alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import procs
+from .load import LoadSpec
+from .procs import Route
+from .report import print_report, write_outputs
+from .runner import RssSampler, measure
+from .stats import Point, check_targets, comparisons
+
+logger = logging.getLogger(__name__)
+ROUTES = ("direct", "relay", "nginx")
+
+
+def _ints(text: str) -> list[int]:
+    units = {"k": 1024, "m": 1024 * 1024}
+    out = []
+    for item in text.split(","):
+        item = item.strip().lower().removesuffix("b")
+        mult = units.get(item[-1:], 1)
+        out.append(int(float(item[:-1] if mult > 1 else item) * mult))
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="realtime-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("transport", "render"), default="transport",
+                        help="transport: local/echo over every route (default); render: local/preview end to end")
+    parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated subset of %(default)s")
+    parser.add_argument("--sizes", type=_ints, default=_ints("4k,64k,512k"), help="reply frame sizes (4k,64k,512k)")
+    parser.add_argument("--sessions", type=_ints, default=[1, 10, 50, 200], help="concurrency sweep (1,10,50,200)")
+    parser.add_argument("--rate", type=float, default=10.0, help="inputs/s per session in the concurrency sweep")
+    parser.add_argument("--concurrency-frame-bytes", type=lambda t: _ints(t)[0], default=65536,
+                        help="reply size in the concurrency sweep (64k)")
+    parser.add_argument("--input-bytes", type=int, default=200, help="size of each input frame")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per frame-size point")
+    parser.add_argument("--concurrency-duration", type=float, default=4.0, help="seconds per concurrency point")
+    parser.add_argument("--max-frames", type=int, default=200_000, help="cap on frames per session per point")
+    parser.add_argument("--warmup", type=int, default=50, help="round trips per session before measuring")
+    parser.add_argument("--stall-seconds", type=float, default=4.0, help="stalled-viewer check; 0 skips it")
+    parser.add_argument("--stall-rate", type=float, default=30.0, help="inputs/s the stalled viewer sends")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
+    parser.add_argument("--nginx", default=None, help="nginx binary (default: nginx on PATH, else /usr/sbin/nginx)")
+    parser.add_argument("--relay-log", type=Path, default=None, help="write the relay's log here")
+    args = parser.parse_args(argv)
+    args.routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+    unknown = set(args.routes) - set(ROUTES)
+    if unknown:
+        parser.error(f"unknown route(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROUTES)}")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in load]}
+
+
+def start_routes(stack: ExitStack, args: argparse.Namespace, upstream_url: str, buffer_bytes: int) -> dict[str, Route]:
+    routes: dict[str, Route] = {}
+    for name in args.routes:
+        if name == "direct":
+            routes[name] = Route("direct", upstream_url)
+        elif name == "relay":
+            routes[name] = stack.enter_context(procs.relay(upstream_url, log_path=args.relay_log))
+        elif name == "nginx":
+            routes[name] = stack.enter_context(procs.nginx(upstream_url, buffer_bytes, args.nginx))
+    return routes
+
+
+def plan(args: argparse.Namespace, routes: dict[str, Route]) -> Iterator[tuple[str, Route, LoadSpec]]:
+    """Every point of the sweep, in the order it runs: (phase, route, spec)."""
+    live = [r for r in routes.values() if r.available]
+    app = "local/preview" if args.mode == "render" else "local/echo"
+    base = {"mode": "render" if args.mode == "render" else "echo", "input_bytes": args.input_bytes,
+            "max_frames": args.max_frames, "warmup_frames": args.warmup}
+    sizes = [0] if args.mode == "render" else args.sizes
+    for size in sizes:
+        for route in live:
+            yield "sizes", route, LoadSpec(url=route.url(app), headers=route.headers, frame_bytes=size,
+                                           duration_s=args.duration, **base)
+    if args.mode == "render":
+        return
+    for sessions in args.sessions:
+        for route in live:
+            yield "concurrency", route, LoadSpec(
+                url=route.url(app), headers=route.headers, sessions=sessions, rate=args.rate,
+                frame_bytes=args.concurrency_frame_bytes, duration_s=args.concurrency_duration,
+                **base | {"warmup_frames": min(args.warmup, 5)},
+            )
+
+
+def stalled_viewer(args: argparse.Namespace, route: Route, upstream: procs.ProcessProbe) -> dict[str, Any]:
+    """A viewer that sends inputs for large frames and never reads: the relay's RSS must stay flat."""
+    frame = max(args.sizes)
+    spec = LoadSpec(url=route.url("local/echo"), headers=route.headers, rate=args.stall_rate, frame_bytes=frame,
+                    input_bytes=args.input_bytes, duration_s=args.stall_seconds, warmup_frames=2, read=False,
+                    drain_s=0.0)
+    assert route.probe is not None
+    sampler = RssSampler(route.probe)
+    point = measure(route, spec, upstream, sampler)
+    samples = sampler.samples or [(0.0, route.probe.rss_bytes())]
+    settle = [rss for t, rss in samples if t <= 1.0] or [samples[0][1]]
+    return {
+        "route": route.name, "frame_bytes": frame, "rate": spec.rate, "duration_s": spec.duration_s,
+        "sent": point.sent, "rss_start_bytes": max(settle), "rss_end_bytes": samples[-1][1],
+        "rss_max_bytes": max(rss for _, rss in samples),
+        "growth_bytes": max(0, max(rss for _, rss in samples) - max(settle)),
+        "samples": [[round(t, 2), rss] for t, rss in samples],
+    }
+
+
+def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    started = time.monotonic()
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "mode": args.mode, "machine": machine(),
+        "command": " ".join(["realtime-bench", *sys.argv[1:]]), "rate": args.rate,
+        "concurrency_frame_bytes": args.concurrency_frame_bytes, "input_bytes": args.input_bytes,
+        "client": "websockets (asyncio, uvloop), one process", "upstream": "local/echo (fal SDK app, uvicorn)"
+        if args.mode == "transport" else "local/preview (fal SDK app, CPU renderer)",
+    }
+    sizes: list[Point] = []
+    conc: list[Point] = []
+    stall: dict[str, Any] | None = None
+    with ExitStack() as stack:
+        upstream_url, upstream = stack.enter_context(procs.upstream())
+        buffer_bytes = max([*args.sizes, args.concurrency_frame_bytes, 1024 * 1024]) + 64
+        routes = start_routes(stack, args, upstream_url, buffer_bytes)
+        points = list(plan(args, routes))
+        relay_up = "relay" in routes and routes["relay"].available
+        do_stall = args.mode == "transport" and args.stall_seconds > 0 and relay_up
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as progress:
+            task = progress.add_task("realtime-bench", total=len(points) + int(do_stall))
+            for phase, route, spec in points:
+                label = f"{phase}: {route.name} {spec.frame_bytes // 1024} KB × {spec.sessions}"
+                progress.update(task, description=label)
+                point = measure(route, spec, upstream)
+                (sizes if phase == "sizes" else conc).append(point)
+                progress.advance(task)
+            if do_stall:
+                progress.update(task, description="stalled viewer: relay")
+                stall = stalled_viewer(args, routes["relay"], upstream)
+                progress.advance(task)
+        meta["routes"] = {name: {"available": r.available, "reason": r.reason} for name, r in routes.items()}
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    baselines = [r for r in ("direct", "nginx") if r in meta["routes"]]
+    subjects = [r for r in ("relay", "nginx") if r in meta["routes"]]
+    result: dict[str, Any] = {
+        "meta": meta, "routes": meta.pop("routes"),
+        "sizes": [p.to_json() for p in sizes], "concurrency": [p.to_json() for p in conc],
+        "comparisons": {
+            phase: [row for subj in subjects for row in comparisons(pts, subj, [b for b in baselines if b != subj])]
+            for phase, pts in (("sizes", sizes), ("concurrency", conc))
+        },
+        "stall": stall,
+        "targets": [t.__dict__ for t in check_targets(
+            sizes, conc, stall["growth_bytes"] if stall else None,
+            frame_bytes=65536 if 65536 in args.sizes else max(args.sizes),
+            busy_sessions=max(args.sessions))] if args.mode == "transport" else [],
+    }
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    # Piped output (CI logs, `| tee`) gets a width that fits the tables instead of 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    result = run(args, console)
+    print_report(result, console)
+    paths = write_outputs(result, args.out, console)
+    console.print(f"wrote {paths['table']}, {paths['json']}, {paths['png']} in {result['meta']['elapsed_s']:g} s")
+
+
+if __name__ == "__main__":
+    main()

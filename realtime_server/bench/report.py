@@ -1,0 +1,181 @@
+"""The benchmark's outputs: a table on the terminal, a JSON file and a PNG plot.
+
+The JSON is the record (every point, the comparisons, the targets and the machine); the table and
+the plot are views of it, so they are built from the same dictionary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .stats import PERCENTILES
+
+ROUTE_COLOURS = {"direct": "tab:green", "relay": "tab:blue", "nginx": "tab:orange", "splice": "tab:purple"}
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MB"
+    return f"{n / 1024:g} KB" if n >= 1024 else f"{n} B"
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def points_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("route", "frame", "sessions", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "frames/s",
+                 "MB/s", "proxy CPU µs/frame", "proxy peak RSS MB", "lost"):
+        table.add_column(name, justify="left" if name == "route" else "right")
+    for p in points:
+        lat = p["latency_ms"]
+        rss = p["proxy_peak_rss_bytes"]
+        table.add_row(
+            p["route"], _size(p["frame_bytes"]), str(p["sessions"]),
+            *(_f(lat[k]) for k in ("p50", "p90", "p99", "p99.9", "max")),
+            _f(p["frames_per_s"], 0), _f(p["bytes_per_s"] / 1e6, 1), _f(p["proxy_cpu_us_per_frame"], 1),
+            _f(rss / 1e6 if rss else None, 1), str(p["lost"]),
+        )
+    return table
+
+
+def ratios_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("route", "frame", "sessions", "vs", "added p50 ms", "added p99 ms", "p50 ×", "p99 ×", "p99.9 ×",
+                 "frames/s ×", "CPU/frame ×", "peak RSS ×"):
+        table.add_column(name, justify="left" if name in ("route", "vs") else "right")
+    for row in rows:
+        for key, cmp in row.items():
+            if not key.startswith("vs_"):
+                continue
+            r, added = cmp["ratio"], cmp["added_ms"]
+            table.add_row(
+                row["route"], _size(row["frame_bytes"]), str(row["sessions"]), key[3:],
+                _f(added["p50"]), _f(added["p99"]), _f(r["p50"], 2), _f(r["p99"], 2), _f(r["p99.9"], 2),
+                _f(r["frames_per_s"], 2), _f(r["proxy_cpu_us_per_frame"], 2), _f(r["proxy_peak_rss_bytes"], 2),
+            )
+    return table
+
+
+def targets_table(targets: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title="Targets (issue 4)", title_justify="left")
+    for name in ("target", "measured", "limit", "unit", "met"):
+        table.add_column(name)
+    for t in targets:
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[t["met"]]
+        table.add_row(t["name"], _f(t["measured"]), _f(t["limit"]), t["unit"], met)
+    return table
+
+
+def print_report(result: dict[str, Any], console: Console) -> None:
+    for name, route in result["routes"].items():
+        if not route["available"]:
+            console.print(f"[yellow]route {name} not measured:[/] {route['reason']}")
+    if result["sizes"]:
+        console.print(points_table("Frame sizes (closed loop, one input in flight)", result["sizes"]))
+    if result["concurrency"]:
+        rate = result["meta"]["rate"]
+        console.print(points_table(f"Concurrency (open loop, {rate:g} inputs/s per session)", result["concurrency"]))
+    rows = result["comparisons"]["sizes"] + result["comparisons"]["concurrency"]
+    if rows:
+        console.print(ratios_table("Ratios (subject / baseline; added = subject − baseline)", rows))
+    if result.get("stall"):
+        s = result["stall"]
+        console.print(f"Stalled viewer on {s['route']}: relay RSS {s['rss_start_bytes'] / 1e6:.1f} MB → "
+                      f"{s['rss_end_bytes'] / 1e6:.1f} MB (max {s['rss_max_bytes'] / 1e6:.1f} MB) while "
+                      f"{s['sent']} inputs asked for {s['sent'] * s['frame_bytes'] / 1e6:.0f} MB it never read")
+    if result["targets"]:
+        console.print(targets_table(result["targets"]))
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(_clean(result), indent=2, allow_nan=False) + "\n")
+
+
+def _clean(value: Any) -> Any:
+    """NaN is not JSON: make it null before writing."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_outputs(result: dict[str, Any], out_dir: Path, console: Console) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench.json", "png": out_dir / "bench.png", "table": out_dir / "bench.txt"}
+    write_json(result, paths["json"])
+    write_plot(result, paths["png"])
+    with paths["table"].open("w") as fh:
+        print_report(result, Console(file=fh, width=160, no_color=True))
+    return paths
+
+
+def write_plot(result: dict[str, Any], path: Path) -> None:
+    """Latency percentiles per route and frame size (top row); throughput and p99 vs sessions (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({p["frame_bytes"] for p in result["sizes"]})
+    columns = max(len(sizes), 2)
+    fig = plt.figure(figsize=(4.2 * columns, 8), constrained_layout=True)
+    grid = fig.add_gridspec(2, columns)
+    labels = [name for name, _ in PERCENTILES] + ["max"]
+    for i, size in enumerate(sizes):
+        ax = fig.add_subplot(grid[0, i])
+        for p in (p for p in result["sizes"] if p["frame_bytes"] == size):
+            values = [p["latency_ms"][k] for k in labels]
+            ax.plot(labels, values, marker="o", label=p["route"], color=ROUTE_COLOURS.get(p["route"]))
+        ax.set_yscale("log")
+        ax.set_title(f"round trip, {_size(size)} frames, 1 session")
+        ax.set_ylabel("ms")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    conc = result["concurrency"]
+    routes = list(dict.fromkeys(p["route"] for p in conc))
+    for col, (key, label) in enumerate((("frames_per_s", "frames/s delivered"), ("p99", "p99 round trip, ms"))):
+        ax = fig.add_subplot(grid[1, col])
+        for route in routes:
+            pts = sorted((p for p in conc if p["route"] == route), key=lambda p: p["sessions"])
+            ys = [p[key] if key == "frames_per_s" else p["latency_ms"][key] for p in pts]
+            ax.plot([p["sessions"] for p in pts], ys, marker="o", label=route, color=ROUTE_COLOURS.get(route))
+        ax.set_xscale("log")
+        ax.set_xlabel("concurrent sessions")
+        ax.set_ylabel(label)
+        if conc:
+            ax.set_title(f"{label} vs sessions\n({result['meta']['rate']:g} inputs/s each, "
+                         f"{_size(result['meta']['concurrency_frame_bytes'])} frames)")
+            ax.legend()
+        ax.grid(True, which="both", alpha=0.3)
+    if columns > 2:
+        ax = fig.add_subplot(grid[1, 2])
+        proxies = [r for r in dict.fromkeys(p["route"] for p in result["sizes"]) if r != "direct"]
+        width = 0.8 / max(len(proxies), 1)
+        for i, route in enumerate(proxies):
+            pts = {p["frame_bytes"]: p["proxy_cpu_us_per_frame"] or 0.0 for p in result["sizes"] if p["route"] == route}
+            ax.bar([j + i * width for j in range(len(sizes))], [pts.get(s, 0.0) for s in sizes], width,
+                   label=route, color=ROUTE_COLOURS.get(route))
+        ax.set_xticks([j + width * (len(proxies) - 1) / 2 for j in range(len(sizes))], [_size(s) for s in sizes])
+        ax.set_ylabel("µs of proxy CPU per frame")
+        ax.set_title("proxy CPU per frame, 1 session")
+        ax.grid(True, axis="y", alpha=0.3)
+        if proxies:
+            ax.legend()
+    fig.suptitle(f"realtime-bench {result['meta']['date']} — {result['meta']['machine']['cpu_model']}, "
+                 f"{result['meta']['machine']['nproc']} cores")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

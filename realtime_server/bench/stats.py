@@ -1,0 +1,165 @@
+"""Figures from raw samples: latency percentiles, per-point summaries, route ratios and targets.
+
+Kept free of I/O so the numbers the report prints can be checked in isolation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
+LATENCY_KEYS = tuple(name for name, _ in PERCENTILES) + ("max", "mean")
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), on an already sorted sequence."""
+    if not sorted_values:
+        return math.nan
+    rank = (len(sorted_values) - 1) * pct / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+def latency_summary(samples_ns: Sequence[int]) -> dict[str, float]:
+    """Percentiles, max and mean in milliseconds."""
+    values = sorted(s / 1e6 for s in samples_ns)
+    summary = {name: percentile(values, pct) for name, pct in PERCENTILES}
+    summary["max"] = values[-1] if values else math.nan
+    summary["mean"] = sum(values) / len(values) if values else math.nan
+    return summary
+
+
+@dataclass
+class Point:
+    """One measurement: one route, one frame size, one number of sessions."""
+
+    route: str
+    frame_bytes: int
+    sessions: int
+    rate: float | None  # inputs/s per session; None = closed loop (next input when the reply arrives)
+    sent: int
+    received: int
+    duration_s: float
+    latency_ms: dict[str, float]
+    frames_per_s: float
+    bytes_per_s: float
+    proxy_cpu_s: float | None  # relay or nginx process tree; None on the direct route
+    proxy_cpu_us_per_frame: float | None
+    proxy_peak_rss_bytes: int | None
+    upstream_cpu_s: float
+    client_cpu_s: float
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.received
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lost"] = self.lost
+        return data
+
+
+def make_point(
+    route: str, spec_frame_bytes: int, sessions: int, rate: float | None, result: dict[str, Any],
+    proxy_cpu_s: float | None, proxy_peak_rss: int | None, upstream_cpu_s: float,
+) -> Point:
+    """Turn a load-generator result and the process readings into a `Point`."""
+    received = int(result["received"])
+    elapsed = float(result["elapsed_s"]) or math.nan
+    return Point(
+        route=route, frame_bytes=spec_frame_bytes, sessions=sessions, rate=rate,
+        sent=int(result["sent"]), received=received, duration_s=elapsed,
+        latency_ms=latency_summary(result["latencies_ns"]),
+        frames_per_s=received / elapsed, bytes_per_s=float(result["bytes_received"]) / elapsed,
+        proxy_cpu_s=proxy_cpu_s,
+        proxy_cpu_us_per_frame=(proxy_cpu_s / received * 1e6) if proxy_cpu_s is not None and received else None,
+        proxy_peak_rss_bytes=proxy_peak_rss, upstream_cpu_s=upstream_cpu_s,
+        client_cpu_s=float(result["client_cpu_s"]), errors=list(result.get("errors", [])),
+    )
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return None
+    return a / b
+
+
+def compare(subject: Point, baseline: Point) -> dict[str, Any]:
+    """Every figure of `subject` divided by `baseline`'s, plus the added latency in ms."""
+    ratios: dict[str, float | None] = {key: _ratio(subject.latency_ms[key], baseline.latency_ms[key])
+                                       for key in LATENCY_KEYS}
+    ratios["frames_per_s"] = _ratio(subject.frames_per_s, baseline.frames_per_s)
+    ratios["bytes_per_s"] = _ratio(subject.bytes_per_s, baseline.bytes_per_s)
+    ratios["proxy_cpu_us_per_frame"] = _ratio(subject.proxy_cpu_us_per_frame, baseline.proxy_cpu_us_per_frame)
+    ratios["proxy_peak_rss_bytes"] = _ratio(
+        float(subject.proxy_peak_rss_bytes) if subject.proxy_peak_rss_bytes else None,
+        float(baseline.proxy_peak_rss_bytes) if baseline.proxy_peak_rss_bytes else None,
+    )
+    added = {key: subject.latency_ms[key] - baseline.latency_ms[key] for key in LATENCY_KEYS}
+    return {"ratio": ratios, "added_ms": added}
+
+
+def comparisons(points: Sequence[Point], subject: str, baselines: Sequence[str]) -> list[dict[str, Any]]:
+    """For each (frame size, sessions) measured on `subject`, its comparison with each baseline route."""
+    index = {(p.route, p.frame_bytes, p.sessions): p for p in points}
+    rows = []
+    for p in points:
+        if p.route != subject:
+            continue
+        row: dict[str, Any] = {"route": subject, "frame_bytes": p.frame_bytes, "sessions": p.sessions}
+        for base in baselines:
+            other = index.get((base, p.frame_bytes, p.sessions))
+            if other is not None:
+                row[f"vs_{base}"] = compare(p, other)
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 4's targets, checked against the measured figures."""
+
+    name: str
+    measured: float | None
+    limit: float | None
+    unit: str
+    met: bool | None  # None when a route it needs was not measured
+
+
+def check_targets(
+    sizes: Sequence[Point], concurrency: Sequence[Point], stall_growth: float | None, subject: str = "relay",
+    frame_bytes: int = 65536, busy_sessions: int = 200,
+) -> list[Target]:
+    """The release targets: relay vs direct and tuned nginx at 64 KB, and 200 sessions at 10 inputs/s."""
+    index = {(p.route, p.frame_bytes): p for p in sizes if p.sessions == 1}
+    relay, direct, nginx = (index.get((r, frame_bytes)) for r in (subject, "direct", "nginx"))
+    targets: list[Target] = []
+
+    def add(name: str, measured: float | None, limit: float | None, unit: str, lower_is_better: bool = True) -> None:
+        met = None
+        if measured is not None and limit is not None:
+            met = measured <= limit if lower_is_better else measured >= limit
+        targets.append(Target(name, measured, limit, unit, met))
+
+    if relay and direct:
+        added = relay.latency_ms["p50"] - direct.latency_ms["p50"]
+        limit = nginx.latency_ms["p50"] - direct.latency_ms["p50"] + 0.02 if nginx else None
+        add("added p50 <= nginx's added p50 + 0.02 ms", added, limit, "ms")
+        add("p99 <= 1.5x direct p99", relay.latency_ms["p99"], 1.5 * direct.latency_ms["p99"], "ms")
+    if relay and nginx:
+        add("CPU per frame <= 1.5x nginx's", relay.proxy_cpu_us_per_frame,
+            1.5 * nginx.proxy_cpu_us_per_frame if nginx.proxy_cpu_us_per_frame else None, "us")
+        add("one-connection throughput >= nginx's", relay.frames_per_s, nginx.frames_per_s, "frames/s",
+            lower_is_better=False)
+    busy = next((p for p in concurrency if p.route == subject and p.sessions == busy_sessions), None)
+    if busy:
+        add(f"{busy_sessions} sessions: p99 < 5 ms", busy.latency_ms["p99"], 5.0, "ms")
+        add(f"{busy_sessions} sessions: frames lost", float(busy.lost), 0.0, "frames")
+    if stall_growth is not None:
+        add("stalled viewer: relay RSS growth", stall_growth / 1e6, 8.0, "MB")
+    return targets

@@ -1,0 +1,112 @@
+"""realtime-bench's smoke run: a tiny sweep over real servers, checking the outputs' shape, not the figures."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtime_server.bench import procs
+from realtime_server.bench.nginx import NginxConfig, find_nginx
+from realtime_server.bench.stats import LATENCY_KEYS, latency_summary, percentile
+
+ROUTES = ("direct", "relay", "nginx")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One tiny sweep: two frame sizes, two concurrency levels, a short stalled viewer, every route."""
+    out = tmp_path_factory.mktemp("bench")
+    cmd = [
+        sys.executable, "-m", "realtime_server.bench", "--sizes", "4k,64k", "--sessions", "1,3", "--rate", "20",
+        "--duration", "0.4", "--concurrency-duration", "0.5", "--warmup", "3", "--stall-seconds", "0.6",
+        "--out", str(out),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done, out
+
+
+def _check_point(point: dict[str, Any]) -> None:
+    assert set(LATENCY_KEYS) <= set(point["latency_ms"])
+    for key in LATENCY_KEYS:
+        assert point["latency_ms"][key] > 0, (point["route"], key)
+    assert point["latency_ms"]["p50"] <= point["latency_ms"]["p99"] <= point["latency_ms"]["max"]
+    assert point["received"] > 0 and point["frames_per_s"] > 0 and point["bytes_per_s"] > 0
+    if point["route"] == "direct":
+        assert point["proxy_cpu_s"] is None
+    else:
+        assert point["proxy_cpu_s"] is not None and point["proxy_peak_rss_bytes"] > 0
+
+
+def test_smoke_run_writes_table_json_and_png(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The CLI prints the tables and writes bench.txt, bench.json and bench.png."""
+    done, out = smoke
+    for title in ("Frame sizes", "Concurrency", "Ratios", "Targets"):
+        assert title in done.stdout
+        assert title in (out / "bench.txt").read_text()
+    assert "relay" in done.stdout and "direct" in done.stdout
+
+
+def test_smoke_json_has_every_route_percentile_and_ratio(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Each route has positive percentiles for each size and concurrency; ratios and targets are there."""
+    result = json.loads((smoke[1] / "bench.json").read_text())
+    assert {"meta", "routes", "sizes", "concurrency", "comparisons", "stall", "targets"} <= set(result)
+    assert result["meta"]["machine"]["nproc"] >= 1
+    nginx_present = find_nginx() is not None
+    assert result["routes"]["nginx"]["available"] is nginx_present
+    measured = [r for r in ROUTES if result["routes"][r]["available"]]
+    assert set(measured) == ({"direct", "relay", "nginx"} if nginx_present else {"direct", "relay"})
+    sizes = {(p["route"], p["frame_bytes"]) for p in result["sizes"]}
+    assert sizes == {(r, s) for r in measured for s in (4096, 65536)}
+    assert {(p["route"], p["sessions"]) for p in result["concurrency"]} == {(r, n) for r in measured for n in (1, 3)}
+    for point in result["sizes"] + result["concurrency"]:
+        _check_point(point)
+    vs = {key for row in result["comparisons"]["sizes"] if row["route"] == "relay" for key in row}
+    assert "vs_direct" in vs and ("vs_nginx" in vs) is nginx_present
+    row = next(r for r in result["comparisons"]["sizes"] if r["route"] == "relay")
+    assert set(LATENCY_KEYS) <= set(row["vs_direct"]["added_ms"])
+    assert {"frames_per_s", "bytes_per_s", "proxy_cpu_us_per_frame", "p50", "p99.9"} <= set(row["vs_direct"]["ratio"])
+    assert result["stall"]["route"] == "relay" and result["stall"]["rss_max_bytes"] > 0
+    assert {t["name"] for t in result["targets"]} >= {"p99 <= 1.5x direct p99", "3 sessions: frames lost"}
+
+
+def test_smoke_png_is_a_sensible_png(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The plot is a PNG of a readable size."""
+    data = (smoke[1] / "bench.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 400 <= width <= 4000 and 300 <= height <= 4000
+    assert 10_000 < len(data) < 5_000_000
+
+
+def test_missing_nginx_makes_an_unavailable_route_that_says_why() -> None:
+    """Without the nginx binary the route is skipped with a reason naming the Debian package."""
+    with procs.nginx("ws://127.0.0.1:9", 65536, binary="/nonexistent/nginx") as route:
+        assert not route.available
+        assert route.reason == "/nonexistent/nginx not found (Debian: apt-get install nginx); route skipped"
+
+
+@pytest.mark.skipif(find_nginx() is None, reason="Debian's nginx is not installed")
+def test_generated_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
+    """The generated config is valid nginx, with buffering off and a buffer of at least one frame."""
+    config = NginxConfig(tmp_path, 8080, 8081, buffer_bytes=524_352)
+    path = config.write()
+    text = path.read_text()
+    assert "proxy_buffering off;" in text and "proxy_buffer_size 513k;" in text
+    check = subprocess.run([str(find_nginx()), "-t", "-p", str(tmp_path), "-c", str(path)],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+
+
+def test_percentiles_interpolate_like_numpy() -> None:
+    """Percentiles interpolate between closest ranks; the summary is in milliseconds."""
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([1.0, 2.0, 3.0, 4.0], 99.9) == pytest.approx(3.997)
+    summary = latency_summary([1_000_000, 2_000_000, 3_000_000])
+    assert summary["p50"] == 2.0 and summary["max"] == 3.0 and summary["mean"] == 2.0
