@@ -181,11 +181,12 @@ def create_app(settings: Settings) -> Starlette:
                     "connection open sub=%s app=%s role=%s session=%s peer=%s",
                     ticket.sub, target.app, role, ticket.session or "-", peer,
                 )
-                if role == "viewer":
-                    async with _session_limit(settings):
+                async with _session_limit(settings):
+                    if role == "viewer":
                         await watch(websocket, session, outbox, metrics)
-                else:
-                    await Relay(websocket, settings, target, metrics, session.publish if session else None).run()
+                    else:
+                        fanout = session.publish if session else None
+                        await Relay(websocket, settings, target, metrics, fanout).run()
             logger.info("connection closed sub=%s app=%s role=%s by=client", ticket.sub, target.app, role)
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close(protocol.CloseCode.NORMAL_CLOSURE)

@@ -52,7 +52,6 @@ class ErrorCode(enum.StrEnum):
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     TIMEOUT = "TIMEOUT"
     SESSION_EXPIRED = "SESSION_EXPIRED"
-    SHUTTING_DOWN = "SHUTTING_DOWN"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -168,12 +167,6 @@ class SessionExpired(RelayError):
     """Raised when a connection outlives RELAY_MAX_SESSION_SECONDS."""
 
     error, close_code = ErrorCode.SESSION_EXPIRED, CloseCode.SESSION_EXPIRED
-
-
-class ShuttingDown(RelayError):
-    """Raised on every open connection when the relay stops; the client should reconnect."""
-
-    error, close_code = ErrorCode.SHUTTING_DOWN, CloseCode.SERVICE_RESTART
 
 
 def error_frame(error: str, reason: str) -> str:
