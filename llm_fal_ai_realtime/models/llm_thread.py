@@ -6,6 +6,9 @@ from markupsafe import Markup
 
 from odoo import _, models
 from odoo.exceptions import UserError
+from odoo.tools import html2plaintext
+
+from .fal_realtime_relay import LOCAL_PREVIEW_APP
 
 _logger = logging.getLogger(__name__)
 
@@ -82,3 +85,35 @@ class LLMThread(models.Model):
         )
         _logger.info("live preview frame kept: thread=%s message=%s bytes=%s", self.id, message.id, len(raw))
         return message
+
+    # ------------------------------------------------------------------ render final
+
+    def _fal_realtime_final_inputs(self, message):
+        """Generation inputs for a final render of a realtime thread's user message.
+
+        A message typed in the composer carries its prompt in the body only; llm_generate
+        reads ``body_json``, so the prompt (and any seed) is put there.
+
+        :param message: the user's ``mail.message``
+        :return: dict of inputs for llm_fal_ai's generation
+        :raise UserError: for the embedded preview app, or without any prompt
+        """
+        self.ensure_one()
+        if self.model_id.realtime_app_id == LOCAL_PREVIEW_APP:
+            raise UserError(_("The embedded preview (local/preview) only renders live frames: use Keep to save one, "
+                              "or choose a fal model to render a final image."))
+        inputs = dict(message.body_json or {}) if isinstance(message.body_json, dict) else {}
+        if not inputs.get("prompt"):
+            inputs["prompt"] = html2plaintext(message.body or "").strip()
+        if not inputs["prompt"]:
+            raise UserError(_("Type a prompt first: the final render needs one."))
+        return inputs
+
+    def _generate_response(self, message):
+        """Render final: realtime models render through llm_fal_ai's own generation path."""
+        self.ensure_one()
+        if self.model_id.is_realtime:
+            inputs = self._fal_realtime_final_inputs(message)
+            if inputs != message.body_json:
+                message.sudo().body_json = inputs
+        return (yield from super()._generate_response(message))

@@ -49,6 +49,12 @@ class FalRealtimeCase(HttpCase):
             "model_use": "image_generation",
             "details": {"realtime": {"app_id": "fal-ai/fast-turbo-diffusion"}},
         })
+        cls.lcm_model = Model.create({
+            "name": "fal-ai/fast-lcm-diffusion",
+            "provider_id": cls.provider.id,
+            "model_use": "image_generation",
+            "details": {"realtime": {"app_id": "fal-ai/fast-lcm-diffusion"}},
+        })
         cls.plain_model = Model.create({
             "name": "fal-ai/flux/dev",
             "provider_id": cls.provider.id,
@@ -66,6 +72,11 @@ class FalRealtimeCase(HttpCase):
             "name": "Another live thread",
             "provider_id": cls.provider.id,
             "model_id": cls.preview_model.id,
+        })
+        cls.lcm_thread = Thread.with_user(cls.owner).create({
+            "name": "fal LCM thread",
+            "provider_id": cls.provider.id,
+            "model_id": cls.lcm_model.id,
         })
         cls.plain_thread = Thread.with_user(cls.owner).create({
             "name": "Plain thread",

@@ -44,6 +44,25 @@ CHAT_SCRIPT = """
         if (!canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_keep").disabled) {
             throw new Error("Keep must be enabled once a frame is drawn");
         }
+        if (canvas.querySelector(".o_live_canvas_render")) {
+            throw new Error("local/preview has no final render, so no Render final button");
+        }
+        // A fal model this relay does not serve (no FAL_KEY): the relay's own error, in words.
+        await env.services["llm.store"].selectThread(%(lcm_thread_id)s);
+        const lcm = await waitFor("the error state", () => {
+            const el = document.querySelector(".o_live_canvas");
+            return el && el.dataset.status === "error" && el;
+        });
+        const said = lcm.querySelector(".o_live_canvas_error_message").textContent;
+        if (!said.includes("not enabled on the preview server")) {
+            throw new Error("unexpected error message: " + said);
+        }
+        if (!lcm.querySelector(".o_live_canvas_error_reason").textContent.startsWith("APP_NOT_ALLOWED: ")) {
+            throw new Error("the relay's code and reason must be shown");
+        }
+        if (!lcm.querySelector(".o_live_canvas_render")) {
+            throw new Error("fal realtime models offer Render final");
+        }
         await env.services["llm.store"].selectThread(%(plain_thread_id)s);
         await waitFor("the live canvas to go away", () => !document.querySelector(".o_live_canvas"));
         console.log("test successful");
@@ -59,5 +78,6 @@ class TestChatShowsLiveCanvas(FalRealtimeCase):
     def test_chat_shows_live_canvas_for_realtime_model(self):
         """The chat shows the live canvas next to the composer for a realtime model, and it draws frames."""
         self.require_relay()
-        code = CHAT_SCRIPT % {"thread_id": self.thread.id, "plain_thread_id": self.plain_thread.id}
+        code = CHAT_SCRIPT % {"thread_id": self.thread.id, "plain_thread_id": self.plain_thread.id,
+                              "lcm_thread_id": self.lcm_thread.id}
         self.browser_js("/odoo", code, ready="odoo.isReady", login="rt_owner", timeout=90)

@@ -121,6 +121,17 @@ patch(LLMChatContainer.prototype, {
         return new RealtimeClient(options);
     },
 
+    /** The embedded preview app has no final render; fal's realtime models do (their normal endpoint). */
+    get liveCanvasCanRenderFinal() {
+        const app = this.llmStore.realtimeApps?.get(this.liveCanvasModelId);
+        return Boolean(app && app !== "local/preview" && this.llmStore.postGenerationMessage);
+    },
+
+    /** Render final through llm_generate / llm_fal_ai's generation path (message + streamed job). */
+    async liveCanvasRenderFinal(threadId, inputs) {
+        await this.llmStore.postGenerationMessage(threadId, inputs);
+    },
+
     async liveCanvasKeep(threadId, frame) {
         let message;
         try {

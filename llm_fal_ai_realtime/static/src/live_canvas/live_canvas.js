@@ -71,6 +71,8 @@ export class LiveCanvas extends Component {
         createClient: { type: Function },
         /** `async ({bytes, contentType, width, height, prompt, seed, app}) => void`: posts a frame. */
         onKeep: { type: Function, optional: true },
+        /** `async ({prompt, seed}) => void`: asks for a full-quality render (the model's normal endpoint). */
+        onRenderFinal: { type: Function, optional: true },
         /** Initial seed; the user can change it. */
         seed: { type: Number, optional: true, validate: (s) => Number.isInteger(s) && s >= 0 },
         /** Initial strength, 0..1. */
@@ -110,6 +112,7 @@ export class LiveCanvas extends Component {
             errorReason: "",
             keeping: false,
             keepError: "",
+            rendering: false,
         });
         this.client = null;
         this.lastFrame = null; // {image, seed, prompt}
@@ -353,6 +356,26 @@ export class LiveCanvas extends Component {
             this.state.keepError = error?.message || String(error);
         } finally {
             this.state.keeping = false;
+        }
+    }
+
+    get canRenderFinal() {
+        return Boolean(this.props.onRenderFinal && this.isDriver && this.props.prompt.trim() && !this.state.rendering);
+    }
+
+    /** Ask for a final render of the current prompt and seed. */
+    async onRenderFinal() {
+        if (!this.canRenderFinal) {
+            return;
+        }
+        this.state.rendering = true;
+        this.state.keepError = "";
+        try {
+            await this.props.onRenderFinal({ prompt: this.props.prompt.trim(), seed: this.state.seed });
+        } catch (error) {
+            this.state.keepError = error?.message || String(error);
+        } finally {
+            this.state.rendering = false;
         }
     }
 
