@@ -1,0 +1,281 @@
+"""`<fal-live-canvas>` in Debian's Chromium, on a page of another origin, against the real relay and app.
+
+The page's own backend (a small Starlette app here) serves the page and mints tickets at
+`POST /ticket`, as a site embedding the widget would; the widget module comes from the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import uvicorn
+from PIL import Image
+from playwright.async_api import Page
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from realtime_server.cli import free_port
+
+from .browser import chromium
+from .conftest import RunningRelay
+
+PAGE = Path(__file__).resolve().parent / "widget_pages" / "embed.html"
+WAIT_MS = 15_000
+
+
+@dataclass
+class Backend:
+    """The embedding site's backend: its page, and a ticket endpoint that records what it minted."""
+
+    port: int
+    relay: RunningRelay | None = None
+    lifetime: int = 300
+    minted: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def app(self) -> Starlette:
+        async def page(request: Request) -> Response:
+            assert self.relay is not None
+            return HTMLResponse(PAGE.read_text().replace("{relay}", self.relay.http))
+
+        async def ticket(request: Request) -> Response:
+            assert self.relay is not None
+            body = await request.json()
+            app = body.get("app") or "local/preview"
+            session = body.get("session")
+            token = self.relay.ticket(
+                sub="site-user", apps=(app,), lifetime=self.lifetime, session=session, role=body.get("role"),
+            )
+            claims = jwt.decode(token, options={"verify_signature": False})
+            self.minted.append({"app": app, "exp": claims["exp"], "role": claims.get("role"), "at": time.time()})
+            return JSONResponse({"url": self.relay.url(app), "ticket": token, "expires_in": self.lifetime})
+
+        return Starlette(routes=[Route("/", page), Route("/ticket", ticket, methods=["POST"])])
+
+
+@asynccontextmanager
+async def _serve(app: Starlette, port: int) -> AsyncIterator[None]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def embedding(
+    make_relay: Callable[..., Any], lifetime: int = 300, **relay_changes: Any
+) -> AsyncIterator[tuple[RunningRelay, Backend, Page]]:
+    """A relay that admits the site's origin, the site's backend, and its page open in Chromium."""
+    backend = Backend(port=free_port(), lifetime=lifetime)
+    async with (
+        make_relay(allowed_origins=(backend.origin,), **relay_changes) as relay,
+        _serve(backend.app(), backend.port),
+        chromium() as browser,
+    ):
+        backend.relay = relay
+        page = await browser.new_page()
+        page_errors: list[str] = []
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
+        await page.goto(backend.origin + "/")
+        await page.wait_for_function("customElements.get('fal-live-canvas') !== undefined", timeout=WAIT_MS)
+        yield relay, backend, page
+        assert page_errors == []
+
+
+async def _events(page: Page, element: str) -> list[dict[str, Any]]:
+    return list(await page.evaluate(f"window.events[{element!r}]"))
+
+
+async def _wait_frames(page: Page, element: str, count: int, since: int = 0) -> None:
+    """Wait until `element` has fired `count` frame events after its first `since` events."""
+    await page.wait_for_function(
+        f"window.events[{element!r}].slice({since}).filter((e) => e.type === 'frame').length >= {count}",
+        timeout=WAIT_MS,
+    )
+
+
+def _shadow(element: str, script: str) -> str:
+    return f"document.getElementById({element!r}).shadowRoot.{script}"
+
+
+async def test_widget_draws_frames_and_fires_events_in_order(make_relay) -> None:
+    """Two lines of HTML: the widget connects, goes live, draws frames, shows its HUD, and closes when removed."""
+    async with embedding(make_relay) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket"'
+                                   + ' prompt="a red cat on a blue boat" seed="7" hud></fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        assert await page.evaluate("painted('a')") > 0.99
+        assert await page.evaluate(_shadow("a", "getElementById('status').textContent")) == "Live"
+        assert await page.evaluate(_shadow("a", "getElementById('status').getAttribute('role')")) == "status"
+        before = len(await _events(page, "a"))
+        await page.evaluate("document.getElementById('a').prompt = 'a green sun'")
+        await _wait_frames(page, "a", 1, since=before)
+        fps = _shadow("a", "getElementById('fps').textContent")
+        await page.wait_for_function(f"Number({fps}) > 0", timeout=WAIT_MS)
+        assert float(await page.evaluate(_shadow("a", "getElementById('p50').textContent"))) > 0
+        # Page CSS stays out of the widget, and the widget's CSS stays out of the page.
+        assert await page.evaluate(f"getComputedStyle({_shadow('a', 'querySelector(`canvas`)')}).borderTopWidth") == "0px"
+        assert await page.evaluate("getComputedStyle(document.getElementById('probe')).display") == "inline"
+        await page.evaluate("document.getElementById('a').remove()")
+        await page.wait_for_function("window.events.a.at(-1).state === 'closed'", timeout=WAIT_MS)
+        events = await _events(page, "a")
+    kinds = [e["state"] if e["type"] == "statechange" else e["type"] for e in events]
+    assert kinds[:3] == ["connecting", "live", "frame"]
+    assert kinds[-1] == "closed"
+    assert set(kinds[2:-1]) == {"frame"} and len(kinds[2:-1]) >= 2
+    frames = [e for e in events if e["type"] == "frame"]
+    assert all(f["seed"] == 7 and f["size"] == [512, 512] and f["contentType"] == "image/jpeg" for f in frames)
+    assert all(f["latencyMs"] > 0 for f in frames)
+    assert len(backend.minted) == 1
+    assert relay.metric("relay_connections_total", outcome="accepted") == 1
+
+
+async def test_widget_renews_its_ticket_across_an_expiry(make_relay) -> None:
+    """Two-second tickets, sessions cut at 2.5 s: it reconnects with fresh tickets and frames keep coming."""
+    async with embedding(make_relay, lifetime=2, ticket_leeway=0, max_session_seconds=2.5) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket"'
+                                   + ' prompt="a lighthouse" seed="1"></fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        first_expiry_ms = backend.minted[0]["exp"] * 1000
+        # Keep typing: a new seed every 150 ms, until well past the first ticket's expiry.
+        await page.evaluate("window.typing = setInterval(() => document.getElementById('a').seed += 1, 150)")
+        await page.wait_for_function(
+            f"window.events.a.some((e) => e.type === 'frame' && e.at > {first_expiry_ms} + 3000)", timeout=WAIT_MS,
+        )
+        await page.evaluate("clearInterval(window.typing)")
+        events = await _events(page, "a")
+    frames = [e["at"] for e in events if e["type"] == "frame"]
+    assert max(b - a for a, b in zip(frames, frames[1:])) < 2000, "frames stopped coming"
+    states = [e["state"] for e in events if e["type"] == "statechange"]
+    assert states[:2] == ["connecting", "live"] and states.count("reconnecting") >= 1
+    assert states[-1] == "live"
+    live_again = [e["at"] for e in events if e.get("state") == "live"][1]
+    assert live_again > first_expiry_ms  # this reconnect could not have used the first ticket
+    assert {e["code"] for e in events if e["type"] == "error"} <= {"SESSION_EXPIRED"}
+    assert relay.metric("relay_connections_total", outcome="accepted") >= 2
+    # The relay never saw an expired ticket: each reconnect came with a fresh one.
+    assert relay.metric("relay_errors_total", code="TICKET_EXPIRED") == 0
+    assert len(backend.minted) >= 2 and backend.minted[-1]["at"] * 1000 > first_expiry_ms
+
+
+async def test_widget_shows_the_relays_error_for_a_refused_app(make_relay) -> None:
+    """An app the relay does not serve: error event with the relay's code and reason, then state error, no retry."""
+    async with embedding(make_relay) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/other" ticket-url="/ticket"'
+                                   + ' prompt="a red cat"></fal-live-canvas>')""")
+        await page.wait_for_function("window.events.a.at(-1)?.state === 'error'", timeout=WAIT_MS)
+        status = await page.evaluate(_shadow("a", "getElementById('status').textContent"))
+        await asyncio.sleep(1.5)  # long enough for a retry, were there one
+        events = await _events(page, "a")
+    # The relay accepts the socket to say why it refuses, so a brief "live" may come before the error.
+    sequence = [(e["type"], e.get("state") or e.get("code")) for e in events if e.get("state") != "live"]
+    assert sequence == [("statechange", "connecting"), ("error", "APP_NOT_ALLOWED"), ("statechange", "error")]
+    error = next(e for e in events if e["type"] == "error")
+    assert error["reason"] == "app local/other is not served by this relay"
+    assert status == "Stopped — APP_NOT_ALLOWED: app local/other is not served by this relay"
+    assert relay.metric("relay_connections_total", outcome="APP_NOT_ALLOWED") == 1
+
+
+async def test_keep_returns_a_decodable_jpeg(make_relay) -> None:
+    """`keep()` refuses before the first frame, then gives the current frame's JPEG bytes as received."""
+    async with embedding(make_relay) as (relay, backend, page):
+        early = await page.evaluate("""async () => {
+            add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket" prompt="a kite"></fal-live-canvas>');
+            try { await document.getElementById('a').keep(); return 'kept'; } catch (error) { return error.message; }
+        }""")
+        await _wait_frames(page, "a", 1)
+        kept = await page.evaluate("""async () => {
+            const element = document.getElementById('a');
+            const blob = await element.keep();
+            const bytes = new Uint8Array(await blob.arrayBuffer());
+            const bitmap = await createImageBitmap(blob);
+            return {
+                type: blob.type, width: bitmap.width, asReceived: bytes.join() === element.lastBytes.join(),
+                base64: btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join('')),
+            };
+        }""")
+    assert early == "no frame to keep yet"
+    assert (kept["type"], kept["width"], kept["asReceived"]) == ("image/jpeg", 512, True)
+    image = Image.open(io.BytesIO(base64.b64decode(kept["base64"])))
+    image.load()
+    assert (image.format, image.size) == ("JPEG", (512, 512))
+
+
+async def test_two_widgets_on_one_page_do_not_interfere(make_relay) -> None:
+    """Each widget has its own connection, inputs, canvas and state; changing or removing one leaves the other."""
+    async with embedding(make_relay) as (relay, backend, page):
+        ticket = relay.ticket(sub="second-user")
+        await page.evaluate(f"""() => {{
+            add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket" prompt="red roofs" seed="1">'
+                + '</fal-live-canvas>');
+            add('<fal-live-canvas id="b" relay="{relay.http}" app="local/preview" ticket="{ticket}"'
+                + ' prompt="blue sea" seed="2"></fal-live-canvas>');
+        }}""")
+        await _wait_frames(page, "a", 1)
+        await _wait_frames(page, "b", 1)
+        canvas_b = _shadow("b", "querySelector('canvas').toDataURL()")
+        b_before, b_events = await page.evaluate(canvas_b), len(await _events(page, "b"))
+        assert b_before != await page.evaluate(_shadow("a", "querySelector('canvas').toDataURL()"))
+        a_events = len(await _events(page, "a"))
+        await page.evaluate("document.getElementById('a').prompt = 'green hills'")
+        await _wait_frames(page, "a", 1, since=a_events)
+        await asyncio.sleep(0.3)
+        assert await page.evaluate(canvas_b) == b_before
+        assert len(await _events(page, "b")) == b_events
+        await page.evaluate("document.getElementById('a').remove()")
+        await page.wait_for_function("window.events.a.at(-1).state === 'closed'", timeout=WAIT_MS)
+        await page.evaluate("document.getElementById('b').prompt = 'a blue sea at night'")
+        await _wait_frames(page, "b", 1, since=b_events)
+        assert await page.evaluate("document.getElementById('b').state") == "live"
+        assert await page.evaluate(canvas_b) != b_before
+        events = {element: await _events(page, element) for element in ("a", "b")}
+    assert {e["seed"] for e in events["a"] if e["type"] == "frame"} == {1}
+    assert {e["seed"] for e in events["b"] if e["type"] == "frame"} == {2}
+    assert [e["state"] for e in events["b"] if e["type"] == "statechange"] == ["connecting", "live"]
+    assert not [e for e in events["a"] + events["b"] if e["type"] == "error"]
+    assert len(backend.minted) == 1  # b used its own ticket attribute
+    assert relay.metric("relay_connections_total", outcome="accepted") == 2
+
+
+async def test_viewer_widget_watches_and_never_sends(make_relay) -> None:
+    """`mode="viewer"` on a live session: it draws the driver's frames and sends nothing, whatever its inputs."""
+    async with embedding(make_relay) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="driver" app="local/preview" ticket-url="/ticket"'
+                                   + ' session="thread-9" prompt="a shared picture" seed="5"></fal-live-canvas>')""")
+        await _wait_frames(page, "driver", 1)
+        await page.evaluate("""add('<fal-live-canvas id="viewer" mode="viewer" app="local/preview"'
+                                   + ' ticket-url="/ticket" session="thread-9" prompt="let me drive"></fal-live-canvas>')""")
+        await page.wait_for_function("document.getElementById('viewer').state === 'live'", timeout=WAIT_MS)
+        await page.evaluate("document.getElementById('viewer').seed = 99")
+        await page.evaluate("document.getElementById('driver').seed = 6")
+        await _wait_frames(page, "viewer", 1)
+        await asyncio.sleep(1.0)  # time for a refusal to arrive, had the viewer sent anything
+        assert await page.evaluate("document.getElementById('viewer').viewer") is True
+        events = {element: await _events(page, element) for element in ("driver", "viewer")}
+    # A joining viewer may first get the session's latest frame (seed 5); never one of its own (99).
+    assert {e["seed"] for e in events["viewer"] if e["type"] == "frame"} in ({6}, {5, 6})
+    assert not [e for e in events["driver"] + events["viewer"] if e["type"] == "error"]
+    assert [m["role"] for m in backend.minted] == ["driver", "viewer"]
+    assert relay.metric("relay_errors_total", code="VIEWER_READ_ONLY") == 0
