@@ -97,7 +97,7 @@ async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str =
         tally.minted += 1
         ticket = tickets.mint(secret or relay.settings.shared_secret, sub="7", apps=["local/preview"], issuer=origin,
                               lifetime=lifetime, session=session, role=role)
-        return {"url": relay.url("local/preview"), "ticket": ticket, "app": "local/preview", "role": role,
+        return {"url": relay.url("local/preview", session=session), "ticket": ticket, "app": "local/preview", "role": role,
                 "session": session, "expires_in": lifetime}
 
     await page.expose_function("mintTicket", mint_ticket)
@@ -207,7 +207,7 @@ async def test_live_canvas_renews_its_ticket_and_stays_live(make_relay) -> None:
 
 
 async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
-    """A viewer ticket for the same session receives the driver's frames and gets no controls or Keep."""
+    """A viewer of the same session receives the driver's frames, has no controls or Keep, and hears when it ends."""
     async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
         async with live_canvas_page(browser, relay, origin, session="shared-thread-1") as (driver, _d), \
                 live_canvas_page(browser, relay, origin, role="viewer", session="shared-thread-1") as (viewer, _v):
@@ -221,6 +221,11 @@ async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
             await driver.keyboard.type("a hot air balloon", delay=20)
             await _wait_new_canvas(viewer, blank)
             assert int(await viewer.get_attribute(CANVAS, "data-frames") or 0) > 0
+            # The driver leaves (thread changed): the viewer is told so in words.
+            await driver.click(".harness_toggle")
+            await _wait_status(viewer, "error")
+            assert await viewer.text_content(".o_live_canvas_error_message") == (
+                "The owner closed the live preview. Try again once they reopen it.")
 
 
 async def test_closing_the_canvas_closes_the_connection(make_relay) -> None:

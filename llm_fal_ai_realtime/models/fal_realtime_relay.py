@@ -185,7 +185,8 @@ class FalRealtimeRelay(models.AbstractModel):
 
         :param thread_id: id of the ``llm.thread`` (the current user must be able to read it)
         :param model_id: id of the realtime ``llm.model`` to open
-        :return: dict ``{url, ticket, app, session, role, expires_in}``
+        :return: dict ``{url, ticket, app, session, role, expires_in}``; ``url`` carries the session
+            (for load-balancer affinity) but never the ticket
         :raise AccessError: the user cannot read the thread or the model's company
         :raise UserError: the model is not realtime or not allowed, or the relay is not configured
         """
@@ -215,7 +216,8 @@ class FalRealtimeRelay(models.AbstractModel):
         ticket, expires_in = self._mint_ticket([app], role, session, config=config)
         _logger.info("realtime ticket issued: user=%s thread=%s app=%s role=%s", self.env.uid, thread.id, app, role)
         return {
-            "url": websocket_url(config["relay_url"], app),
+            # ?session= lets a load balancer route every connection of the session to one replica.
+            "url": f"{websocket_url(config['relay_url'], app)}?session={session}",
             "ticket": ticket,
             "app": app,
             "session": session,

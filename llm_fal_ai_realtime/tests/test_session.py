@@ -22,7 +22,7 @@ class TestSessionTicket(FalRealtimeCase):
         self.assertEqual(result["expires_in"], 120)
         relay = self.env["llm.fal.realtime.relay"]._get_config()["relay_url"]
         ws_base = relay.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        self.assertEqual(result["url"], f"{ws_base}/local/preview/realtime")
+        self.assertEqual(result["url"], f"{ws_base}/local/preview/realtime?session={result['session']}")
         self.assertNotIn("fal_jwt_token", result["url"])
         claims = self.decode(result["ticket"])
         self.assertEqual(set(claims), {"iss", "sub", "aud", "apps", "exp", "iat", "jti", "session", "role"})
@@ -110,4 +110,4 @@ class TestSessionTicket(FalRealtimeCase):
         self.env["ir.config_parameter"].sudo().set_param("llm_fal_ai_realtime.relay_url", "https://relay.example.com/rt/")
         self.authenticate("rt_owner", "rt_owner")
         result = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.preview_model.id})["result"]
-        self.assertEqual(result["url"], "wss://relay.example.com/rt/local/preview/realtime")
+        self.assertEqual(result["url"], f"wss://relay.example.com/rt/local/preview/realtime?session={result['session']}")

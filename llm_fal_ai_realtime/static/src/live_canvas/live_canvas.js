@@ -44,6 +44,8 @@ export const ERROR_MESSAGES = Object.freeze({
     UPSTREAM_ERROR: "The image model reported an error.",
     VIEWER_READ_ONLY: "You are watching this preview; only the conversation's owner can change it.",
     SESSION_NOT_FOUND: "Nobody is driving this live preview right now.",
+    SESSION_BUSY: "This conversation's live preview is already open in another tab or window. It will take over when that one closes.",
+    SESSION_ENDED: "The owner closed the live preview. Try again once they reopen it.",
     SESSION_EXPIRED: "This live preview reached its time limit. Type to start a new one.",
     TIMEOUT: "The preview server took too long to answer.",
     SHUTTING_DOWN: "The preview server is restarting. Reconnecting…",
@@ -52,6 +54,7 @@ export const ERROR_MESSAGES = Object.freeze({
 });
 
 const DEFAULT_ERROR = "The live preview stopped.";
+const SESSION_ENDED_CLOSE_CODE = 4004;
 const STATS_REFRESH_MS = 1000;
 const MAX_SEED = 2 ** 31 - 1;
 
@@ -107,6 +110,7 @@ export class LiveCanvas extends Component {
             fps: 0,
             latency: 0,
             renderer: "",
+            waiting: false,
             errorCode: "",
             errorMessage: "",
             errorReason: "",
@@ -115,6 +119,7 @@ export class LiveCanvas extends Component {
             rendering: false,
         });
         this.client = null;
+        this.sessionEnded = false;
         this.lastFrame = null; // {image, seed, prompt}
         this.firstTicket = null;
         this.destroyed = false;
@@ -168,6 +173,7 @@ export class LiveCanvas extends Component {
         client.addEventListener("statechange", (ev) => this.onStateChange(ev.detail.state));
         client.addEventListener("frame", (ev) => this.onFrame(ev.detail));
         client.addEventListener("error", (ev) => this.onError(ev.detail));
+        client.addEventListener("message", (ev) => this.onMessage(ev.detail));
         if (this.isDriver && this.props.prompt.trim()) {
             this.pushInput(this.props.prompt);
         } else {
@@ -252,6 +258,7 @@ export class LiveCanvas extends Component {
         }
         this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
         this.state.status = LIVE_STATUS.CONNECTING;
+        this.sessionEnded = false;
         this.start();
     }
 
@@ -294,6 +301,7 @@ export class LiveCanvas extends Component {
             prompt: this.props.prompt.trim(),
         };
         this.state.frames += 1;
+        this.state.waiting = false;
         this.state.renderer = result?.renderer ? String(result.renderer) : "";
         if (latencyMs !== null && latencyMs !== undefined) {
             this.state.latency = Math.round(latencyMs);
@@ -301,8 +309,21 @@ export class LiveCanvas extends Component {
         this.refreshStats();
     }
 
+    /** x-fal-message: live-session news for viewers. */
+    onMessage(payload) {
+        if (payload?.action === "session_waiting") {
+            this.state.waiting = true;
+        } else if (payload?.action === "session_ended") {
+            this.sessionEnded = true;
+        }
+    }
+
     onError(error) {
         if (this.destroyed) {
+            return;
+        }
+        if (this.sessionEnded || error?.closeCode === SESSION_ENDED_CLOSE_CODE) {
+            this.showError("SESSION_ENDED", error?.reason || "");
             return;
         }
         this.showError(error?.code || "INTERNAL_ERROR", error?.reason || error?.message || "");
