@@ -26,15 +26,6 @@ export const LIVE_STATES = Object.freeze({
 /** Ways a frame fills the element's box (CSS `object-fit`). */
 export const FITS = Object.freeze(["contain", "cover", "fill", "none", "scale-down"]);
 
-const FROM_CLIENT = Object.freeze({
-    [CLIENT_STATES.CONNECTING]: LIVE_STATES.CONNECTING,
-    [CLIENT_STATES.OPEN]: LIVE_STATES.LIVE,
-    [CLIENT_STATES.RECONNECTING]: LIVE_STATES.RECONNECTING,
-    [CLIENT_STATES.IDLE]: LIVE_STATES.IDLE,
-    [CLIENT_STATES.CLOSED]: LIVE_STATES.CLOSED,
-    [CLIENT_STATES.ERROR]: LIVE_STATES.ERROR,
-});
-
 const STATUS_TEXT = Object.freeze({
     connecting: "Connecting…",
     live: "Live",
@@ -42,6 +33,8 @@ const STATUS_TEXT = Object.freeze({
     idle: "Paused — change the input to resume",
     closed: "Closed",
     error: "Stopped",
+    waiting: "Waiting for the live session to start…",
+    ended: "The live session ended",
 });
 
 /** Attributes (and properties) that set an input field: name -> [wire field, parse]. */
@@ -134,6 +127,7 @@ export class FalLiveCanvas extends HTMLElement {
         this._client = null;
         this._state = "";
         this._error = null;
+        this._notice = ""; // "waiting" or "ended": what the relay said about a live session
         this._role = null;
         this._inputs = {};
         this._lastImage = null;
@@ -273,6 +267,7 @@ export class FalLiveCanvas extends HTMLElement {
     _start() {
         this._detach();
         this._error = null;
+        this._notice = "";
         const options = this._connectionOptions();
         if (!options) {
             this._status.textContent = "Waiting for a ticket: set ticket, ticket-url or getTicket";
@@ -283,6 +278,7 @@ export class FalLiveCanvas extends HTMLElement {
         client.addEventListener("statechange", ({ detail }) => client === this._client && this._onState(detail.state));
         client.addEventListener("frame", ({ detail }) => client === this._client && this._onFrame(detail));
         client.addEventListener("error", ({ detail }) => client === this._client && this._onError(detail));
+        client.addEventListener("message", ({ detail }) => client === this._client && this._onMessage(detail));
         this._hudTimer = setInterval(() => this._refreshHud(), HUD_REFRESH_MS);
         if (options.problem) {
             this._onState(LIVE_STATES.CONNECTING);
@@ -306,7 +302,7 @@ export class FalLiveCanvas extends HTMLElement {
                 if (!answer.url && !fallbackUrl) {
                     throw new Error("no app: set the app attribute, or answer with a url");
                 }
-                return answer;
+                return { ...answer, url: this._withSession(answer.url || fallbackUrl) };
             };
             return { url: fallbackUrl, getTicket };
         }
@@ -316,7 +312,15 @@ export class FalLiveCanvas extends HTMLElement {
         if (!fallbackUrl) {
             return { problem: new RealtimeError("BAD_REQUEST", "no app: set the app attribute") };
         }
-        return { url: fallbackUrl, ticket: this.ticket };
+        return { url: this._withSession(fallbackUrl), ticket: this.ticket };
+    }
+
+    // Load balancers route a live session's viewers to its driver's replica on `?session=`.
+    _withSession(url) {
+        if (!this.session || new URL(url).searchParams.has("session")) {
+            return url;
+        }
+        return `${url}${url.includes("?") ? "&" : "?"}session=${encodeURIComponent(this.session)}`;
     }
 
     _ticketRequest() {
@@ -362,7 +366,10 @@ export class FalLiveCanvas extends HTMLElement {
     }
 
     _onState(clientState) {
-        const state = FROM_CLIENT[clientState] || clientState;
+        let state = clientState === CLIENT_STATES.OPEN ? LIVE_STATES.LIVE : clientState;
+        if (state === LIVE_STATES.ERROR && this._notice === "ended") {
+            state = LIVE_STATES.CLOSED; // the driver left: an end, not a failure
+        }
         const previous = this._state;
         if (state === previous) {
             return;
@@ -370,6 +377,8 @@ export class FalLiveCanvas extends HTMLElement {
         this._state = state;
         if (state === LIVE_STATES.LIVE) {
             this._error = null;
+        } else if (this._notice !== "ended") {
+            this._notice = "";
         }
         if (state === LIVE_STATES.IDLE && this.viewer) {
             // A viewer has no input to reopen the connection with, so it reopens it itself.
@@ -390,6 +399,10 @@ export class FalLiveCanvas extends HTMLElement {
         if (image && image.content) {
             this._lastImage = image;
         }
+        if (this._notice === "waiting") {
+            this._notice = "";
+            this._renderStatus();
+        }
         this._emit("frame", {
             bitmap,
             bytes: image?.content ?? null,
@@ -401,14 +414,25 @@ export class FalLiveCanvas extends HTMLElement {
         bitmap?.close();
     }
 
+    _onMessage(message) {
+        const notice = { session_waiting: "waiting", session_ended: "ended" }[message.action];
+        if (notice) {
+            this._notice = notice;
+            this._renderStatus();
+        }
+    }
+
     _onError(error) {
+        if (this._notice === "ended") {
+            return; // the close that follows session_ended carries no error of its own
+        }
         this._error = error;
         this._renderStatus();
         this._emit("error", { code: error.code, reason: error.reason, error });
     }
 
     _renderStatus() {
-        const words = STATUS_TEXT[this._state] || "";
+        const words = STATUS_TEXT[this._notice || this._state] || "";
         const error = this._error;
         this._status.dataset.state = this._state;
         this._status.textContent = error ? `${words} — ${error.code}: ${error.reason}` : words;
