@@ -168,11 +168,11 @@ def create_app(settings: Settings) -> Starlette:
             check_session_param(websocket, ticket)
             role = ticket.role or "driver"
             with limits.admit(ticket.sub), ExitStack() as stack:
-                session = None
-                if ticket.session is not None and role == "driver":
-                    session = stack.enter_context(hub.drive(ticket, target.app))
-                elif role == "viewer":
+                session, outbox = None, None
+                if role == "viewer":
                     session, outbox = stack.enter_context(hub.watch(ticket, target.app))
+                elif ticket.session is not None:
+                    session = stack.enter_context(hub.drive(ticket, target.app))
                 await websocket.accept()
                 metrics.connections.labels(role).inc()
                 stack.callback(metrics.connections.labels(role).dec)
@@ -182,7 +182,7 @@ def create_app(settings: Settings) -> Starlette:
                     ticket.sub, target.app, role, ticket.session or "-", peer,
                 )
                 async with _session_limit(settings):
-                    if role == "viewer":
+                    if session is not None and outbox is not None:
                         await watch(websocket, session, outbox, metrics)
                     else:
                         fanout = session.publish if session else None

@@ -7,7 +7,6 @@ which fal accepts in place of a short-lived JWT; it never leaves the relay.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -53,7 +52,7 @@ async def connect(settings: Settings, target: Target) -> ClientConnection:
     except websockets.InvalidStatus as exc:
         status = exc.response.status_code
         raise UpstreamUnavailable(f"upstream refused {target.app} with HTTP {status}") from None
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         raise UpstreamUnavailable(f"upstream did not answer within {settings.upstream_open_timeout:g} s") from None
     except (OSError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
         raise UpstreamUnavailable(f"cannot reach upstream for {target.app} ({type(exc).__name__})") from None

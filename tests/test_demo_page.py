@@ -24,8 +24,12 @@ async def test_demo_page_draws_frames_as_you_type(make_relay) -> None:
         page.on("pageerror", lambda error: errors.append(str(error)))
         await page.goto(relay.http + "/")
         await page.wait_for_function("customElements.get('fal-live-canvas') !== undefined", timeout=10_000)
-        blank = str(await page.evaluate(CANVAS_DATA))
-        first = await _wait_for_new_canvas(page, blank)
+        # Wait for a drawn frame (some pixel not transparent) rather than for a change from a blank
+        # canvas read earlier: the first frame may already be there by the time the page is read.
+        pixels = f"{SHADOW}.querySelector('canvas').getContext('2d').getImageData(0, 0, 64, 64).data"
+        drawn = f"{pixels}.some((value, index) => index % 4 === 3 && value > 0)"
+        await page.wait_for_function(drawn, timeout=15_000)
+        first = str(await page.evaluate(CANVAS_DATA))
         await page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=10_000)
         await page.click("#prompt")
         await page.keyboard.press("End")

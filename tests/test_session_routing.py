@@ -12,14 +12,15 @@ import websockets
 
 from realtime_server.cli import free_port
 
-from .conftest import next_frame, pack
+from .conftest import pack
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
 
 
 def _nginx_conf(tmp: Path, listen: int, replicas: tuple[int, int]) -> Path:
     site = EXAMPLE.read_text()
-    site = site.replace("127.0.0.1:8000", f"127.0.0.1:{replicas[0]}").replace("127.0.0.1:8001", f"127.0.0.1:{replicas[1]}")
+    for example, port in zip(("127.0.0.1:8000", "127.0.0.1:8001"), replicas, strict=True):
+        site = site.replace(example, f"127.0.0.1:{port}")
     site = site.replace("listen 127.0.0.1:8080", f"listen 127.0.0.1:{listen}")
     user = "user root;\n" if os.geteuid() == 0 else ""
     conf = tmp / "nginx.conf"

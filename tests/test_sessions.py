@@ -141,7 +141,7 @@ async def test_stalled_viewer_slows_no_one(make_relay) -> None:
         driver_ticket, viewer_ticket = _tickets(relay, apps=FAULT_APPS)
         app_url = relay.url("fault/echo", ticket=viewer_ticket)
         async with websockets.connect(relay.url("fault/echo", ticket=driver_ticket)) as driver, \
-                websockets.connect(app_url, max_queue=1, close_timeout=0.5) as stalled, \
+                websockets.connect(app_url, max_queue=1, close_timeout=0.5), \
                 websockets.connect(app_url) as healthy:
             rounds = 40
             for seq in range(rounds):

@@ -29,7 +29,7 @@ class PreviewInput(BaseModel):
 def make_preview_app(session_timeout: float) -> type[fal.App]:
     """Build the app class; `session_timeout` is how long it waits for input before ending a session."""
 
-    class LocalPreview(fal.App, name="preview"):  # type: ignore[call-arg]
+    class LocalPreview(fal.App, name="preview"):  # type: ignore[no-untyped-call]
         @fal.realtime("/realtime", buffering=1, session_timeout=session_timeout)
         def realtime(self, input: PreviewInput) -> dict[str, Any]:
             seed = input.seed if input.seed is not None else random.randrange(2**32)

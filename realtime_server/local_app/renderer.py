@@ -66,9 +66,10 @@ def _draw_word(draw: ImageDraw.ImageDraw, word: str, index: int, request: Render
 
 def _caption(image: Image.Image, request: RenderRequest) -> None:
     draw = ImageDraw.Draw(image, "RGBA")
-    font = ImageFont.load_default(size=max(10, request.height // 32))
+    size = max(10, request.height // 32)
+    font = ImageFont.load_default(size=size)
     text = f"{request.prompt.strip()[:60] or '(empty prompt)'}  ·  seed {request.seed}"
-    bar = font.size + 10
+    bar = size + 10
     draw.rectangle((0, request.height - bar, request.width, request.height), fill=(0, 0, 0, 140))
     draw.text((8, request.height - bar + 5), text, fill=(255, 255, 255, 255), font=font)
 
