@@ -2,13 +2,18 @@
 
 `/fault/echo` answers each input with a frame of `size` bytes (`count` times), `/fault/refuse`
 rejects the handshake, `/fault/slow` never completes it, `/fault/crash` dies after one input,
-`/fault/garbage` answers with bytes that are not msgpack, `/fault/error` sends its own x-fal-error.
+`/fault/garbage` answers with bytes that are not msgpack, `/fault/error` sends its own x-fal-error,
+`/fault/ack` answers every input at once with `{"ack": n, "input": <the input's bytes>}`.
+`switchable_upstream()` serves `fault/switch`, whose behaviour a test changes between connections
+and which records when it produced each fault, so tests can time how fast the client is told.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -17,11 +22,14 @@ import msgpack
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-FAULT_APPS = ("fault/echo", "fault/refuse", "fault/slow", "fault/crash", "fault/garbage", "fault/error")
+FAULT_APPS = ("fault/echo", "fault/refuse", "fault/slow", "fault/crash", "fault/garbage", "fault/error", "fault/ack")
 
 
 async def _handler(ws: ServerConnection) -> None:
     path = ws.request.path if ws.request else ""
+    if path.startswith("/fault/ack/"):
+        await _ack(ws)
+        return
     async for message in ws:
         inputs = msgpack.unpackb(message, raw=False) if isinstance(message, bytes) else {}
         if path.startswith("/fault/echo/"):
@@ -52,3 +60,93 @@ async def fault_upstream() -> AsyncIterator[str]:
     async with serve(_handler, "127.0.0.1", 0, process_request=_process_request, compression=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"ws://127.0.0.1:{port}"
+
+
+async def _ack(ws: ServerConnection) -> None:
+    """Answer every input, whatever it holds, with a map carrying its count and its exact bytes."""
+    count = 0
+    async for message in ws:
+        count += 1
+        data = message if isinstance(message, bytes) else message.encode()
+        await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
+
+
+SWITCH_MODES = ("ok", "refuse", "slow", "crash", "drop", "garbage", "error", "timeout")
+
+
+@dataclasses.dataclass
+class Switchable:
+    """`fault/switch`: acks inputs in mode `ok`; otherwise produces the fault named by `mode`.
+
+    `refuse` answers the handshake with 403, `slow` holds it for `slow_seconds`, `crash` aborts the
+    TCP connection on the first input, `drop` answers the first input then aborts after `drop_after`
+    seconds, `garbage` answers with bytes that are not msgpack, `error` sends its own x-fal-error,
+    `timeout` answers each input then ends the session with x-fal-error TIMEOUT as fal's idle servers
+    do. `fault_at` is the `time.perf_counter()` when the last fault was produced.
+    """
+
+    url: str = ""
+    mode: str = "ok"
+    slow_seconds: float = 1.5
+    drop_after: float = 0.3
+    fault_at: float | None = None
+    handshakes: int = 0
+    open_connections: int = 0
+
+    def fault(self) -> None:
+        self.fault_at = time.perf_counter()
+
+    async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        self.handshakes += 1
+        if self.mode == "refuse":
+            self.fault()
+            return ws.respond(HTTPStatus.FORBIDDEN, "no\n")
+        if self.mode == "slow":
+            self.fault()
+            await asyncio.sleep(self.slow_seconds)
+        return None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.open_connections += 1
+        try:
+            await self._serve(ws)
+        finally:
+            self.open_connections -= 1
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        count = 0
+        async for message in ws:
+            count += 1
+            mode = self.mode
+            if mode in ("crash", "garbage", "error"):
+                self.fault()
+                if mode == "crash":
+                    ws.transport.abort()
+                elif mode == "garbage":
+                    await ws.send(b"\xc1\xc1 not msgpack")
+                else:
+                    await ws.send(json.dumps({"type": "x-fal-error", "error": "MODEL_FAILED", "reason": "model exploded"}))
+                    await ws.close()
+                return
+            data = message if isinstance(message, bytes) else message.encode()
+            await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
+            if mode == "drop":
+                await asyncio.sleep(self.drop_after)
+                self.fault()
+                ws.transport.abort()
+                return
+            if mode == "timeout":
+                await ws.send(json.dumps({"type": "x-fal-error", "error": "TIMEOUT", "reason": "no input for 5 s"}))
+                await ws.close()
+                return
+
+
+@asynccontextmanager
+async def switchable_upstream() -> AsyncIterator[Switchable]:
+    """Serve `fault/switch` on a free loopback port; the test flips `mode` between connections."""
+    switch = Switchable()
+    async with serve(switch.handler, "127.0.0.1", 0, process_request=switch.process_request,
+                     compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        switch.url = f"ws://127.0.0.1:{port}"
+        yield switch
