@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import jwt
 import uvicorn
@@ -31,6 +34,7 @@ from .browser import chromium
 from .conftest import RunningRelay
 
 PAGE = Path(__file__).resolve().parent / "widget_pages" / "embed.html"
+README = Path(__file__).resolve().parent.parent / "README.md"
 WAIT_MS = 15_000
 
 
@@ -42,6 +46,7 @@ class Backend:
     relay: RunningRelay | None = None
     lifetime: int = 300
     minted: list[dict[str, Any]] = field(default_factory=list)
+    server: Starlette | None = None
 
     @property
     def origin(self) -> str:
@@ -64,7 +69,8 @@ class Backend:
             self.minted.append({"app": app, "exp": claims["exp"], "role": claims.get("role"), "at": time.time()})
             return JSONResponse({"url": self.relay.url(app), "ticket": token, "expires_in": self.lifetime})
 
-        return Starlette(routes=[Route("/", page), Route("/ticket", ticket, methods=["POST"])])
+        self.server = Starlette(routes=[Route("/", page), Route("/ticket", ticket, methods=["POST"])])
+        return self.server
 
 
 @asynccontextmanager
@@ -286,3 +292,37 @@ async def test_viewer_widget_watches_and_never_sends(make_relay) -> None:
     assert [m["role"] for m in backend.minted] == ["driver", "viewer"]
     assert len(sockets) == 2 and all("?session=thread-9&fal_jwt_token=" in url for url in sockets)  # for routing
     assert relay.metric("relay_errors_total", code="VIEWER_READ_ONLY") == 0
+
+
+def _readme_example(relay_url: str, secret: str) -> dict[str, Any]:
+    """Run the Python block of README's "Embedding the live canvas" section; return its globals."""
+    section = README.read_text().split("\n## Embedding the live canvas\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block, "README's embedding section has no Python block"
+    example: dict[str, Any] = {"__name__": "readme_example"}
+    with patch.dict(os.environ, {"RELAY_URL": relay_url, "RELAY_SHARED_SECRET": secret}):
+        exec(compile(block.group(1), "README.md", "exec"), example)
+    return example
+
+
+async def test_readme_ticket_endpoint_serves_the_widget(make_relay) -> None:
+    """README's ticket endpoint, as written, gets a widget live; it refuses strangers and other apps."""
+    async with embedding(make_relay) as (relay, backend, page):
+        example = _readme_example(relay.base, relay.settings.shared_secret or "")
+        example["current_user_id"] = lambda request: "42"  # the part README leaves to the site
+        example["APPS"].add("local/preview")
+        assert backend.server is not None
+        backend.server.router.routes.extend(example["app"].routes)
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/fal/ticket"'
+                                   + ' prompt="from the README"></fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        refused = await page.evaluate("""async () => {
+            const ask = (app) => fetch('/fal/ticket', {method: 'POST', body: JSON.stringify({app})});
+            return [(await ask('local/other')).status, (await ask('local/preview')).status];
+        }""")
+        example["current_user_id"] = lambda request: None
+        stranger = await page.evaluate(
+            "fetch('/fal/ticket', {method: 'POST', body: JSON.stringify({app: 'local/preview'})}).then((r) => r.status)"
+        )
+    assert refused == [403, 200] and stranger == 403
+    assert backend.minted == []  # every ticket came from the README's endpoint
