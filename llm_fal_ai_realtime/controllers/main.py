@@ -4,6 +4,8 @@ from odoo import _, http
 from odoo.exceptions import UserError
 from odoo.http import request
 
+from odoo.addons.mail.tools.discuss import Store
+
 _logger = logging.getLogger(__name__)
 
 
@@ -34,7 +36,8 @@ class FalRealtimeController(http.Controller):
         :param prompt: the prompt that produced it
         :param seed: its seed
         :param app: the realtime app that rendered it
-        :return: the new message in the mail store format
+        :return: ``{message_id, store}``: the new message with its attachment and author, in the
+            mail store format, so the chat shows the image at once
         """
         if not isinstance(thread_id, int) or isinstance(thread_id, bool) or thread_id <= 0:
             raise UserError(_("thread_id must be a positive integer."))
@@ -42,4 +45,6 @@ class FalRealtimeController(http.Controller):
         if not thread.exists():
             raise UserError(_("This conversation does not exist (any more)."))
         message = thread.fal_realtime_keep_frame(image, prompt, seed=seed, app=app)
-        return message.to_store_format()
+        store = Store()
+        message._to_store(store)
+        return {"message_id": message.id, "store": store.get_result()}

@@ -44,6 +44,15 @@ CHAT_SCRIPT = """
         if (!canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_keep").disabled) {
             throw new Error("Keep must be enabled once a frame is drawn");
         }
+        // Keep: the frame shows in the thread at once, as an image, with the prompt.
+        canvas.querySelector(".o_live_canvas_keep").click();
+        const kept = await waitFor("the kept image in the thread", () => {
+            const image = document.querySelector(".o-llm-thread-area .o-mail-Message .o-mail-AttachmentImage img");
+            return image && image.closest(".o-mail-Message");
+        });
+        if (!kept.textContent.includes("a lighthouse at dusk") || !kept.textContent.includes("seed 42")) {
+            throw new Error("the kept message must carry the prompt and seed: " + kept.textContent);
+        }
         if (canvas.querySelector(".o_live_canvas_render")) {
             throw new Error("local/preview has no final render, so no Render final button");
         }

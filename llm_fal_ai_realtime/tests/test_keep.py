@@ -26,7 +26,11 @@ class TestKeep(FalRealtimeCase):
         result = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "image": base64.b64encode(raw).decode(),
                                       "prompt": "a red fox <b>in snow</b>", "seed": 7, "app": "local/preview"})
         self.assertIn("result", result, result)
-        message = self.env["mail.message"].browse(result["result"]["id"])
+        message = self.env["mail.message"].browse(result["result"]["message_id"])
+        store = result["result"]["store"]
+        self.assertEqual([m["id"] for m in store["mail.message"]], [message.id])
+        self.assertEqual([(a["id"], a["mimetype"]) for a in store["ir.attachment"]],
+                         [(message.attachment_ids.id, "image/jpeg")], "the chat needs the attachment to show it")
         self.assertEqual(message.model, "llm.thread")
         self.assertEqual(message.res_id, self.thread.id)
         self.assertEqual(message.author_id, self.owner.partner_id)

@@ -133,9 +133,9 @@ patch(LLMChatContainer.prototype, {
     },
 
     async liveCanvasKeep(threadId, frame) {
-        let message;
+        let kept;
         try {
-            message = await rpc("/llm_fal_ai_realtime/keep", {
+            kept = await rpc("/llm_fal_ai_realtime/keep", {
                 thread_id: threadId,
                 image: bytesToBase64(frame.bytes),
                 prompt: frame.prompt,
@@ -145,7 +145,13 @@ patch(LLMChatContainer.prototype, {
         } catch (error) {
             throw new Error(error.data?.message || error.message);
         }
-        this.llmStore.handleStreamMessage(threadId, { type: "message_create", message });
+        // The whole store payload (message, attachment, author), so the image shows at once.
+        this.mailStore.insert(kept.store, { html: true });
+        const message = this.mailStore.Message.get(kept.message_id);
+        const thread = this.mailStore.Thread.get({ model: "llm.thread", id: threadId });
+        if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
+            thread.messages.push(message);
+        }
         this.liveCanvasNotification.add(_t("The frame is kept in the conversation."), { type: "success" });
     },
 });
