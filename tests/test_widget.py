@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from realtime_server.cli import free_port
 
-from .browser import chromium
+from .browser import ARTIFACTS, chromium
 from .conftest import RunningRelay
 
 PAGE = Path(__file__).resolve().parent / "widget_pages" / "embed.html"
@@ -326,3 +326,24 @@ async def test_readme_ticket_endpoint_serves_the_widget(make_relay) -> None:
         )
     assert refused == [403, 200] and stranger == 403
     assert backend.minted == []  # every ticket came from the README's endpoint
+
+
+async def test_widget_docs_page_runs_its_example(make_relay) -> None:
+    """`/widget` on a dev-mode relay: its live example draws frames; its Python example is README's, verbatim."""
+    async with make_relay(shared_secret=None) as relay, chromium() as browser:
+        page = await browser.new_page()
+        page_errors: list[str] = []
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
+        response = await page.goto(relay.http + "/widget")
+        assert response is not None and response.status == 200
+        await page.wait_for_function("document.getElementById('example').state === 'live'", timeout=WAIT_MS)
+        await page.wait_for_function("document.getElementById('example-log').textContent.includes('frame #1')",
+                                     timeout=WAIT_MS)
+        python = await page.text_content("#python-example")
+        snippet = await page.text_content("pre code")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "widget_page.png"), full_page=True)
+    readme = README.read_text().split("\n## Embedding the live canvas\n", 1)[1]
+    assert python is not None and python.strip() in readme
+    assert snippet is not None and f'src="{relay.http}/static/fal_live_canvas.js"' in snippet
+    assert page_errors == []
