@@ -43,6 +43,7 @@ TICKET_AUDIENCE = "fal-realtime"
 ROLE_DRIVER = "driver"
 ROLE_VIEWER = "viewer"
 PROBE_TIMEOUT = 10.0
+MIN_SECRET_LENGTH = 32  # HS256 keys shorter than the hash are weak (RFC 7518 section 3.2)
 
 # owner/alias, optionally followed by a sub-path, exactly as fal names its apps.
 APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$")
@@ -60,9 +61,10 @@ ERROR_HINTS = {
 }
 
 
-def parse_app_ids(text):
+def parse_app_ids(env, text):
     """Split a comma/space/newline separated list of app ids, keeping order.
 
+    :param env: environment (for the error's language)
     :param text: the raw setting value
     :return: list of app id strings
     :raise UserError: when one of them is not an ``owner/alias`` id
@@ -72,16 +74,17 @@ def parse_app_ids(text):
         if not app:
             continue
         if not APP_ID_RE.match(app):
-            raise UserError(_("'%(app)s' is not a realtime app id (expected owner/alias, e.g. %(example)s).",
-                              app=app, example="fal-ai/fast-lcm-diffusion"))
+            raise UserError(env._("'%(app)s' is not a realtime app id (expected owner/alias, e.g. %(example)s).",
+                                  app=app, example="fal-ai/fast-lcm-diffusion"))
         if app not in apps:
             apps.append(app)
     return apps
 
 
-def normalize_relay_url(url):
+def normalize_relay_url(env, url):
     """Check and normalise the relay public URL (http or https, no query).
 
+    :param env: environment (for the error's language)
     :param url: the URL as typed by an administrator
     :return: the URL without trailing slash
     :raise UserError: when it is not an absolute http(s) URL
@@ -89,8 +92,8 @@ def normalize_relay_url(url):
     url = (url or "").strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise UserError(_("The relay URL must be an absolute http:// or https:// URL without query, "
-                          "e.g. https://relay.example.com (got '%s').", url))
+        raise UserError(env._("The relay URL must be an absolute http:// or https:// URL without query, "
+                              "e.g. https://relay.example.com (got '%s').", url))
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
@@ -130,9 +133,9 @@ class FalRealtimeRelay(models.AbstractModel):
         lifetime = min(max(lifetime, MIN_TICKET_LIFETIME), MAX_TICKET_LIFETIME)
         allowed = params.get_param(PARAM_ALLOWED_APPS, DEFAULT_ALLOWED_APPS)
         return {
-            "relay_url": normalize_relay_url(url) if url else "",
+            "relay_url": normalize_relay_url(self.env, url) if url else "",
             "secret": secret,
-            "allowed_apps": parse_app_ids(allowed),
+            "allowed_apps": parse_app_ids(self.env, allowed),
             "lifetime": lifetime,
         }
 
@@ -237,7 +240,7 @@ class FalRealtimeRelay(models.AbstractModel):
         """
         if websocket is None or msgpack is None:
             raise UserError(_("The websocket-client and msgpack Python packages are required."))
-        relay_url = normalize_relay_url(relay_url)
+        relay_url = normalize_relay_url(self.env, relay_url)
         config = {"secret": secret, "lifetime": 60}
         ticket, _expires = self._mint_ticket([app], ROLE_DRIVER, None, config=config)
         url = f"{websocket_url(relay_url, app)}?fal_jwt_token={quote(ticket)}"

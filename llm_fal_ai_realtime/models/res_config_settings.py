@@ -8,6 +8,7 @@ from .fal_realtime_relay import (
     DEFAULT_TICKET_LIFETIME,
     LOCAL_PREVIEW_APP,
     MAX_TICKET_LIFETIME,
+    MIN_SECRET_LENGTH,
     MIN_TICKET_LIFETIME,
     PARAM_SHARED_SECRET,
     normalize_relay_url,
@@ -65,18 +66,19 @@ class ResConfigSettings(models.TransientModel):
     def _check_fal_realtime_relay(self):
         for settings in self:
             if settings.fal_realtime_relay_url:
-                normalize_relay_url(settings.fal_realtime_relay_url)
-            parse_app_ids(settings.fal_realtime_allowed_apps)
+                normalize_relay_url(self.env, settings.fal_realtime_relay_url)
+            parse_app_ids(self.env, settings.fal_realtime_allowed_apps)
 
     def set_values(self):
         super().set_values()
         if self.fal_realtime_relay_url:
             self.env["ir.config_parameter"].sudo().set_param(
-                "llm_fal_ai_realtime.relay_url", normalize_relay_url(self.fal_realtime_relay_url))
+                "llm_fal_ai_realtime.relay_url", normalize_relay_url(self.env, self.fal_realtime_relay_url))
         secret = (self.fal_realtime_shared_secret or "").strip()
         if secret:
-            if len(secret) < 16:
-                raise UserError(_("The shared secret must be at least 16 characters long."))
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise UserError(_("The shared secret must be at least %s characters long (HS256 wants 32 bytes).",
+                                  MIN_SECRET_LENGTH))
             self.env["ir.config_parameter"].sudo().set_param(PARAM_SHARED_SECRET, secret)
             _logger.info("realtime relay shared secret changed by user %s", self.env.uid)
 
@@ -94,7 +96,7 @@ class ResConfigSettings(models.TransientModel):
         secret = (self.fal_realtime_shared_secret or "").strip() or stored["secret"]
         if not url or not secret:
             raise UserError(_("Set the relay URL and the shared secret first."))
-        apps = parse_app_ids(self.fal_realtime_allowed_apps) or [LOCAL_PREVIEW_APP]
+        apps = parse_app_ids(self.env, self.fal_realtime_allowed_apps) or [LOCAL_PREVIEW_APP]
         app = LOCAL_PREVIEW_APP if LOCAL_PREVIEW_APP in apps else apps[0]
         verdict = relay._probe(url, secret, app)
         return {

@@ -5,7 +5,7 @@ from odoo.tests import HttpCase, new_test_user
 
 RELAY_URL_ENV = "FAL_REALTIME_TEST_RELAY_URL"
 RELAY_SECRET_ENV = "FAL_REALTIME_TEST_RELAY_SECRET"
-FALLBACK_SECRET = "odoo-test-secret-0123456789abcdef"
+FALLBACK_SECRET = "odoo-test-secret-0123456789abcdef-0123456789"
 
 
 class FalRealtimeCase(HttpCase):

@@ -44,7 +44,7 @@ class TestSessionTicket(FalRealtimeCase):
         self.authenticate("rt_owner", "rt_owner")
         ticket = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.preview_model.id})["result"]["ticket"]
         with self.assertRaises(jwt.InvalidSignatureError):
-            jwt.decode(ticket, "another-secret-0123456789abcdef", algorithms=["HS256"], audience="fal-realtime")
+            jwt.decode(ticket, "another-secret-0123456789abcdef-0123456789", algorithms=["HS256"], audience="fal-realtime")
 
     def test_model_defaults_to_the_threads_model(self):
         """Without model_id, the thread's own model is opened."""

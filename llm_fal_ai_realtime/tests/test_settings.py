@@ -15,13 +15,13 @@ class TestSettings(FalRealtimeCase):
         """Saving the form stores every setting; the relay URL loses its trailing slash."""
         self.settings(
             fal_realtime_relay_url="https://relay.example.com/",
-            fal_realtime_shared_secret="a-brand-new-secret-0123456789",
+            fal_realtime_shared_secret="a-brand-new-secret-0123456789-abcdefghijkl",
             fal_realtime_allowed_apps="local/preview,fal-ai/lcm-sd15-i2i",
             fal_realtime_ticket_lifetime=240,
         ).execute()
         params = self.env["ir.config_parameter"].sudo()
         self.assertEqual(params.get_param("llm_fal_ai_realtime.relay_url"), "https://relay.example.com")
-        self.assertEqual(params.get_param("llm_fal_ai_realtime.shared_secret"), "a-brand-new-secret-0123456789")
+        self.assertEqual(params.get_param("llm_fal_ai_realtime.shared_secret"), "a-brand-new-secret-0123456789-abcdefghijkl")
         self.assertEqual(params.get_param("llm_fal_ai_realtime.allowed_apps"), "local/preview,fal-ai/lcm-sd15-i2i")
         self.assertEqual(params.get_param("llm_fal_ai_realtime.ticket_lifetime"), "240")
         config = self.env["llm.fal.realtime.relay"]._get_config()
@@ -48,8 +48,8 @@ class TestSettings(FalRealtimeCase):
             self.settings(fal_realtime_relay_url="ftp://relay.example.com")
         with self.assertRaisesRegex(UserError, "is not a realtime app id"):
             self.settings(fal_realtime_allowed_apps="local/preview, not an app")
-        with self.assertRaisesRegex(UserError, "at least 16 characters"):
-            self.settings(fal_realtime_shared_secret="short").execute()
+        with self.assertRaisesRegex(UserError, "at least 32 characters"):
+            self.settings(fal_realtime_shared_secret="x" * 31).execute()
 
     def test_settings_are_for_administrators_only(self):
         """Plain users cannot open the settings; the block is restricted to the system group."""
@@ -69,7 +69,7 @@ class TestSettings(FalRealtimeCase):
     def test_connection_reports_the_relays_error_for_a_wrong_secret(self):
         """With a secret the relay does not share, the relay's own UNAUTHORIZED reason is reported."""
         form = self.settings(fal_realtime_relay_url=self.require_relay(),
-                             fal_realtime_shared_secret="not-the-relays-secret-0123456789")
+                             fal_realtime_shared_secret="not-the-relays-secret-0123456789-abcdefghij")
         action = form.action_fal_realtime_test_connection()
         self.assertEqual(action["params"]["type"], "danger")
         self.assertIn("UNAUTHORIZED", action["params"]["message"])
