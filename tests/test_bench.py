@@ -15,12 +15,15 @@ from realtime_server.bench import procs
 from realtime_server.bench.nginx import NginxConfig, find_nginx
 from realtime_server.bench.stats import LATENCY_KEYS, latency_summary, percentile
 
-ROUTES = ("direct", "relay", "nginx")
+ROUTES = ("direct", "relay", "nginx", "splice")
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """One tiny sweep: two frame sizes, two concurrency levels, a short stalled viewer, every route."""
+    """One tiny sweep: two frame sizes, two concurrency levels, a short stalled viewer, every route.
+
+    Every route includes the experimental splice prototype, so it is driven end to end here too.
+    """
     out = tmp_path_factory.mktemp("bench")
     cmd = [
         sys.executable, "-m", "realtime_server.bench", "--sizes", "4k,64k", "--sessions", "1,3", "--rate", "20",
@@ -61,7 +64,7 @@ def test_smoke_json_has_every_route_percentile_and_ratio(smoke: tuple[subprocess
     nginx_present = find_nginx() is not None
     assert result["routes"]["nginx"]["available"] is nginx_present
     measured = [r for r in ROUTES if result["routes"][r]["available"]]
-    assert set(measured) == ({"direct", "relay", "nginx"} if nginx_present else {"direct", "relay"})
+    assert set(measured) == {"direct", "relay", "splice"} | ({"nginx"} if nginx_present else set())
     sizes = {(p["route"], p["frame_bytes"]) for p in result["sizes"]}
     assert sizes == {(r, s) for r in measured for s in (4096, 65536)}
     assert {(p["route"], p["sessions"]) for p in result["concurrency"]} == {(r, n) for r in measured for n in (1, 3)}

@@ -31,7 +31,8 @@ from .runner import RssSampler, measure
 from .stats import Point, check_targets, comparisons
 
 logger = logging.getLogger(__name__)
-ROUTES = ("direct", "relay", "nginx")
+ROUTES = ("direct", "relay", "nginx", "splice")
+SPLICE_MODULE = "realtime_server.bench.splice_app"  # experimental: the relay's checks with a spliced hot path
 
 
 def _ints(text: str) -> list[int]:
@@ -94,6 +95,8 @@ def start_routes(stack: ExitStack, args: argparse.Namespace, upstream_url: str, 
             routes[name] = Route("direct", upstream_url)
         elif name == "relay":
             routes[name] = stack.enter_context(procs.relay(upstream_url, log_path=args.relay_log))
+        elif name == "splice":
+            routes[name] = stack.enter_context(procs.relay(upstream_url, module=SPLICE_MODULE, name="splice"))
         elif name == "nginx":
             routes[name] = stack.enter_context(procs.nginx(upstream_url, buffer_bytes, args.nginx))
     return routes
@@ -175,20 +178,26 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 progress.advance(task)
         meta["routes"] = {name: {"available": r.available, "reason": r.reason} for name, r in routes.items()}
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
-    baselines = [r for r in ("direct", "nginx") if r in meta["routes"]]
-    subjects = [r for r in ("relay", "nginx") if r in meta["routes"]]
+    # Who is compared with whom: the relay and the splice prototype with direct and nginx, the splice with
+    # the relay (before/after), and nginx with direct (what a tuned C proxy costs).
+    pairs = {"relay": ("direct", "nginx"), "splice": ("direct", "nginx", "relay"), "nginx": ("direct",)}
+    present = set(meta["routes"])
     result: dict[str, Any] = {
         "meta": meta, "routes": meta.pop("routes"),
         "sizes": [p.to_json() for p in sizes], "concurrency": [p.to_json() for p in conc],
         "comparisons": {
-            phase: [row for subj in subjects for row in comparisons(pts, subj, [b for b in baselines if b != subj])]
+            phase: [row for subj, bases in pairs.items() if subj in present
+                    for row in comparisons(pts, subj, [b for b in bases if b in present])]
             for phase, pts in (("sizes", sizes), ("concurrency", conc))
         },
         "stall": stall,
-        "targets": [t.__dict__ for t in check_targets(
-            sizes, conc, stall["growth_bytes"] if stall else None,
-            frame_bytes=65536 if 65536 in args.sizes else max(args.sizes),
-            busy_sessions=max(args.sessions))] if args.mode == "transport" else [],
+        "targets": [
+            t.__dict__ | {"route": subject}
+            for subject in ("relay", "splice") if subject in present and args.mode == "transport"
+            for t in check_targets(sizes, conc, stall["growth_bytes"] if stall and subject == "relay" else None,
+                                   subject=subject, frame_bytes=65536 if 65536 in args.sizes else max(args.sizes),
+                                   busy_sessions=max(args.sessions))
+        ],
     }
     return result
 

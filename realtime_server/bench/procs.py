@@ -136,8 +136,11 @@ def upstream(session_timeout: float = 30.0) -> Iterator[tuple[str, ProcessProbe]
 
 @contextlib.contextmanager
 def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str = "realtime_server.cli",
-          log_path: Path | None = None) -> Iterator[Route]:
-    """The relay as a deployment runs it, with limits opened wide enough not to shape the load."""
+          log_path: Path | None = None, name: str = "relay") -> Iterator[Route]:
+    """The relay as a deployment runs it, with limits opened wide enough not to shape the load.
+
+    `module` may name another server configured the same way (the experimental splice prototype).
+    """
     port = free_port()
     env = os.environ | {
         "RELAY_UPSTREAM_URL": upstream_url, "RELAY_API_KEYS": BENCH_KEY, "RELAY_ALLOWED_APPS": apps,
@@ -149,10 +152,10 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     child = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:
-        _wait_for_port(port, child, "the relay")
+        _wait_for_port(port, child, f"the {name} route ({module})")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
             pass
-        yield Route("relay", f"ws://127.0.0.1:{port}", {"Authorization": f"Key {BENCH_KEY}"}, ProcessProbe(child.pid))
+        yield Route(name, f"ws://127.0.0.1:{port}", {"Authorization": f"Key {BENCH_KEY}"}, ProcessProbe(child.pid))
     finally:
         _stop(child)
         if log_path:

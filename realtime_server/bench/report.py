@@ -69,11 +69,11 @@ def ratios_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
 
 def targets_table(targets: Sequence[dict[str, Any]]) -> Table:
     table = Table(title="Targets (issue 4)", title_justify="left")
-    for name in ("target", "measured", "limit", "unit", "met"):
+    for name in ("route", "target", "measured", "limit", "unit", "met"):
         table.add_column(name)
     for t in targets:
         met = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[t["met"]]
-        table.add_row(t["name"], _f(t["measured"]), _f(t["limit"]), t["unit"], met)
+        table.add_row(t.get("route", "relay"), t["name"], _f(t["measured"]), _f(t["limit"]), t["unit"], met)
     return table
 
 

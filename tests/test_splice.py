@@ -1,0 +1,268 @@
+"""The frame splice: boundaries from headers, bytes passed through unchanged, the relay's policies kept."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgpack
+import pytest
+import uvicorn
+import websockets
+
+from realtime_server import Settings, protocol, splice
+from realtime_server.bench.splice_app import create_splice_app
+from realtime_server.cli import free_port
+from realtime_server.splice_uvicorn import SpliceWebSocketProtocol
+
+from .conftest import LOCAL_SESSION_TIMEOUT, SECRET, expect_error, pack
+
+
+class FakeTransport:
+    """Records writes, keeping the objects written so a test can tell a pass-through from a copy."""
+
+    def __init__(self) -> None:
+        self.writes: list[Any] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(data)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(bytes(w) for w in self.writes)
+
+
+class Hooks:
+    def __init__(self, forward_text: bool = True) -> None:
+        self.texts: list[bytes] = []
+        self.closes: list[bytes] = []
+        self.inputs: list[bytes] = []
+        self.forward_text = forward_text
+
+    def on_upstream_text(self, payload: bytes) -> bool:
+        self.texts.append(payload)
+        return self.forward_text
+
+    def on_upstream_close(self, payload: bytes) -> None:
+        self.closes.append(payload)
+
+    def on_input(self, payload: bytes) -> None:
+        protocol.check_input(payload, 1 << 20)
+        self.inputs.append(payload)
+
+    def on_client_close(self, payload: bytes) -> None:
+        self.closes.append(payload)
+
+
+def server_frame(payload: bytes, opcode: int = splice.OP_BINARY) -> bytes:
+    return splice.frame_header(opcode, len(payload)) + payload
+
+
+def client_frame(payload: bytes, opcode: int = splice.OP_BINARY) -> bytes:
+    mask = os.urandom(4)
+    return splice.frame_header(opcode, len(payload), mask) + splice.unmask(payload, mask)
+
+
+def output(size: int, seq: int = 0) -> bytes:
+    return msgpack.packb({"seq": seq, "pad": bytes(size)}, use_bin_type=True)
+
+
+def test_parse_header_reads_each_length_encoding() -> None:
+    """7-bit, 16-bit and 64-bit lengths, with and without a mask; None until the header is whole."""
+    for length, size in ((5, 2), (300, 4), (70_000, 10)):
+        head = splice.frame_header(splice.OP_BINARY, length)
+        assert splice.parse_header(head, 0, len(head)) == (0x82, size, length, False)
+        assert splice.parse_header(head, 0, len(head) - 1) is None
+        masked = splice.frame_header(splice.OP_BINARY, length, b"abcd")
+        assert splice.parse_header(masked, 0, len(masked)) == (0x82, size + 4, length, True)
+
+
+def test_unmask_matches_the_bytewise_definition() -> None:
+    """The big-integer XOR equals RFC 6455's per-byte masking, and undoes itself."""
+    for n in (0, 1, 3, 4, 5, 200, 4097):
+        data, key = os.urandom(n), os.urandom(4)
+        assert splice.unmask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
+        assert splice.unmask(splice.unmask(data, key), key) == data
+
+
+def test_upstream_frames_reach_the_client_unchanged_however_reads_split() -> None:
+    """Frames of every size arrive byte for byte, whatever the read boundaries."""
+    stream = b"".join(server_frame(output(n, i)) for i, n in enumerate((0, 10, 200, 70_000, 3, 600_000)))
+    rng = random.Random(4)
+    for _ in range(30):
+        sink = splice.Sink(FakeTransport())
+        down = splice.UpstreamToClients(Hooks(), [sink])
+        pos = 0
+        while pos < len(stream):
+            step = rng.choice((1, 2, 3, 7, 100, 5000, 70_000))
+            down.feed(stream[pos : pos + step])
+            pos += step
+        assert sink.transport.data == stream  # type: ignore[attr-defined]
+        assert down.frames == 6
+
+
+def test_a_read_of_whole_frames_is_written_as_the_same_object() -> None:
+    """No copy on the fast path: the bytes read are the bytes written."""
+    sink = splice.Sink(FakeTransport())
+    data = server_frame(output(65536)) + server_frame(output(10))
+    splice.UpstreamToClients(Hooks(), [sink]).feed(data)
+    assert sink.transport.writes == [data] and sink.transport.writes[0] is data  # type: ignore[attr-defined]
+
+
+def test_text_frames_go_through_the_hook_and_close_frames_stop_the_stream() -> None:
+    """x-fal text is shown to the hook (forwarded only if it says so); a close is never forwarded."""
+    hooks = Hooks(forward_text=False)
+    sink = splice.Sink(FakeTransport())
+    down = splice.UpstreamToClients(hooks, [sink])
+    timeout = protocol.error_frame("TIMEOUT", "no inputs").encode()
+    first = server_frame(output(4))
+    down.feed(first + server_frame(timeout, splice.OP_TEXT) + server_frame(b"\x03\xe8", splice.OP_CLOSE)
+              + server_frame(output(5)))
+    assert hooks.texts == [timeout] and hooks.closes == [b"\x03\xe8"]
+    assert sink.transport.data == first  # type: ignore[attr-defined]
+    assert down.closed
+
+
+def test_a_binary_frame_that_is_not_a_msgpack_map_is_refused() -> None:
+    """Upstream output must start like a msgpack map, as relay.py requires."""
+    down = splice.UpstreamToClients(Hooks(), [splice.Sink(FakeTransport())])
+    with pytest.raises(splice.SpliceError) as exc:
+        down.feed(server_frame(b"\x93\x01\x02\x03"))
+    assert exc.value.upstream and exc.value.reason == "upstream sent a binary frame that is not a msgpack map"
+
+
+def test_a_paused_viewer_gets_only_the_newest_frame_when_it_drains() -> None:
+    """Latest frame wins: while paused, whole frames are parked and replaced; memory stays one frame."""
+    sink = splice.Sink(FakeTransport(), paused=True)
+    down = splice.UpstreamToClients(Hooks(), [sink])
+    frames = [server_frame(output(1000, i)) for i in range(5)]
+    for frame in frames:
+        down.feed(frame)
+    assert sink.transport.writes == [] and sink.dropped == 4  # type: ignore[attr-defined]
+    sink.resume()
+    assert sink.transport.data == frames[-1]  # type: ignore[attr-defined]
+
+
+def test_a_viewer_added_mid_frame_starts_at_the_next_frame() -> None:
+    """A new viewer never receives the tail of a frame it did not see begin."""
+    first, second = server_frame(output(5000, 1)), server_frame(output(10, 2))
+    old, new = splice.Sink(FakeTransport()), splice.Sink(FakeTransport())
+    down = splice.UpstreamToClients(Hooks(), [old])
+    down.feed(first[:100])
+    down.add_sink(new)
+    down.feed(first[100:] + second)
+    assert old.transport.data == first + second  # type: ignore[attr-defined]
+    assert new.transport.data == second  # type: ignore[attr-defined]
+
+
+def test_client_inputs_are_checked_unmasked_and_forwarded_as_framed() -> None:
+    """The hook sees the unmasked input; upstream gets the client's own masked bytes."""
+    hooks, upstream = Hooks(), FakeTransport()
+    up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
+    frames = [client_frame(pack(prompt=f"p{i}", seed=i)) for i in range(3)]
+    up.feed(frames[0])
+    up.feed(frames[1][:3])
+    up.feed(frames[1][3:] + frames[2])
+    assert hooks.inputs == [pack(prompt=f"p{i}", seed=i) for i in range(3)]
+    assert upstream.data == b"".join(frames) and up.last_sent == frames[2]
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (client_frame(pack(prompt="x"), splice.OP_TEXT), "expected a binary msgpack frame, got a text frame"),
+        (server_frame(pack(prompt="x")), "client frames must be masked"),
+        (splice.frame_header(splice.OP_BINARY, 2_000_000, b"abcd"),
+         "frame is 2000000 bytes; this relay accepts at most 1048576"),
+    ],
+)
+def test_bad_client_frames_are_refused(frame: bytes, reason: str) -> None:
+    """Text, unmasked and oversized frames end the session; an oversized one from its header alone."""
+    up = splice.ClientToUpstream(Hooks(), max_frame_bytes=1 << 20, upstream=FakeTransport())
+    with pytest.raises(splice.SpliceError) as exc:
+        up.feed(frame)
+    assert not exc.value.upstream and exc.value.reason == reason
+
+
+def test_while_upstream_is_paused_the_newest_input_wins() -> None:
+    """One input waits; newer ones replace it and count as dropped; it goes out on resume."""
+    upstream = FakeTransport()
+    up = splice.ClientToUpstream(Hooks(), max_frame_bytes=1 << 20, upstream=upstream, upstream_paused=True)
+    frames = [client_frame(pack(seed=i)) for i in range(3)]
+    for frame in frames:
+        up.feed(frame)
+    assert upstream.writes == [] and up.dropped == 2
+    up.resume()
+    assert upstream.data == frames[2]
+
+
+def test_pings_pass_through_and_a_close_reaches_the_hook() -> None:
+    """Keepalive is end to end; the client's close is handed to the hook, not forwarded."""
+    hooks, upstream = Hooks(), FakeTransport()
+    up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
+    ping = client_frame(b"hi", splice.OP_PING)
+    up.feed(ping + client_frame(b"\x03\xe8", splice.OP_CLOSE))
+    assert upstream.data == ping and hooks.closes == [b"\x03\xe8"] and up.closed
+
+
+@pytest.fixture
+async def splice_relay(local_app_url: str) -> AsyncIterator[str]:
+    """The splice prototype served by uvicorn with the splice protocol, in front of the embedded apps."""
+    settings = Settings(shared_secret=SECRET, upstream_url=local_app_url, api_keys=("relay-key-1",),
+                        allowed_apps=("local/preview", "local/echo"))
+    port = free_port()
+    config = uvicorn.Config(create_splice_app(settings), host="127.0.0.1", port=port, ws=SpliceWebSocketProtocol,
+                            ws_per_message_deflate=False, access_log=False, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_spliced_relay_answers_every_input_from_the_real_fal_app(splice_relay: str) -> None:
+    """Through uvicorn and the splice, each echo input gets its reply, large frames included."""
+    headers = {"Authorization": "Key relay-key-1"}
+    async with websockets.connect(f"{splice_relay}/local/echo/realtime", additional_headers=headers,
+                                  max_size=None, compression=None) as ws:
+        for seq, size in enumerate((0, 4096, 65536, 600_000, 10)):
+            await ws.send(pack(size=size, seq=seq))
+            async with asyncio.timeout(10):
+                reply = msgpack.unpackb(await ws.recv())
+            assert reply["seq"] == seq and len(reply["pad"]) == size
+
+
+async def test_spliced_relay_keeps_the_relays_handshake_checks(splice_relay: str) -> None:
+    """No key: the same x-fal-error UNAUTHORIZED and close 1008 as the relay."""
+    async with websockets.connect(f"{splice_relay}/local/echo/realtime") as ws:
+        payload = await expect_error(ws, "UNAUTHORIZED", 1008)
+    assert payload["reason"] == "no ticket: pass ?fal_jwt_token=<ticket> or 'Authorization: Key <relay key>'"
+
+
+async def test_spliced_relay_refuses_a_bad_input_with_bad_frame(splice_relay: str) -> None:
+    """An input that is not a msgpack map ends the session with BAD_FRAME, as relay.py does."""
+    async with websockets.connect(f"{splice_relay}/local/echo/realtime",
+                                  additional_headers={"Authorization": "Key relay-key-1"}) as ws:
+        await ws.send(msgpack.packb([1, 2, 3]))
+        await expect_error(ws, "BAD_FRAME", 1007)
+
+
+async def test_spliced_relay_absorbs_upstream_idle_timeout_and_reopens(splice_relay: str) -> None:
+    """fal's TIMEOUT is absorbed: the client stays connected and its next input opens upstream again."""
+    async with websockets.connect(f"{splice_relay}/local/echo/realtime",
+                                  additional_headers={"Authorization": "Key relay-key-1"}) as ws:
+        await ws.send(pack(size=10, seq=1))
+        assert msgpack.unpackb(await ws.recv())["seq"] == 1
+        await asyncio.sleep(LOCAL_SESSION_TIMEOUT + 1.0)  # the embedded app ends the idle session
+        await ws.send(pack(size=10, seq=2))
+        async with asyncio.timeout(10):
+            assert msgpack.unpackb(await ws.recv())["seq"] == 2
