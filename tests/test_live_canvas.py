@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from realtime_server import tickets
+from realtime_server import Settings, tickets
 from realtime_server.cli import free_port
 
 from .browser import ARTIFACTS, chromium
@@ -239,3 +239,35 @@ async def test_closing_the_canvas_closes_the_connection(make_relay) -> None:
             minted = tally.minted
             await page.wait_for_timeout(1000)
             assert tally.minted == minted, "a closed canvas must not fetch tickets"
+
+
+async def test_live_canvas_reconnects_after_the_relay_restarts(local_app_url, monkeypatch) -> None:
+    """The relay goes away mid-session: the canvas says it is reconnecting, then goes live again by itself."""
+    from . import conftest
+
+    async with harness_server() as origin, chromium() as browser:
+        settings = Settings(shared_secret=conftest.SECRET, upstream_url=local_app_url, allowed_origins=(origin,))
+        port = free_port()
+        monkeypatch.setattr(conftest, "free_port", lambda: port)
+        relay_cm = conftest.serve_relay(settings)
+        relay = await relay_cm.__aenter__()
+        try:
+            async with live_canvas_page(browser, relay, origin) as (page, tally):
+                blank = str(await page.evaluate(CANVAS_DATA))
+                await page.click(".harness_prompt")
+                await page.keyboard.type("a windmill", delay=20)
+                await _wait_status(page, "live")
+                first = await _wait_new_canvas(page, blank)
+                await relay_cm.__aexit__(None, None, None)
+                relay_cm = None
+                await _wait_status(page, "reconnecting", timeout=10_000)
+                assert await page.text_content(".o_live_canvas_status") == "Reconnecting…"
+                relay_cm = conftest.serve_relay(settings)
+                await relay_cm.__aenter__()
+                await _wait_status(page, "live", timeout=20_000)
+                await page.keyboard.type(" in a storm", delay=20)
+                await _wait_new_canvas(page, first)
+                assert tally.page_errors == []
+        finally:
+            if relay_cm is not None:
+                await relay_cm.__aexit__(None, None, None)
