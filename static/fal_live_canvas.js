@@ -9,7 +9,7 @@
  *
  * @module fal_live_canvas
  */
-import { RealtimeClient, RealtimeError, STATES as CLIENT_STATES } from "./fal_realtime.js";
+import { RealtimeClient, STATES as CLIENT_STATES } from "./fal_realtime.js";
 
 export const TAG_NAME = "fal-live-canvas";
 
@@ -155,7 +155,11 @@ export class FalLiveCanvas extends HTMLElement {
 
     disconnectedCallback() {
         // Moving the element (remove, then insert) must not drop the connection.
-        queueMicrotask(() => !this.isConnected && this._stop());
+        queueMicrotask(() => {
+            if (!this.isConnected) {
+                this._stop();
+            }
+        });
     }
 
     attributeChangedCallback(name, previous, value) {
@@ -202,7 +206,7 @@ export class FalLiveCanvas extends HTMLElement {
 
     /** True for `mode="viewer"` or a viewer ticket: the element only watches and never sends. */
     get viewer() {
-        return this.getAttribute("mode") === "viewer" || this._role === "viewer";
+        return this.mode === "viewer" || this._role === "viewer";
     }
 
     /**
@@ -265,13 +269,18 @@ export class FalLiveCanvas extends HTMLElement {
     }
 
     _start() {
+        const wasRunning = Boolean(this._client);
         this._detach();
         this._error = null;
         this._notice = "";
+        this._role = null;
         const options = this._connectionOptions();
         if (!options) {
-            this._status.textContent = "Waiting for a ticket: set ticket, ticket-url or getTicket";
-            return; // not configured yet, like an <img> without src; setting one of them starts it
+            if (wasRunning) {
+                this._onState(LIVE_STATES.CLOSED);
+            }
+            this._status.textContent = "Not configured: set app and ticket-url (or ticket, or getTicket)";
+            return; // like an <img> without src: setting them starts it
         }
         const client = new RealtimeClient({ throttleMs: THROTTLE_MS, ...options });
         this._client = client;
@@ -280,12 +289,6 @@ export class FalLiveCanvas extends HTMLElement {
         client.addEventListener("error", ({ detail }) => client === this._client && this._onError(detail));
         client.addEventListener("message", ({ detail }) => client === this._client && this._onMessage(detail));
         this._hudTimer = setInterval(() => this._refreshHud(), HUD_REFRESH_MS);
-        if (options.problem) {
-            this._onState(LIVE_STATES.CONNECTING);
-            this._onError(options.problem);
-            this._onState(LIVE_STATES.ERROR);
-            return;
-        }
         client.connect();
         this._send();
     }
@@ -306,11 +309,8 @@ export class FalLiveCanvas extends HTMLElement {
             };
             return { url: fallbackUrl, getTicket };
         }
-        if (!this.ticket) {
+        if (!this.ticket || !fallbackUrl) {
             return null;
-        }
-        if (!fallbackUrl) {
-            return { problem: new RealtimeError("BAD_REQUEST", "no app: set the app attribute") };
         }
         return { url: this._withSession(fallbackUrl), ticket: this.ticket };
     }
@@ -324,14 +324,11 @@ export class FalLiveCanvas extends HTMLElement {
     }
 
     _ticketRequest() {
-        const request = { app: this.app || undefined };
-        if (this.session) {
-            request.session = this.session;
+        const viewer = this.mode === "viewer";
+        if (!viewer && !this.session) {
+            return { app: this.app || undefined };
         }
-        if (this.getAttribute("mode") === "viewer" || this.session) {
-            request.role = this.getAttribute("mode") === "viewer" ? "viewer" : "driver";
-        }
-        return request;
+        return { app: this.app || undefined, session: this.session || undefined, role: viewer ? "viewer" : "driver" };
     }
 
     _defaultUrl() {
@@ -434,7 +431,7 @@ export class FalLiveCanvas extends HTMLElement {
     _renderStatus() {
         const words = STATUS_TEXT[this._notice || this._state] || "";
         const error = this._error;
-        this._status.dataset.state = this._state;
+        this._status.dataset.state = this._notice || this._state;
         this._status.textContent = error ? `${words} — ${error.code}: ${error.reason}` : words;
     }
 

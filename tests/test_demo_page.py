@@ -52,3 +52,6 @@ async def test_demo_page_shows_relay_errors(make_relay) -> None:
         await page.goto(relay.http + "/?ticket=forged.ticket.value")
         await page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=10_000)
         assert await page.text_content("#status") == "UNAUTHORIZED: ticket is malformed (DecodeError)"
+        # The widget's own status line, the one screen readers hear, says the same.
+        widget_status = await page.evaluate(f"{SHADOW}.getElementById('status').textContent")
+        assert widget_status == "Stopped — UNAUTHORIZED: ticket is malformed (DecodeError)"

@@ -266,30 +266,31 @@ async def test_two_widgets_on_one_page_do_not_interfere(make_relay) -> None:
 
 
 async def test_viewer_widget_watches_and_never_sends(make_relay) -> None:
-    """`mode="viewer"` on a live session: it draws the driver's frames and sends nothing, whatever its inputs."""
+    """`mode="viewer"`: it waits for the driver, draws the driver's frames, never sends, and ends when the driver goes."""
     async with embedding(make_relay) as (relay, backend, page):
         sockets: list[str] = []
         page.on("websocket", lambda socket: sockets.append(socket.url))
-        await page.evaluate("""add('<fal-live-canvas id="driver" app="local/preview" ticket-url="/ticket"'
-                                   + ' session="thread-9" prompt="a shared picture" seed="5"></fal-live-canvas>')""")
-        await _wait_frames(page, "driver", 1)
+        viewer_status = _shadow("viewer", "getElementById('status').textContent")
         await page.evaluate("""add('<fal-live-canvas id="viewer" mode="viewer" app="local/preview"'
                                    + ' ticket-url="/ticket" session="thread-9" prompt="let me drive"></fal-live-canvas>')""")
-        await page.wait_for_function("document.getElementById('viewer').state === 'live'", timeout=WAIT_MS)
+        await page.wait_for_function(f"{viewer_status} === 'Waiting for the live session to start…'", timeout=WAIT_MS)
+        await page.evaluate("""add('<fal-live-canvas id="driver" app="local/preview" ticket-url="/ticket"'
+                                   + ' session="thread-9" prompt="a shared picture" seed="5"></fal-live-canvas>')""")
+        await _wait_frames(page, "viewer", 1)
+        assert await page.evaluate(viewer_status) == "Live"
         await page.evaluate("document.getElementById('viewer').seed = 99")
         await page.evaluate("document.getElementById('driver').seed = 6")
-        await _wait_frames(page, "viewer", 1)
+        await page.wait_for_function("window.events.viewer.some((e) => e.seed === 6)", timeout=WAIT_MS)
         await asyncio.sleep(1.0)  # time for a refusal to arrive, had the viewer sent anything
         assert await page.evaluate("document.getElementById('viewer').viewer") is True
-        # The driver leaves: the viewer ends quietly, with no error.
         await page.evaluate("document.getElementById('driver').remove()")
         await page.wait_for_function("window.events.viewer.at(-1).state === 'closed'", timeout=WAIT_MS)
-        assert await page.evaluate(_shadow("viewer", "getElementById('status').textContent")) == "The live session ended"
+        assert await page.evaluate(viewer_status) == "The live session ended"
         events = {element: await _events(page, element) for element in ("driver", "viewer")}
-    # A joining viewer may first get the session's latest frame (seed 5); never one of its own (99).
-    assert {e["seed"] for e in events["viewer"] if e["type"] == "frame"} in ({6}, {5, 6})
+    assert [e["seed"] for e in events["viewer"] if e["type"] == "frame"] == [5, 6]  # the driver's, never its own 99
+    assert [e["state"] for e in events["viewer"] if e["type"] == "statechange"] == ["connecting", "live", "closed"]
     assert not [e for e in events["driver"] + events["viewer"] if e["type"] == "error"]
-    assert [m["role"] for m in backend.minted] == ["driver", "viewer"]
+    assert [m["role"] for m in backend.minted] == ["viewer", "driver"]
     assert len(sockets) == 2 and all("?session=thread-9&fal_jwt_token=" in url for url in sockets)  # for routing
     assert relay.metric("relay_errors_total", code="VIEWER_READ_ONLY") == 0
 
