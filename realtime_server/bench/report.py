@@ -21,6 +21,8 @@ ROUTE_COLOURS = {"direct": "tab:green", "relay": "tab:blue", "nginx": "tab:orang
 
 
 def _size(n: int) -> str:
+    if n == 0:
+        return "render"  # --mode render: the reply is whatever local/preview draws
     if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
         return f"{n // (1024 * 1024)} MB"
     return f"{n / 1024:g} KB" if n >= 1024 else f"{n} B"
@@ -35,7 +37,7 @@ def _f(value: float | None, digits: int = 3) -> str:
 def points_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("route", "frame", "sessions", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "frames/s",
-                 "MB/s", "proxy CPU µs/frame", "proxy peak RSS MB", "lost"):
+                 "MB/s", "proxy CPU µs/frame", "proxy peak RSS MB", "client CPU %", "lost"):
         table.add_column(name, justify="left" if name == "route" else "right")
     for p in points:
         lat = p["latency_ms"]
@@ -44,7 +46,7 @@ def points_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
             p["route"], _size(p["frame_bytes"]), str(p["sessions"]),
             *(_f(lat[k]) for k in ("p50", "p90", "p99", "p99.9", "max")),
             _f(p["frames_per_s"], 0), _f(p["bytes_per_s"] / 1e6, 1), _f(p["proxy_cpu_us_per_frame"], 1),
-            _f(rss / 1e6 if rss else None, 1), str(p["lost"]),
+            _f(rss / 1e6 if rss else None, 1), _f(100 * p["client_cpu_s"] / p["duration_s"], 0), str(p["lost"]),
         )
     return table
 
@@ -81,6 +83,10 @@ def print_report(result: dict[str, Any], console: Console) -> None:
     for name, route in result["routes"].items():
         if not route["available"]:
             console.print(f"[yellow]route {name} not measured:[/] {route['reason']}")
+    busy = [p for p in result["sizes"] + result["concurrency"] if p["client_cpu_s"] > 0.8 * p["duration_s"]]
+    if busy:
+        console.print(f"[yellow]the load generator used over 80% of a core in {len(busy)} point(s): "
+                      "those figures are bounded by the client, not the route[/]")
     if result["sizes"]:
         console.print(points_table("Frame sizes (closed loop, one input in flight)", result["sizes"]))
     if result["concurrency"]:
