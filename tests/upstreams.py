@@ -15,11 +15,12 @@ import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from http import HTTPStatus
 
 import msgpack
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 FAULT_APPS = ("fault/echo", "fault/refuse", "fault/slow", "fault/crash", "fault/garbage", "fault/error", "fault/ack")
@@ -65,10 +66,11 @@ async def fault_upstream() -> AsyncIterator[str]:
 async def _ack(ws: ServerConnection) -> None:
     """Answer every input, whatever it holds, with a map carrying its count and its exact bytes."""
     count = 0
-    async for message in ws:
-        count += 1
-        data = message if isinstance(message, bytes) else message.encode()
-        await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
+    with suppress(ConnectionClosed):  # the relay drops upstream when its client goes: not an upstream failure
+        async for message in ws:
+            count += 1
+            data = message if isinstance(message, bytes) else message.encode()
+            await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
 
 
 SWITCH_MODES = ("ok", "refuse", "slow", "crash", "drop", "garbage", "error", "timeout")
@@ -109,7 +111,8 @@ class Switchable:
     async def handler(self, ws: ServerConnection) -> None:
         self.open_connections += 1
         try:
-            await self._serve(ws)
+            with suppress(ConnectionClosed):
+                await self._serve(ws)
         finally:
             self.open_connections -= 1
 
@@ -125,7 +128,8 @@ class Switchable:
                 elif mode == "garbage":
                     await ws.send(b"\xc1\xc1 not msgpack")
                 else:
-                    await ws.send(json.dumps({"type": "x-fal-error", "error": "MODEL_FAILED", "reason": "model exploded"}))
+                    error = {"type": "x-fal-error", "error": "MODEL_FAILED", "reason": "model exploded"}
+                    await ws.send(json.dumps(error))
                     await ws.close()
                 return
             data = message if isinstance(message, bytes) else message.encode()
