@@ -40,6 +40,8 @@ async def test_demo_page_draws_frames_as_you_type(make_relay) -> None:
         p50 = await page.evaluate(f"{SHADOW}.getElementById('p50').textContent")
         assert p50 is not None and float(p50) > 0
         assert "local/preview" in (await page.text_content("#renderer") or "")
+        await page.click("#keep")
+        await page.wait_for_function("document.getElementById('kept').textContent.includes('kB JPEG')", timeout=5_000)
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "demo_page.png"))
         assert errors == []
