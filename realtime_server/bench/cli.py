@@ -2,7 +2,8 @@
 
 The transport mode (default) measures the `local/echo` app over every route: a closed-loop sweep
 over frame sizes on one session, an open-loop sweep over concurrent sessions at a set input rate,
-and a stalled viewer on the relay. The render mode measures `local/preview` end to end instead.
+and a stalled viewer on the relay (and the splice prototype). The render mode measures
+`local/preview` end to end instead.
 Points are taken route after route for each size, so drift on a busy machine hits all routes alike.
 """
 
@@ -155,26 +156,27 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     }
     sizes: list[Point] = []
     conc: list[Point] = []
-    stall: dict[str, Any] | None = None
+    stalls: list[dict[str, Any]] = []
     with ExitStack() as stack:
         upstream_url, upstream = stack.enter_context(procs.upstream())
         buffer_bytes = max([*args.sizes, args.concurrency_frame_bytes, 1024 * 1024]) + 64
         routes = start_routes(stack, args, upstream_url, buffer_bytes)
         points = list(plan(args, routes))
-        relay_up = "relay" in routes and routes["relay"].available
-        do_stall = args.mode == "transport" and args.stall_seconds > 0 and relay_up
+        stall_routes = [routes[r] for r in ("relay", "splice") if r in routes and routes[r].available]
+        if args.mode != "transport" or args.stall_seconds <= 0:
+            stall_routes = []
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as progress:
-            task = progress.add_task("realtime-bench", total=len(points) + int(do_stall))
+            task = progress.add_task("realtime-bench", total=len(points) + len(stall_routes))
             for phase, route, spec in points:
                 label = f"{phase}: {route.name} {spec.frame_bytes // 1024} KB × {spec.sessions}"
                 progress.update(task, description=label)
                 point = measure(route, spec, upstream)
                 (sizes if phase == "sizes" else conc).append(point)
                 progress.advance(task)
-            if do_stall:
-                progress.update(task, description="stalled viewer: relay")
-                stall = stalled_viewer(args, routes["relay"], upstream)
+            for route in stall_routes:
+                progress.update(task, description=f"stalled viewer: {route.name}")
+                stalls.append(stalled_viewer(args, route, upstream))
                 progress.advance(task)
         meta["routes"] = {name: {"available": r.available, "reason": r.reason} for name, r in routes.items()}
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -182,6 +184,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     # the relay (before/after), and nginx with direct (what a tuned C proxy costs).
     pairs = {"relay": ("direct", "nginx"), "splice": ("direct", "nginx", "relay"), "nginx": ("direct",)}
     present = set(meta["routes"])
+    growth = {s["route"]: s["growth_bytes"] for s in stalls}
     result: dict[str, Any] = {
         "meta": meta, "routes": meta.pop("routes"),
         "sizes": [p.to_json() for p in sizes], "concurrency": [p.to_json() for p in conc],
@@ -190,11 +193,11 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                     for row in comparisons(pts, subj, [b for b in bases if b in present])]
             for phase, pts in (("sizes", sizes), ("concurrency", conc))
         },
-        "stall": stall,
+        "stall": stalls,
         "targets": [
             t.__dict__ | {"route": subject}
             for subject in ("relay", "splice") if subject in present and args.mode == "transport"
-            for t in check_targets(sizes, conc, stall["growth_bytes"] if stall and subject == "relay" else None,
+            for t in check_targets(sizes, conc, growth.get(subject),
                                    subject=subject, frame_bytes=65536 if 65536 in args.sizes else max(args.sizes),
                                    busy_sessions=max(args.sessions))
         ],

@@ -95,9 +95,8 @@ def print_report(result: dict[str, Any], console: Console) -> None:
     rows = result["comparisons"]["sizes"] + result["comparisons"]["concurrency"]
     if rows:
         console.print(ratios_table("Ratios (subject / baseline; added = subject − baseline)", rows))
-    if result.get("stall"):
-        s = result["stall"]
-        console.print(f"Stalled viewer on {s['route']}: relay RSS {s['rss_start_bytes'] / 1e6:.1f} MB → "
+    for s in result.get("stall") or []:
+        console.print(f"Stalled viewer on {s['route']}: RSS {s['rss_start_bytes'] / 1e6:.1f} MB → "
                       f"{s['rss_end_bytes'] / 1e6:.1f} MB (max {s['rss_max_bytes'] / 1e6:.1f} MB) while "
                       f"{s['sent']} inputs asked for {s['sent'] * s['frame_bytes'] / 1e6:.0f} MB it never read")
     if result["targets"]:
