@@ -123,6 +123,9 @@ class UpstreamHooks(Protocol):
     def on_upstream_close(self, payload: bytes) -> None:
         """Called with the payload of upstream's close frame (never forwarded: the relay decides)."""
 
+    def on_upstream_frame(self) -> None:
+        """Called after each whole binary frame from upstream has been relayed (metrics, answered inputs)."""
+
 
 @dataclass(eq=False)
 class UpstreamToClients:
@@ -137,6 +140,7 @@ class UpstreamToClients:
     _hold: bytearray | None = None  # a text or close frame, kept whole for the hook
     _hold_header: int = 0
     _hold_opcode: int = 0
+    _output: bool = False  # the current frame is a whole binary message (an output)
     _joining: list[Sink] = field(default_factory=list)
 
     def add_sink(self, sink: Sink) -> None:
@@ -198,7 +202,7 @@ class UpstreamToClients:
             self._flush(data, pos)
             self._hold, self._hold_header, self._hold_opcode = bytearray(), size, opcode
             return
-        whole_message = opcode == OP_BINARY and bool(first & FIN)
+        whole_message = self._output = opcode == OP_BINARY and bool(first & FIN)
         for sink in self.sinks:
             if sink.paused and whole_message:
                 self._flush_sink(sink, data, pos)  # park this frame instead of writing it
@@ -214,6 +218,8 @@ class UpstreamToClients:
                     sink.dropped += 1
                 sink.parked, sink._parking = bytes(sink._parking), None
         if self._hold is None:
+            if self._output:
+                self.hooks.on_upstream_frame()
             return
         frame, self._hold = bytes(self._hold), None
         payload = frame[self._hold_header :]
@@ -258,7 +264,7 @@ class ClientToUpstream:
     upstream: Writer | None = None
     upstream_paused: bool = False
     pending: bytes | None = None  # newest input not yet sent (newest input wins)
-    last_sent: bytes | None = None  # the last input sent, masked, as the client framed it
+    unanswered: bytes | None = None  # the last input sent, masked as the client framed it, until an output comes
     dropped: int = 0
     closed: bool = False
     _buf: bytearray = field(default_factory=bytearray)
@@ -319,7 +325,7 @@ class ClientToUpstream:
             self.pending = frame
             return
         self.upstream.write(frame)
-        self.last_sent = frame
+        self.unanswered = frame
 
     def attach(self, upstream: Writer) -> None:
         """Send to `upstream` from now on, starting with the input that was waiting, if any."""

@@ -40,6 +40,7 @@ class Hooks:
         self.texts: list[bytes] = []
         self.closes: list[bytes] = []
         self.inputs: list[bytes] = []
+        self.outputs = 0
         self.forward_text = forward_text
 
     def on_upstream_text(self, payload: bytes) -> bool:
@@ -48,6 +49,9 @@ class Hooks:
 
     def on_upstream_close(self, payload: bytes) -> None:
         self.closes.append(payload)
+
+    def on_upstream_frame(self) -> None:
+        self.outputs += 1
 
     def on_input(self, payload: bytes) -> None:
         protocol.check_input(payload, 1 << 20)
@@ -121,7 +125,7 @@ def test_text_frames_go_through_the_hook_and_close_frames_stop_the_stream() -> N
     first = server_frame(output(4))
     down.feed(first + server_frame(timeout, splice.OP_TEXT) + server_frame(b"\x03\xe8", splice.OP_CLOSE)
               + server_frame(output(5)))
-    assert hooks.texts == [timeout] and hooks.closes == [b"\x03\xe8"]
+    assert hooks.texts == [timeout] and hooks.closes == [b"\x03\xe8"] and hooks.outputs == 1
     assert sink.transport.data == first  # type: ignore[attr-defined]
     assert down.closed
 
@@ -167,7 +171,7 @@ def test_client_inputs_are_checked_unmasked_and_forwarded_as_framed() -> None:
     up.feed(frames[1][:3])
     up.feed(frames[1][3:] + frames[2])
     assert hooks.inputs == [pack(prompt=f"p{i}", seed=i) for i in range(3)]
-    assert upstream.data == b"".join(frames) and up.last_sent == frames[2]
+    assert upstream.data == b"".join(frames) and up.unanswered == frames[2]
 
 
 @pytest.mark.parametrize(

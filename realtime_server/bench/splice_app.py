@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from contextlib import suppress
 
@@ -24,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from .. import protocol, splice, upstream
 from ..app import authenticate, check_app, check_origin, parse_target
+from ..metrics import Metrics
 from ..protocol import RelayError
 from ..relay import RateLimit
 from ..settings import Settings
@@ -35,8 +37,12 @@ logger = logging.getLogger(__name__)
 class SplicedSession:
     """One client and its upstream leg, spliced; implements the hooks of both directions."""
 
-    def __init__(self, settings: Settings, target: upstream.Target) -> None:
+    def __init__(self, settings: Settings, target: upstream.Target, metrics: Metrics) -> None:
         self.settings, self.target = settings, target
+        # Children bound once: a per-frame `labels()` lookup is the costly part of a Prometheus counter.
+        self.frames_in, self.frames_out = metrics.frames.labels("in"), metrics.frames.labels("out")
+        self.latency = metrics.latency
+        self.sent_at = 0.0
         self.rate = RateLimit(settings.max_inputs_per_second)
         self.ended = asyncio.Event()
         self.error: RelayError | None = None
@@ -50,6 +56,8 @@ class SplicedSession:
         protocol.check_input(payload, self.settings.max_frame_bytes)
         if not self.rate.take():
             raise protocol.RateLimited(f"more than {self.settings.max_inputs_per_second:g} inputs per second")
+        self.frames_in.inc()
+        self.sent_at = time.perf_counter()
         if self.upstream_idle:
             self.ended.set()  # wakes `run`, which reopens upstream; the input waits in `pending`
 
@@ -63,6 +71,8 @@ class SplicedSession:
             if control.get("error") == protocol.ErrorCode.TIMEOUT:
                 self.upstream_idle = True  # absorbed: the client stays, upstream reopens on the next input
                 self.to_upstream.upstream = None  # inputs from now on wait in `pending` for the new leg
+                if self.to_upstream.pending is None and self.to_upstream.unanswered is not None:
+                    self.to_upstream.pending = self.to_upstream.unanswered  # lost with the old leg: send it again
                 return False
             self.error = protocol.UpstreamError(str(control.get("reason") or "upstream reported an error"))
             self.forward_error = payload.decode(errors="replace")
@@ -72,6 +82,13 @@ class SplicedSession:
 
     def on_upstream_close(self, payload: bytes) -> None:
         self.ended.set()
+
+    def on_upstream_frame(self) -> None:
+        self.frames_out.inc()
+        self.to_upstream.unanswered = None
+        if self.sent_at:
+            self.latency.observe(time.perf_counter() - self.sent_at)
+            self.sent_at = 0.0
 
     def fail(self, exc: Exception) -> None:
         if isinstance(exc, splice.SpliceError):
@@ -160,13 +177,14 @@ class SplicedSession:
 
 def create_splice_app(settings: Settings) -> Starlette:
     secret = settings.shared_secret or secrets.token_urlsafe(32)
+    metrics = Metrics()
 
     async def realtime(websocket: WebSocket) -> None:
         try:
             target = parse_target(websocket)
             check_origin(websocket, settings)
             check_app(target, authenticate(websocket, settings, secret), settings)
-            await SplicedSession(settings, target).run(websocket)
+            await SplicedSession(settings, target, metrics).run(websocket)
         except RelayError as exc:
             if websocket.application_state is WebSocketState.CONNECTING:
                 await websocket.accept()
