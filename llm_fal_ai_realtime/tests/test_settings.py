@@ -1,3 +1,4 @@
+import json
 import socket
 
 from odoo.exceptions import AccessError, UserError
@@ -91,3 +92,46 @@ class TestSettings(FalRealtimeCase):
         action = form.action_fal_realtime_test_connection()
         self.assertEqual(action["params"]["type"], "danger")
         self.assertIn("Cannot reach the relay", action["params"]["message"])
+
+
+SETTINGS_SCRIPT = """
+(async () => {
+    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    async function waitFor(what, test, timeoutMs = 20000) {
+        const deadline = Date.now() + timeoutMs;
+        while (Date.now() < deadline) {
+            const value = test();
+            if (value) { return value; }
+            await sleep(100);
+        }
+        throw new Error("timed out waiting for " + what);
+    }
+    try {
+        const button = await waitFor("the Test connection button",
+            () => document.querySelector("button[name='action_fal_realtime_test_connection']"));
+        const secretInput = document.querySelector("div[name='fal_realtime_shared_secret'] input");
+        if (!secretInput || secretInput.value !== "" || document.documentElement.outerHTML.includes(%(secret)s)) {
+            throw new Error("the stored secret must never reach the browser");
+        }
+        button.click();
+        const notification = await waitFor("the verdict", () => document.querySelector(".o_notification"));
+        const text = notification.textContent;
+        if (!text.includes("Relay connection OK") || !text.includes("rendered frame")) {
+            throw new Error("unexpected verdict: " + text);
+        }
+        console.log("test successful");
+    } catch (error) {
+        console.error("settings test failed: " + error.message);
+    }
+})();
+"""
+
+
+@tagged("post_install", "-at_install")
+class TestSettingsPage(FalRealtimeCase):
+    def test_settings_page_tests_the_connection(self):
+        """In the real settings page, Test connection reaches the relay; the secret never shows up in the page."""
+        self.require_relay()
+        code = SETTINGS_SCRIPT % {"secret": json.dumps(self.secret)}
+        self.browser_js("/odoo/action-base_setup.action_general_configuration", code, ready="odoo.isReady",
+                        login="admin", timeout=90)
