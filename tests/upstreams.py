@@ -73,7 +73,7 @@ async def _ack(ws: ServerConnection) -> None:
             await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
 
 
-SWITCH_MODES = ("ok", "refuse", "slow", "crash", "drop", "garbage", "error", "timeout")
+SWITCH_MODES = ("ok", "refuse", "slow", "crash", "drop", "garbage", "error", "timeout", "late-timeout")
 
 
 @dataclasses.dataclass
@@ -84,7 +84,9 @@ class Switchable:
     TCP connection on the first input, `drop` answers the first input then aborts after `drop_after`
     seconds, `garbage` answers with bytes that are not msgpack, `error` sends its own x-fal-error,
     `timeout` answers each input then ends the session with x-fal-error TIMEOUT as fal's idle servers
-    do. `fault_at` is the `time.perf_counter()` when the last fault was produced.
+    do, `late-timeout` answers the first input and ends the session with TIMEOUT `drop_after` seconds
+    later, leaving unanswered whatever came in between (an input racing fal's idle timeout).
+    `fault_at` is the `time.perf_counter()` when the last fault was produced.
     """
 
     url: str = ""
@@ -139,7 +141,9 @@ class Switchable:
                 self.fault()
                 ws.transport.abort()
                 return
-            if mode == "timeout":
+            if mode in ("timeout", "late-timeout"):
+                if mode == "late-timeout":
+                    await asyncio.sleep(self.drop_after)
                 await ws.send(json.dumps({"type": "x-fal-error", "error": "TIMEOUT", "reason": "no input for 5 s"}))
                 await ws.close()
                 return
