@@ -15,11 +15,11 @@ const STATUS_WORDS = Object.freeze({
     [LIVE_STATES.CLOSED]: "closed",
 });
 
-async function devTicket({ app }) {
+async function devTicket({ app, session, role }) {
     const response = await fetch("/dev/ticket", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ app }),
+        body: JSON.stringify({ app, session, role: session ? role : undefined }),
     });
     if (!response.ok) {
         throw new Error("this relay is not in dev mode: open the page with ?ticket=<ticket>&app=<owner/alias>");
@@ -101,8 +101,23 @@ $("webcam").addEventListener("change", async () => {
     preview.setInput({ image_bytes: await webcamFrame() });
 });
 
+$("share").addEventListener("click", () => {
+    // Drive a new live session: the widget reconnects with a driver ticket for it.
+    preview.session = crypto.randomUUID();
+    const link = Object.assign(document.createElement("a"), {
+        id: "watch-link", href: `/?watch=${encodeURIComponent(preview.session)}`, target: "_blank",
+        textContent: "watch link",
+    });
+    $("shared").replaceChildren("Live session open — share the ", link, " (viewers see what you type).");
+});
+
 readControls();
-if (params.get("ticket")) {
+if (params.get("watch")) {
+    // A viewer page: the same widget, read-only, on the driver's session.
+    document.body.classList.add("viewer");
+    Object.assign(preview, { mode: "viewer", session: params.get("watch") });
+    preview.getTicket = devTicket;
+} else if (params.get("ticket")) {
     const app = params.get("app") || "local/preview";
     $("app").add(new Option(app, app, true, true));
     Object.assign(preview, { app, ticket: params.get("ticket") });

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Page
 
 from .browser import ARTIFACTS, chromium
@@ -9,6 +11,9 @@ from .browser import ARTIFACTS, chromium
 # The page draws through <fal-live-canvas id="preview">; its canvas and HUD live in its shadow root.
 SHADOW = "document.getElementById('preview').shadowRoot"
 CANVAS_DATA = f"{SHADOW}.querySelector('canvas').toDataURL('image/png')"
+# Some pixel of the canvas is not transparent: a frame has been drawn.
+DRAWN = (f"{SHADOW}.querySelector('canvas').getContext('2d').getImageData(0, 0, 64, 64).data"
+         ".some((value, index) => index % 4 === 3 && value > 0)")
 
 
 async def _wait_for_new_canvas(page: Page, before: str) -> str:
@@ -26,9 +31,7 @@ async def test_demo_page_draws_frames_as_you_type(make_relay) -> None:
         await page.wait_for_function("customElements.get('fal-live-canvas') !== undefined", timeout=10_000)
         # Wait for a drawn frame (some pixel not transparent) rather than for a change from a blank
         # canvas read earlier: the first frame may already be there by the time the page is read.
-        pixels = f"{SHADOW}.querySelector('canvas').getContext('2d').getImageData(0, 0, 64, 64).data"
-        drawn = f"{pixels}.some((value, index) => index % 4 === 3 && value > 0)"
-        await page.wait_for_function(drawn, timeout=15_000)
+        await page.wait_for_function(DRAWN, timeout=15_000)
         first = str(await page.evaluate(CANVAS_DATA))
         await page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=10_000)
         await page.click("#prompt")
@@ -57,3 +60,27 @@ async def test_demo_page_shows_relay_errors(make_relay) -> None:
         # The widget's own status line, the one screen readers hear, says the same.
         widget_status = await page.evaluate(f"{SHADOW}.getElementById('status').textContent")
         assert widget_status == "Stopped — UNAUTHORIZED: ticket is malformed (DecodeError)"
+
+
+async def test_demo_page_shares_a_live_session(make_relay) -> None:
+    """Dev mode: "Share live session" gives a watch link whose page shows the driver's picture as it changes."""
+    async with make_relay(shared_secret=None) as relay, chromium() as browser:
+        driver = await browser.new_page()
+        await driver.goto(relay.http + "/")
+        await driver.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=15_000)
+        await driver.click("#share")
+        href = await driver.get_attribute("#watch-link", "href")
+        assert href is not None and href.startswith("/?watch=")
+        await driver.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=15_000)
+        viewer = await browser.new_page()
+        await viewer.goto(relay.http + href)
+        await viewer.wait_for_function(DRAWN, timeout=15_000)
+        await driver.click("#prompt")
+        await driver.keyboard.press("End")
+        await driver.keyboard.type(" seen by a viewer", delay=20)
+        await asyncio.sleep(1.0)  # let the last keystroke's frame arrive; then both pages must show it
+        driver_frame = await driver.evaluate(CANVAS_DATA)
+        await viewer.wait_for_function(f"{CANVAS_DATA} === {driver_frame!r}", timeout=15_000)
+        assert await viewer.is_hidden("#prompt")
+        (session,) = relay.app.state.sessions.sessions.values()
+        assert len(session.viewers) == 1
