@@ -4,4 +4,5 @@ from . import (
     llm_provider,
     llm_thread,
     res_config_settings,
+    res_users,
 )

@@ -90,3 +90,48 @@ class TestChatShowsLiveCanvas(FalRealtimeCase):
         code = CHAT_SCRIPT % {"thread_id": self.thread.id, "plain_thread_id": self.plain_thread.id,
                               "lcm_thread_id": self.lcm_thread.id}
         self.browser_js("/odoo", code, ready="odoo.isReady", login="rt_owner", timeout=90)
+
+
+VIEWER_SCRIPT = """
+(async () => {
+    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    async function waitFor(what, test, timeoutMs = 20000) {
+        const deadline = Date.now() + timeoutMs;
+        while (Date.now() < deadline) {
+            const value = test();
+            if (value) { return value; }
+            await sleep(100);
+        }
+        throw new Error("timed out waiting for " + what);
+    }
+    try {
+        const env = odoo.__WOWL_DEBUG__.root.env;
+        await env.services.action.doAction("llm_thread.action_llm_chat", {
+            additionalContext: { active_id: "llm.thread_%(thread_id)s" },
+        });
+        const canvas = await waitFor("the live canvas, connected", () => {
+            const el = document.querySelector(".o_live_canvas");
+            return el && el.dataset.status === "live" && el;
+        });
+        if (canvas.dataset.role !== "viewer") { throw new Error("a follower must watch as viewer"); }
+        if (canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_controls")) {
+            throw new Error("viewers get neither Keep nor controls");
+        }
+        if (!canvas.textContent.includes("Watching live") || !canvas.textContent.includes("Waiting for the owner")) {
+            throw new Error("unexpected viewer canvas: " + canvas.textContent);
+        }
+        console.log("test successful");
+    } catch (error) {
+        console.error("viewer chat test failed: " + error.message);
+    }
+})();
+"""
+
+
+@tagged("post_install", "-at_install")
+class TestChatViewer(FalRealtimeCase):
+    def test_follower_watches_the_thread_as_viewer(self):
+        """A follower finds the shared thread in the chat and watches its live preview read-only."""
+        self.require_relay()
+        self.browser_js("/odoo", VIEWER_SCRIPT % {"thread_id": self.thread.id}, ready="odoo.isReady",
+                        login="rt_follower", timeout=90)
