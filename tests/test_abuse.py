@@ -1,0 +1,189 @@
+"""Slow and greedy clients: memory stays bounded, limits answer with their codes, everyone else carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import msgpack
+import pytest
+import websockets
+
+from realtime_server.relay import Relay
+
+from .conftest import RunningRelay, pack
+from .reliability import Canary, RawSocket, client_frame, live_tasks, open_fds, settle, wait_for
+from .upstreams import FAULT_APPS, fault_upstream
+
+
+def _rss() -> int:
+    """Resident set size of this process (relay, upstream and clients alike), in bytes."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture
+async def greedy(make_relay):
+    async with fault_upstream() as url, make_relay(upstream_url=url, allowed_apps=FAULT_APPS,
+                                                   max_connections_per_user=600, max_connections=600) as relay:
+        yield relay
+
+
+async def test_client_that_never_reads_keeps_memory_bounded(greedy: RunningRelay) -> None:
+    """A client that never reads its socket while upstream pours 60 MiB at it: memory stays flat, the canary flows."""
+    path = f"/fault/echo/realtime?fal_jwt_token={greedy.ticket(sub='sloth', apps=FAULT_APPS)}"
+    async with Canary(greedy) as canary:
+        sloth = await RawSocket.open(greedy, path)
+        try:
+            before, peak = _rss(), 0
+            start = time.perf_counter()
+            for seq in range(4):
+                sloth.writer.write(client_frame(0x2, pack(seq=seq, size=256 * 1024, count=60)))
+                deadline = time.monotonic() + 30
+                while greedy.metric("relay_frames_total", direction="upstream") < 60 * (seq + 1):
+                    assert time.monotonic() < deadline, "upstream frames stopped flowing"
+                    peak = max(peak, _rss())
+                    await asyncio.sleep(0.01)
+            answered, gap = canary.window(start, time.perf_counter())
+            outbox_sizes = [len(relay.outbox._frames) for relay in _relays(greedy)]
+        finally:
+            sloth.close()
+    assert greedy.metric("relay_frames_dropped_total", direction="out") > 150  # of 240 frames, most are skipped
+    assert peak - before < 32 * 1024 * 1024, f"RSS grew {(peak - before) / 2**20:.1f} MiB"
+    assert max(outbox_sizes) <= 2
+    assert gap < 2.0 and answered > 0, f"canary stalled for {gap:.2f} s"
+
+
+def _relays(relay: RunningRelay) -> list[Relay]:
+    """The live `Relay` objects of this server (found through the garbage collector: test-only introspection)."""
+    return [obj for obj in gc.get_objects() if isinstance(obj, Relay) and obj.settings is relay.settings]
+
+
+async def test_thousand_inputs_per_second_are_rate_limited(greedy: RunningRelay) -> None:
+    """Ten clients at 1,000 inputs/s each get RATE_LIMITED within a second; the canary keeps its frame rate."""
+
+    async def flood(n: int) -> tuple[dict, int, float]:
+        ticket = greedy.ticket(sub=f"greedy-{n}", apps=("fault/ack",))
+        async with websockets.connect(greedy.url("fault/ack", ticket=ticket)) as ws:
+            start = time.perf_counter()
+            sent = 0
+            try:
+                while time.perf_counter() - start < 5:
+                    due = int((time.perf_counter() - start) * 1000)  # 1,000 inputs a second, on schedule
+                    for _ in range(due - sent):
+                        await ws.send(pack(seq=sent))
+                        sent += 1
+                    await asyncio.sleep(0.005)
+            except websockets.ConnectionClosed:
+                pass
+            limited = time.perf_counter() - start  # when the relay's close stopped the sender
+            async with asyncio.timeout(10):
+                while not isinstance(frame := await ws.recv(), str):
+                    pass  # answers to the inputs let through before the limit
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await ws.recv()
+        return json.loads(frame), closed.value.rcvd.code, limited
+
+    async with Canary(greedy) as canary:
+        await canary.wait_answers(10)
+        baseline_start = canary.answers[-10]
+        baseline = 9 / (canary.answers[-1] - baseline_start)
+        start = time.perf_counter()
+        results = await asyncio.gather(*(flood(n) for n in range(10)))
+        answered, gap = canary.window(start, time.perf_counter())
+        rate = answered / (time.perf_counter() - start)
+    for payload, code, limited in results:
+        assert payload == {"type": "x-fal-error", "error": "RATE_LIMITED",
+                           "reason": "more than 60 inputs per second; send the newest input only"}
+        assert code == 1013
+        assert limited < 1.0, f"limited only after {limited:.2f} s"
+    assert rate >= 0.5 * baseline and gap < 2.0, f"canary {rate:.1f}/s vs {baseline:.1f}/s, gap {gap:.2f} s"
+
+
+@pytest.fixture
+async def crowded(make_relay):
+    async with fault_upstream() as url, make_relay(upstream_url=url, allowed_apps=FAULT_APPS,
+                                                   max_connections_per_user=600, max_connections=501) as relay:
+        yield relay
+
+
+async def test_five_hundred_idle_connections(crowded: RunningRelay) -> None:
+    """500 idle connections: small memory each, the canary keeps pace, one more is TOO_MANY_CONNECTIONS, none leak."""
+    greedy = crowded
+    await _round_trip(greedy, "warm-up")
+    fds, tasks = await settle(open_fds, 0, limit=1), await settle(live_tasks, 0, limit=1)
+    async with Canary(greedy) as canary:
+        await canary.wait_answers(10)
+        baseline = 9 / (canary.answers[-1] - canary.answers[-10])
+        rss_before = _rss()
+        async with AsyncExitStack() as stack:
+            gate = asyncio.Semaphore(32)
+
+            async def idle(n: int) -> None:
+                async with gate:
+                    ticket = greedy.ticket(sub=f"idle-{n}", apps=("fault/ack",))
+                    await stack.enter_async_context(websockets.connect(greedy.url("fault/ack", ticket=ticket),
+                                                                      open_timeout=60, close_timeout=5))
+
+            async with asyncio.timeout(120):
+                await asyncio.gather(*(idle(n) for n in range(500)))  # with the canary: 501, the limit
+            await wait_for(lambda: greedy.app.state.limits.total == 501, what="501 connections admitted")
+            per_connection = (_rss() - rss_before) / 500
+            ticket = greedy.ticket(sub="one-too-many", apps=("fault/ack",))
+            async with websockets.connect(greedy.url("fault/ack", ticket=ticket)) as extra:
+                async with asyncio.timeout(10):
+                    payload = json.loads(await extra.recv())
+            assert payload["error"] == "TOO_MANY_CONNECTIONS"
+            start = time.perf_counter()
+            await canary.wait_answers(20)
+            rate = 20 / (canary.answers[-1] - start)
+    await _round_trip(greedy, "after")
+    await wait_for(lambda: greedy.app.state.limits.total == 0, limit=30, what="all connections released")
+    after_fds = await settle(open_fds, fds, limit=30)
+    after_tasks = await settle(live_tasks, tasks, limit=30)
+    assert payload["reason"] == "relay is at its limit of 501 connections; retry shortly"
+    assert per_connection < 200 * 1024, f"{per_connection / 1024:.0f} KiB per idle connection (all four sockets)"
+    assert rate >= 0.5 * baseline, f"canary {rate:.1f}/s with 500 idle vs {baseline:.1f}/s"
+    assert after_fds <= fds and after_tasks <= tasks, f"fds {fds} -> {after_fds}, tasks {tasks} -> {after_tasks}"
+
+
+async def _round_trip(relay: RunningRelay, sub: str) -> None:
+    async with websockets.connect(relay.url("fault/ack", ticket=relay.ticket(sub=sub, apps=("fault/ack",)))) as ws:
+        await ws.send(pack(seq=1))
+        async with asyncio.timeout(15):
+            assert msgpack.unpackb(await ws.recv(), raw=False)["ack"] == 1
+
+
+async def test_connection_churn_leaks_nothing(greedy: RunningRelay) -> None:
+    """300 connect-send-close cycles and 100 abrupt hang-ups mid-stream leave no fd, task or slot behind."""
+    await _round_trip(greedy, "warm-up")
+    fds, tasks = await settle(open_fds, 0, limit=1), await settle(live_tasks, 0, limit=1)
+    accepted = greedy.metric("relay_connections_total", outcome="accepted")
+    gate = asyncio.Semaphore(10)
+
+    async def polite(n: int) -> None:
+        async with gate:
+            await _round_trip(greedy, f"churn-{n % 20}")
+
+    async def rude(n: int) -> None:
+        async with gate:
+            raw = await RawSocket.open(greedy, f"/fault/echo/realtime?fal_jwt_token="
+                                               f"{greedy.ticket(sub=f'rude-{n % 20}', apps=FAULT_APPS)}")
+            raw.writer.write(client_frame(0x2, pack(seq=n, size=64 * 1024, count=5)))
+            await raw.next_frame()
+            raw.close()  # TCP abort mid-stream: no close frame
+
+    async with asyncio.timeout(120):
+        await asyncio.gather(*(polite(n) for n in range(300)), *(rude(n) for n in range(100)))
+    await wait_for(lambda: greedy.app.state.limits.total == 0, limit=30, what="all slots released")
+    after_fds = await settle(open_fds, fds, limit=30)
+    after_tasks = await settle(live_tasks, tasks, limit=30)
+    assert greedy.metric("relay_connections_total", outcome="accepted") == accepted + 400
+    assert after_fds <= fds, f"fds {fds} -> {after_fds}"
+    assert after_tasks <= tasks, f"tasks {tasks} -> {after_tasks}"
+    assert greedy.app.state.limits.per_user == {}
+    assert greedy.metric("relay_open_connections", role="driver") == 0
