@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-
 from urllib.parse import urlencode
 
 import uvicorn
@@ -97,8 +96,8 @@ async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str =
         tally.minted += 1
         ticket = tickets.mint(secret or relay.settings.shared_secret, sub="7", apps=["local/preview"], issuer=origin,
                               lifetime=lifetime, session=session, role=role)
-        return {"url": relay.url("local/preview", session=session), "ticket": ticket, "app": "local/preview", "role": role,
-                "session": session, "expires_in": lifetime}
+        return {"url": relay.url("local/preview", session=session), "ticket": ticket, "app": "local/preview",
+                "role": role, "session": session, "expires_in": lifetime}
 
     await page.expose_function("mintTicket", mint_ticket)
     await page.goto(f"{origin}/harness.html?{urlencode({'relay': relay.http, 'prompt': prompt})}")

@@ -271,9 +271,9 @@ class FalRealtimeRelay(models.AbstractModel):
             return self._probe_failure("TIMEOUT", _("The relay sent no frame within %s seconds.", timeout))
         except websocket.WebSocketBadStatusException as exc:
             body = (exc.resp_body or b"")[:300].decode(errors="replace") if exc.resp_body else ""
-            return self._probe_failure("HTTP_%s" % exc.status_code,
-                                       _("The relay refused the WebSocket handshake (HTTP %(status)s). %(body)s",
-                                         status=exc.status_code, body=body))
+            message = _("The relay refused the WebSocket handshake (HTTP %(status)s). %(body)s",
+                        status=exc.status_code, body=body)
+            return self._probe_failure(f"HTTP_{exc.status_code}", message)
         except websocket.WebSocketTimeoutException:
             return self._probe_failure("TIMEOUT", _("The relay did not answer within %s seconds.", timeout))
         except websocket.WebSocketConnectionClosedException:

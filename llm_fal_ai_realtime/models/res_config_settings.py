@@ -99,11 +99,15 @@ class ResConfigSettings(models.TransientModel):
         apps = parse_app_ids(self.env, self.fal_realtime_allowed_apps) or [LOCAL_PREVIEW_APP]
         app = LOCAL_PREVIEW_APP if LOCAL_PREVIEW_APP in apps else apps[0]
         verdict = relay._probe(url, secret, app)
+        if verdict["ok"]:
+            title = _("Relay connection OK (%s)", app)
+        else:
+            title = _("Relay connection failed (%s)", app)
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
-                "title": _("Relay connection OK (%s)", app) if verdict["ok"] else _("Relay connection failed (%s)", app),
+                "title": title,
                 "message": verdict["message"],
                 "type": "success" if verdict["ok"] else "danger",
                 "sticky": not verdict["ok"],

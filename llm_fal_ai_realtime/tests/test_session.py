@@ -42,9 +42,11 @@ class TestSessionTicket(FalRealtimeCase):
     def test_ticket_not_signed_with_another_secret(self):
         """A ticket does not verify with any other secret."""
         self.authenticate("rt_owner", "rt_owner")
-        ticket = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.preview_model.id})["result"]["ticket"]
+        params = {"thread_id": self.thread.id, "model_id": self.preview_model.id}
+        ticket = self.jsonrpc(ROUTE, params)["result"]["ticket"]
         with self.assertRaises(jwt.InvalidSignatureError):
-            jwt.decode(ticket, "another-secret-0123456789abcdef-0123456789", algorithms=["HS256"], audience="fal-realtime")
+            jwt.decode(ticket, "another-secret-0123456789abcdef-0123456789", algorithms=["HS256"],
+                       audience="fal-realtime")
 
     def test_model_defaults_to_the_threads_model(self):
         """Without model_id, the thread's own model is opened."""

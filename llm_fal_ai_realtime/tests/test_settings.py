@@ -22,7 +22,8 @@ class TestSettings(FalRealtimeCase):
         ).execute()
         params = self.env["ir.config_parameter"].sudo()
         self.assertEqual(params.get_param("llm_fal_ai_realtime.relay_url"), "https://relay.example.com")
-        self.assertEqual(params.get_param("llm_fal_ai_realtime.shared_secret"), "a-brand-new-secret-0123456789-abcdefghijkl")
+        self.assertEqual(params.get_param("llm_fal_ai_realtime.shared_secret"),
+                         "a-brand-new-secret-0123456789-abcdefghijkl")
         self.assertEqual(params.get_param("llm_fal_ai_realtime.allowed_apps"), "local/preview,fal-ai/lcm-sd15-i2i")
         self.assertEqual(params.get_param("llm_fal_ai_realtime.ticket_lifetime"), "240")
         config = self.env["llm.fal.realtime.relay"]._get_config()
