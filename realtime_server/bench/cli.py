@@ -32,8 +32,9 @@ from .runner import RssSampler, measure
 from .stats import Point, check_targets, comparisons
 
 logger = logging.getLogger(__name__)
-ROUTES = ("direct", "relay", "nginx", "splice")
+ROUTES = ("direct", "relay", "nginx", "splice", "floor")
 SPLICE_MODULE = "realtime_server.bench.splice_app"  # experimental: the relay's checks with a spliced hot path
+FLOOR_MODULE = "realtime_server.bench.floor"  # for scale: a bare Python TCP forwarder, frame sizes only
 
 
 def _ints(text: str) -> list[int]:
@@ -96,6 +97,8 @@ def start_routes(stack: ExitStack, args: argparse.Namespace, upstream_url: str, 
             routes[name] = Route("direct", upstream_url)
         elif name == "relay":
             routes[name] = stack.enter_context(procs.relay(upstream_url, log_path=args.relay_log))
+        elif name == "floor":
+            routes[name] = stack.enter_context(procs.relay(upstream_url, module=FLOOR_MODULE, name="floor"))
         elif name == "splice":
             routes[name] = stack.enter_context(procs.relay(upstream_url, module=SPLICE_MODULE, name="splice"))
         elif name == "nginx":
@@ -117,7 +120,7 @@ def plan(args: argparse.Namespace, routes: dict[str, Route]) -> Iterator[tuple[s
     if args.mode == "render":
         return
     for sessions in args.sessions:
-        for route in live:
+        for route in (r for r in live if r.name != "floor"):
             yield "concurrency", route, LoadSpec(
                 url=route.url(app), headers=route.headers, sessions=sessions, rate=args.rate,
                 frame_bytes=args.concurrency_frame_bytes, duration_s=args.concurrency_duration,
@@ -182,7 +185,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     # Who is compared with whom: the relay and the splice prototype with direct and nginx, the splice with
     # the relay (before/after), and nginx with direct (what a tuned C proxy costs).
-    pairs = {"relay": ("direct", "nginx"), "splice": ("direct", "nginx", "relay"), "nginx": ("direct",)}
+    pairs = {"relay": ("direct", "nginx"), "splice": ("direct", "nginx", "relay"), "nginx": ("direct",),
+             "floor": ("nginx",)}
     present = set(meta["routes"])
     growth = {s["route"]: s["growth_bytes"] for s in stalls}
     result: dict[str, Any] = {

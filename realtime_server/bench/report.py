@@ -17,7 +17,8 @@ from rich.table import Table
 
 from .stats import PERCENTILES
 
-ROUTE_COLOURS = {"direct": "tab:green", "relay": "tab:blue", "nginx": "tab:orange", "splice": "tab:purple"}
+ROUTE_COLOURS = {"direct": "tab:green", "relay": "tab:blue", "nginx": "tab:orange", "splice": "tab:purple",
+                 "floor": "tab:gray"}
 
 
 def _size(n: int) -> str:
