@@ -156,6 +156,7 @@ async def test_soak_keeps_memory_and_fds_flat(tmp_path: Path) -> None:
                                stderr=subprocess.STDOUT)
     base, http = f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"
     samples: list[tuple[float, int, int]] = []  # (seconds since start, RSS KiB, fds)
+    app_pid = 0
     try:
         await _wait_ready(http, process)
         pid = process.pid
@@ -191,6 +192,8 @@ async def test_soak_keeps_memory_and_fds_flat(tmp_path: Path) -> None:
                 process.kill()
                 process.wait(timeout=10)
         log.close()
+        if app_pid and Path(f"/proc/{app_pid}").exists():  # SIGTERM can orphan the embedded app (see README)
+            os.kill(app_pid, signal.SIGKILL)
 
     after_warmup = [rss for t, rss, _ in samples if t >= WARMUP_SECONDS]
     assert len(after_warmup) >= 4, f"too few samples after warm-up ({len(after_warmup)}); raise SOAK_SECONDS"
