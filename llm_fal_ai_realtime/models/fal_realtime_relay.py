@@ -195,12 +195,12 @@ class FalRealtimeRelay(models.AbstractModel):
         """
         if not isinstance(thread_id, int) or isinstance(thread_id, bool) or thread_id <= 0:
             raise UserError(_("thread_id must be a positive integer."))
-        if not isinstance(model_id, int) or isinstance(model_id, bool) or model_id <= 0:
-            raise UserError(_("model_id must be a positive integer."))
         thread = self.env["llm.thread"].browse(thread_id)
         if not thread.exists():
             raise UserError(_("This conversation does not exist (any more)."))
         thread.check_access("read")  # raises AccessError for users who cannot read it
+        if not isinstance(model_id, int) or isinstance(model_id, bool) or model_id <= 0:
+            raise UserError(_("model_id must be a positive integer."))
         model = self.env["llm.model"].browse(model_id)
         if not model.exists():
             raise UserError(_("This model does not exist (any more)."))

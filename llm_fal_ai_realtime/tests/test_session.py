@@ -101,6 +101,10 @@ class TestSessionTicket(FalRealtimeCase):
         self.assertRpcError(response, "odoo.exceptions.UserError", "Unexpected parameters: x")
         response = self.jsonrpc(ROUTE, {"thread_id": 999999999, "model_id": self.preview_model.id})
         self.assertRpcError(response, "odoo.exceptions.UserError", "does not exist")
+        response = self.jsonrpc(ROUTE, {"thread_id": 999999999})
+        self.assertRpcError(response, "odoo.exceptions.UserError", "does not exist")
+        response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": -3})
+        self.assertRpcError(response, "odoo.exceptions.UserError", "model_id must be a positive integer")
 
     def test_anonymous_refused(self):
         """The endpoint needs a logged-in user."""
