@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -23,6 +24,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+LOGGER = logging.getLogger("tests.upstream")  # its own name, so log checks can tell the relay's lines from ours
 FAULT_APPS = ("fault/echo", "fault/refuse", "fault/slow", "fault/crash", "fault/garbage", "fault/error", "fault/ack")
 
 
@@ -58,7 +60,8 @@ async def _process_request(ws: ServerConnection, request: Request) -> Response |
 @asynccontextmanager
 async def fault_upstream() -> AsyncIterator[str]:
     server: Server
-    async with serve(_handler, "127.0.0.1", 0, process_request=_process_request, compression=None) as server:
+    async with serve(_handler, "127.0.0.1", 0, process_request=_process_request, compression=None,
+                     logger=LOGGER) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"ws://127.0.0.1:{port}"
 
@@ -154,7 +157,7 @@ async def switchable_upstream() -> AsyncIterator[Switchable]:
     """Serve `fault/switch` on a free loopback port; the test flips `mode` between connections."""
     switch = Switchable()
     async with serve(switch.handler, "127.0.0.1", 0, process_request=switch.process_request,
-                     compression=None) as server:
+                     compression=None, logger=LOGGER) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         switch.url = f"ws://127.0.0.1:{port}"
         yield switch
