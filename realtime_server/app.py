@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -42,20 +42,41 @@ mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScrip
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_TICKET_IN_TEXT = re.compile(r"(fal_jwt_token=)[^&\s\"']+")
+_BUFFERING = re.compile(r"[0-9]{1,2}")
+_QUERY_PARAM = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-class RedactTickets(logging.Filter):
-    """Keep tickets out of log lines: uvicorn logs each WebSocket path with its query string."""
+def _redact_query(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        # Compare the name as the relay decodes it: `fal%5Fjwt%5Ftoken` is a ticket too.
+        if unquote_plus(match.group(2)) == "fal_jwt_token":
+            return f"{match.group(1)}{match.group(2)}=[redacted]"
+        return match.group(0)
+
+    return _QUERY_PARAM.sub(replace, text) if "=" in text else text
+
+
+class RedactSecrets(logging.Filter):
+    """Keep tickets and keys out of log lines.
+
+    uvicorn logs each WebSocket path with its query string, and at debug level websockets logs
+    every handshake header, `Authorization` (relay keys, fal's key) included.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(
-                _TICKET_IN_TEXT.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
-            )
+        args = record.args
+        if isinstance(args, tuple) and args:
+            if len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
+                args = (args[0], "[redacted]")
+            record.args = tuple(_redact_query(a) if isinstance(a, str) else a for a in args)
         if isinstance(record.msg, str):
-            record.msg = _TICKET_IN_TEXT.sub(r"\1[redacted]", record.msg)
+            record.msg = _redact_query(record.msg)
         return True
+
+
+# Loggers that see handshakes: uvicorn's (the client side) and websockets' client (the upstream side).
+_HANDSHAKE_LOGGERS = ("uvicorn.error", "websockets.client")
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -74,7 +95,7 @@ def parse_target(websocket: WebSocket) -> Target:
     raw = websocket.query_params.get("max_buffering")
     max_buffering = None
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= 60:
+        if not _BUFFERING.fullmatch(raw) or not 1 <= int(raw) <= 60:
             raise protocol.BadRequest("max_buffering must be a whole number from 1 to 60")
         max_buffering = int(raw)
     path = f"{sub_path}/realtime" if sub_path else "realtime"
@@ -151,7 +172,10 @@ def create_app(settings: Settings) -> Starlette:
     limits = ConnectionLimits(settings)
     hub = SessionHub(settings, metrics)
     secret = settings.shared_secret or secrets.token_urlsafe(32)
-    logging.getLogger("uvicorn.error").addFilter(RedactTickets())
+    for name in _HANDSHAKE_LOGGERS:
+        handshake_logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in handshake_logger.filters):
+            handshake_logger.addFilter(RedactSecrets())
     if settings.dev_mode:
         logger.warning(
             "DEV MODE: RELAY_SHARED_SECRET is not set. The relay mints its own tickets at /dev/ticket and "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 import uvicorn
 
@@ -73,7 +75,14 @@ def serve(settings: Settings) -> None:
     uvicorn.Server(config).run()
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
+    # uvicorn drains on SIGTERM, then re-raises the signal with the previous handler in place:
+    # this one turns it into SystemExit so `local_app()` still stops the embedded app.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = Settings.from_environ()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not settings.needs_local_app:

@@ -206,12 +206,16 @@ class Relay:
     # relay <-> upstream
 
     async def _pump_upstream(self) -> None:
+        resent = False
         while True:
             if self.upstream_state is UpstreamState.IDLE:
-                await self._input_ready.wait()
-                if self._pending is None:
-                    self._pending = self._unanswered  # lost when upstream idled out: send it again
-                    self._unanswered = None
+                if self._pending is None and self._unanswered is not None and not resent:
+                    # Upstream idled out before answering the last input: send it again, once, right away.
+                    self._pending, resent = self._unanswered, True
+                else:
+                    await self._input_ready.wait()
+                    resent = False
+                self._unanswered = None
             self.upstream_state = UpstreamState.OPENING
             conn = await upstream.connect(self.settings, self.target)
             self.metrics.upstream_opens.inc()

@@ -68,6 +68,16 @@ def mint(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+# Any real clock reading is far below this; NaN, infinities and 400-digit integers are not times.
+_LATEST_TIME = 2.0**40
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) < _LATEST_TIME:
+        raise Unauthorized("ticket's exp and iat must be numbers")
+    return float(value)
+
+
 def verify(secret: str, token: str, *, leeway: float = 5.0, now: float | None = None) -> Ticket:
     """Check signature, audience, expiry and shape; raise `Unauthorized` or `TicketExpired` saying why."""
     current = now if now is not None else time.time()
@@ -90,9 +100,7 @@ def verify(secret: str, token: str, *, leeway: float = 5.0, now: float | None = 
         raise Unauthorized("ticket must be signed with HS256") from None
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"ticket is malformed ({type(exc).__name__})") from None
-    exp, iat = claims["exp"], claims["iat"]
-    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
-        raise Unauthorized("ticket's exp and iat must be numbers")
+    exp, iat = _timestamp(claims["exp"]), _timestamp(claims["iat"])
     if exp + leeway < current:
         raise TicketExpired("ticket has expired; fetch a new one")
     if iat - leeway > current:
@@ -109,7 +117,7 @@ def verify(secret: str, token: str, *, leeway: float = 5.0, now: float | None = 
         sub=str(claims["sub"]),
         apps=tuple(apps),
         issuer=str(claims.get("iss", "")),
-        expires_at=float(exp),
+        expires_at=exp,
         session=session,
         role=role if session is not None else None,
     )

@@ -107,8 +107,6 @@ async def test_no_bad_credential_is_accepted_or_leaked(relay: RunningRelay, capl
                     assert part not in text, f"{kind}: credential found in {where}"
 
 
-@pytest.mark.xfail(strict=True, reason="relay bug: RedactTickets misses a percent-encoded parameter name "
-                                        "(fal%5Fjwt%5Ftoken) that Starlette still decodes; see README Reliability")
 async def test_percent_encoded_ticket_parameter_never_reaches_the_logs(relay: RunningRelay, caplog) -> None:
     """A ticket passed as `fal%5Fjwt%5Ftoken=` (which the relay accepts) is redacted from uvicorn's log line too."""
     caplog.set_level(logging.INFO)
@@ -121,8 +119,6 @@ async def test_percent_encoded_ticket_parameter_never_reaches_the_logs(relay: Ru
     assert ticket.split(".")[2] not in _relay_logs(caplog)
 
 
-@pytest.mark.xfail(strict=True, reason="relay bug: at RELAY_LOG_LEVEL=debug websockets logs every handshake header, "
-                                        "Authorization included (relay keys, fal's key); see README Reliability")
 async def test_debug_logs_hold_no_credentials(make_relay, caplog) -> None:
     """Even at debug level the relay logs no relay key, no ticket and not fal's key."""
     caplog.set_level(logging.DEBUG)

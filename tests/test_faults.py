@@ -127,8 +127,6 @@ async def test_upstream_idle_timeout_keeps_the_client_and_reopens(switched) -> N
     assert relay.metric("relay_errors_total", code="TIMEOUT") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="relay bug: an input sent while upstream idles out is only re-sent on the "
-                                        "next input; fix in Relay._pump_upstream, see README Reliability")
 async def test_input_racing_the_idle_timeout_is_answered(switched) -> None:
     """An input that reaches upstream just before it idles out is re-sent on the reopened upstream and answered."""
     relay, switch = switched

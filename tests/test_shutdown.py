@@ -162,8 +162,6 @@ async def test_stuck_client_does_not_hold_the_shutdown(relay_process: RelayProce
     assert relay_process.process.returncode in (0, -signal.SIGTERM), relay_process.log.read_text()[-2000:]
 
 
-@pytest.mark.xfail(strict=True, reason="relay bug: uvicorn re-raises SIGTERM after draining, which kills the relay "
-                                        "before cli.local_app() stops its child; fix in cli.main, see README")
 async def test_sigterm_stops_the_embedded_app_too(relay_process: RelayProcess) -> None:
     """After SIGTERM the embedded app is stopped with the relay (no orphan), and the relay exits with 0."""
     relay_process.process.send_signal(signal.SIGTERM)
