@@ -108,6 +108,21 @@ class Sink:
     _run: int = -1  # start of the current run of forwarded bytes in the chunk being fed
     _parking: bytearray | None = None
 
+    def congested(self) -> bool:
+        """Paused with bytes still queued. The flag alone can be stale: the loop may deliver the next
+        upstream read before the write-ready event that calls `resume_writing`, and parking a frame
+        then would cost a copy and a loop turn for nothing."""
+        if not self.paused:
+            return False
+        backlog = getattr(self.transport, "get_write_buffer_size", None)
+        if backlog is None or backlog():
+            return True
+        self.paused = False
+        if self.parked is not None:  # a newer frame is starting: the parked one is stale
+            self.parked = None
+            self.dropped += 1
+        return False
+
     def resume(self) -> None:
         self.paused = False
         if self.parked is not None:
@@ -204,7 +219,7 @@ class UpstreamToClients:
             return
         whole_message = self._output = opcode == OP_BINARY and bool(first & FIN)
         for sink in self.sinks:
-            if sink.paused and whole_message:
+            if whole_message and sink.congested():
                 self._flush_sink(sink, data, pos)  # park this frame instead of writing it
                 sink._parking = bytearray()
             elif sink._run < 0:

@@ -270,3 +270,17 @@ async def test_spliced_relay_absorbs_upstream_idle_timeout_and_reopens(splice_re
         await ws.send(pack(size=10, seq=2))
         async with asyncio.timeout(10):
             assert msgpack.unpackb(await ws.recv())["seq"] == 2
+
+
+def test_a_stale_pause_does_not_park_a_frame_when_the_buffer_is_empty() -> None:
+    """Paused flag set but nothing queued (resume_writing not yet delivered): the frame goes straight out."""
+
+    class Drained(FakeTransport):
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+    sink = splice.Sink(Drained(), paused=True, parked=server_frame(output(10, 1)))
+    frame = server_frame(output(1000, 2))
+    splice.UpstreamToClients(Hooks(), [sink]).feed(frame)
+    assert sink.transport.data == frame and not sink.paused  # type: ignore[attr-defined]
+    assert sink.parked is None and sink.dropped == 1
