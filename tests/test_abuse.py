@@ -60,7 +60,8 @@ async def test_client_that_never_reads_keeps_memory_bounded(greedy: RunningRelay
 
 def _relays(relay: RunningRelay) -> list[Relay]:
     """The live `Relay` objects of this server (found through the garbage collector: test-only introspection)."""
-    return [obj for obj in gc.get_objects() if isinstance(obj, Relay) and obj.settings is relay.settings]
+    # type() rather than isinstance(): it never dereferences a dead weakref proxy met on the way
+    return [obj for obj in gc.get_objects() if type(obj) is Relay and obj.settings is relay.settings]
 
 
 async def test_thousand_inputs_per_second_are_rate_limited(greedy: RunningRelay) -> None:

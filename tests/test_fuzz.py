@@ -474,10 +474,11 @@ def _handshakes() -> st.SearchStrategy[dict[str, Any]]:
         st.builds(lambda sub: case("dot-dot", sub_path=sub,
                                    expect=("APP_NOT_ALLOWED", "'fault/ack' is not a valid app id")),
                   st.sampled_from(["..", "a/..", "../x", "x..y"])),
-        # ASCII only: non-ASCII digits such as '²' are test_superscript_max_buffering_is_a_bad_request's.
+        # Any text, Unicode digits such as '²' and '٥' included; only plain 1-60 is a valid buffering.
         st.builds(lambda value: case("max-buffering", query={"max_buffering": value}, expect=(
             "BAD_REQUEST", "max_buffering must be a whole number from 1 to 60")),
-            printable.filter(lambda v: not (v.isdigit() and 1 <= int(v) <= 60))),
+            st.one_of(printable, st.text(min_size=1, max_size=8).map(str.strip).filter(bool)).filter(
+                lambda v: not (v.isascii() and v.isdigit() and 1 <= int(v) <= 60))),
         st.builds(lambda host: case("origin", headers={"Origin": f"https://{host}.example"}, expect=(
             "ORIGIN_NOT_ALLOWED",
             f"origin https://{host}.example may not use this relay; add it to RELAY_ALLOWED_ORIGINS")),
