@@ -359,6 +359,8 @@ def _draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
     """`count` examples of `strategy`, the same on every run (derandomized, no database)."""
     drawn: list[Any] = []
 
+    # Only generation runs here (the relay checks happen afterwards, concurrently), so the health checks
+    # about slow or large draws would judge the strategies' cost, not the relay; they are off for this one.
     @settings(FUZZ, max_examples=count, phases=["generate"],
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
     @given(strategy)
