@@ -160,6 +160,8 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
             ys = [p[key] if key == "frames_per_s" else p["latency_ms"][key] for p in pts]
             ax.plot([p["sessions"] for p in pts], ys, marker="o", label=route, color=ROUTE_COLOURS.get(route))
         ax.set_xscale("log")
+        if key == "p99":
+            ax.set_yscale("log")  # one saturated route would flatten the others on a linear scale
         ax.set_xlabel("concurrent sessions")
         ax.set_ylabel(label)
         if conc:
