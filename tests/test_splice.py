@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgpack
@@ -212,11 +213,9 @@ def test_pings_pass_through_and_a_close_reaches_the_hook() -> None:
     assert upstream.data == ping and hooks.closes == [b"\x03\xe8"] and up.closed
 
 
-@pytest.fixture
-async def splice_relay(local_app_url: str) -> AsyncIterator[str]:
-    """The splice prototype served by uvicorn with the splice protocol, in front of the embedded apps."""
-    settings = Settings(shared_secret=SECRET, upstream_url=local_app_url, api_keys=("relay-key-1",),
-                        allowed_apps=("local/preview", "local/echo"))
+@asynccontextmanager
+async def serve_splice(settings: Settings) -> AsyncIterator[str]:
+    """The splice prototype served by uvicorn with the splice protocol; yields its ws:// base."""
     port = free_port()
     config = uvicorn.Config(create_splice_app(settings), host="127.0.0.1", port=port, ws=SpliceWebSocketProtocol,
                             ws_per_message_deflate=False, access_log=False, log_config=None, lifespan="off")
@@ -231,6 +230,18 @@ async def splice_relay(local_app_url: str) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def splice_settings(local_app_url: str, **changes: Any) -> Settings:
+    return Settings(shared_secret=SECRET, upstream_url=local_app_url, api_keys=("relay-key-1",),
+                    allowed_apps=("local/preview", "local/echo"), **changes)
+
+
+@pytest.fixture
+async def splice_relay(local_app_url: str) -> AsyncIterator[str]:
+    """The splice prototype in front of the embedded apps."""
+    async with serve_splice(splice_settings(local_app_url)) as base:
+        yield base
 
 
 async def test_spliced_relay_answers_every_input_from_the_real_fal_app(splice_relay: str) -> None:
@@ -284,3 +295,14 @@ def test_a_stale_pause_does_not_park_a_frame_when_the_buffer_is_empty() -> None:
     splice.UpstreamToClients(Hooks(), [sink]).feed(frame)
     assert sink.transport.data == frame and not sink.paused  # type: ignore[attr-defined]
     assert sink.parked is None and sink.dropped == 1
+
+
+async def test_spliced_relay_closes_an_idle_client_with_timeout(local_app_url: str) -> None:
+    """No input for RELAY_IDLE_TIMEOUT: x-fal-error TIMEOUT and close 4003, as relay.py does."""
+    async with serve_splice(splice_settings(local_app_url, idle_timeout=0.5)) as base:
+        async with websockets.connect(f"{base}/local/echo/realtime",
+                                      additional_headers={"Authorization": "Key relay-key-1"}) as ws:
+            await ws.send(pack(size=10, seq=1))
+            assert msgpack.unpackb(await ws.recv())["seq"] == 1
+            payload = await expect_error(ws, "TIMEOUT", 4003)
+    assert payload["reason"] == "no input for 0.5 s; reconnect when needed"

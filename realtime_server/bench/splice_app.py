@@ -53,6 +53,8 @@ class SplicedSession:
         self.forward_error: str | None = None  # an upstream x-fal-error, passed on before the close
         self.to_upstream = splice.ClientToUpstream(self, settings.max_frame_bytes)
         self.transport: asyncio.Transport | None = None
+        self.last_input = time.monotonic()  # the idle timer reads it; no timer is rescheduled per input
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # ClientHooks
     def on_input(self, payload: bytes) -> None:
@@ -60,6 +62,7 @@ class SplicedSession:
         if not self.rate.take():
             raise protocol.RateLimited(f"more than {self.settings.max_inputs_per_second:g} inputs per second")
         self._in_unpublished += 1
+        self.last_input = time.monotonic()
         if not self.outputs % METRICS_EVERY:
             self.sent_at = time.perf_counter()
         if self.upstream_idle:
@@ -102,6 +105,14 @@ class SplicedSession:
         self.frames_out.inc(self._out_unpublished)
         self._in_unpublished = self._out_unpublished = 0
 
+    def _check_idle(self) -> None:
+        left = self.last_input + self.settings.idle_timeout - time.monotonic()
+        if left > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(left, self._check_idle)
+            return
+        self.error = protocol.IdleTimeout(f"no input for {self.settings.idle_timeout:g} s; reconnect when needed")
+        self.ended.set()
+
     def fail(self, exc: Exception) -> None:
         if isinstance(exc, splice.SpliceError):
             exc = protocol.UpstreamError(exc.reason) if exc.upstream else protocol.BadFrame(exc.reason)
@@ -132,6 +143,8 @@ class SplicedSession:
         self.transport, up = await self.open()
         await websocket.accept()
         client = websocket.scope["extensions"][EXTENSION]["start"](self.guarded(self.to_upstream.feed))
+        self.last_input = time.monotonic()
+        self._check_idle()
         try:
             for early in client.early_inputs:  # inputs uvicorn parsed before the switch: frame them anew
                 mask = secrets.token_bytes(4)
@@ -143,6 +156,8 @@ class SplicedSession:
         except TimeoutError:
             self.error = protocol.SessionExpired("session too long; reconnect to go on")
         finally:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
             self.publish_metrics()
             if self.transport is not None:
                 self.transport.close()  # whichever upstream leg is current
