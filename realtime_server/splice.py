@@ -157,6 +157,43 @@ class UpstreamToClients:
     _hold_opcode: int = 0
     _output: bool = False  # the current frame is a whole binary message (an output)
     _joining: list[Sink] = field(default_factory=list)
+    on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
+
+    def feed(self, data: bytes) -> None:
+        """Relay one read. The common cases (a read that is exactly one output frame, or the middle of
+        a frame going to one viewer) are handled inline: every Python call costs on this path."""
+        try:
+            if not self._head and len(self.sinks) == 1 and not self._joining and not self.closed:
+                sink = self.sinks[0]
+                if self._left == 0:
+                    n = len(data)
+                    if n > 2 and data[0] == 0x82 and data[1] < 0x80 and not sink.paused:
+                        length, size = data[1], 2
+                        if length == 126:
+                            (length,) = struct.unpack_from(">H", data, 2) if n >= 4 else (-1,)
+                            size = 4
+                        elif length == 127:
+                            (length,) = struct.unpack_from(">Q", data, 2) if n >= 10 else (-1,)
+                            size = 10
+                        whole = size + length
+                        if length > 0 and whole >= n > size and data[size] in MAP_MARKERS:
+                            sink.transport.write(data)  # one output frame as read, or the start of one
+                            if whole == n:
+                                self.frames += 1
+                                self.hooks.on_upstream_frame()
+                            else:
+                                self._left, self._output = whole - n, True
+                            return
+                elif self._hold is None and sink._parking is None and len(data) < self._left:
+                    sink.transport.write(data)  # the middle of a frame this viewer is receiving
+                    self._left -= len(data)
+                    return
+            self._feed(data)
+        except Exception as exc:
+            if self.on_error is None:
+                raise
+            self.closed = True  # nothing more is relayed once a side broke the protocol
+            self.on_error(exc)
 
     def add_sink(self, sink: Sink) -> None:
         """Add a viewer; it starts receiving at the next frame boundary, never mid-frame."""
@@ -170,7 +207,7 @@ class UpstreamToClients:
             if sink in group:
                 group.remove(sink)
 
-    def feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes) -> None:
         if self.closed:
             return
         if self._head:
@@ -283,12 +320,36 @@ class ClientToUpstream:
     dropped: int = 0
     closed: bool = False
     _buf: bytearray = field(default_factory=bytearray)
+    on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
 
     def feed(self, data: bytes) -> None:
+        """Take one read. The usual case, a read that is exactly one small masked binary frame, is
+        handled inline (no copy, few calls); anything else goes the general way."""
+        try:
+            n = len(data)
+            if not self._buf and n > 6 and data[0] == 0x82 and not self.closed:
+                length = data[1] & 0x7F
+                if data[1] & 0x80 and length < 126 and length + 6 == n:
+                    self.hooks.on_input(unmask(data[6:], data[2:6]))
+                    upstream = self.upstream
+                    if upstream is None or self.upstream_paused:
+                        self.send_input(data)
+                    else:
+                        upstream.write(data)
+                        self.unanswered = data
+                    return
+            self._feed(data)
+        except Exception as exc:
+            if self.on_error is None:
+                raise
+            self.closed = True  # nothing more is relayed once a side broke the protocol
+            self.on_error(exc)
+
+    def _feed(self, data: bytes) -> None:
         if self.closed:
             return
         buf = self._buf
-        if not buf:  # the usual case: one read holds exactly one whole input; no copy
+        if not buf:  # one read holding exactly one whole frame: no copy
             header = parse_header(data, 0, len(data))
             if header is not None and self._check(header) == len(data):
                 self._frame(header[0], data, header[1])

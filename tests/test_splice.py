@@ -306,3 +306,34 @@ async def test_spliced_relay_closes_an_idle_client_with_timeout(local_app_url: s
             assert msgpack.unpackb(await ws.recv())["seq"] == 1
             payload = await expect_error(ws, "TIMEOUT", 4003)
     assert payload["reason"] == "no input for 0.5 s; reconnect when needed"
+
+
+def test_the_inline_paths_relay_exactly_what_the_general_path_does() -> None:
+    """One frame per read, a frame over several reads, then two frames in one read: same bytes, same counts."""
+    hooks, sink = Hooks(), splice.Sink(FakeTransport())
+    down = splice.UpstreamToClients(hooks, [sink])
+    one, big, a, b = (server_frame(output(n, i)) for i, n in enumerate((100, 300_000, 5, 6)))
+    down.feed(one)
+    assert sink.transport.writes[0] is one  # type: ignore[attr-defined]
+    for start in range(0, len(big), 70_000):
+        down.feed(big[start : start + 70_000])
+    down.feed(a + b)
+    assert sink.transport.data == one + big + a + b  # type: ignore[attr-defined]
+    assert down.frames == hooks.outputs == 4
+
+
+def test_a_masked_upstream_frame_is_refused_even_when_its_length_fits_the_read() -> None:
+    """Servers never mask: 0x80 in the second byte is refused, not read as a 128-byte length."""
+    frame = splice.frame_header(splice.OP_BINARY, 0, b"abcd") + bytes(124)
+    with pytest.raises(splice.SpliceError):
+        splice.UpstreamToClients(Hooks(), [splice.Sink(FakeTransport())]).feed(frame)
+
+
+def test_an_error_goes_to_on_error_and_stops_the_direction() -> None:
+    """With `on_error` set, a bad frame is reported once and nothing after it is relayed."""
+    errors: list[Exception] = []
+    upstream = FakeTransport()
+    up = splice.ClientToUpstream(Hooks(), max_frame_bytes=1 << 20, upstream=upstream, on_error=errors.append)
+    up.feed(client_frame(b"hello", splice.OP_TEXT))
+    up.feed(client_frame(pack(seed=1)))
+    assert [type(e) for e in errors] == [splice.SpliceError] and upstream.writes == [] and up.closed

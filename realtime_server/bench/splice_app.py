@@ -13,7 +13,6 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from contextlib import suppress
 
 import uvicorn
@@ -51,7 +50,7 @@ class SplicedSession:
         self.error: RelayError | None = None
         self.upstream_idle = False
         self.forward_error: str | None = None  # an upstream x-fal-error, passed on before the close
-        self.to_upstream = splice.ClientToUpstream(self, settings.max_frame_bytes)
+        self.to_upstream = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self.fail)
         self.transport: asyncio.Transport | None = None
         self.last_input = time.monotonic()  # the idle timer reads it; no timer is rescheduled per input
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -119,18 +118,6 @@ class SplicedSession:
         self.error = exc if isinstance(exc, RelayError) else protocol.RelayError("the relay failed; please reconnect")
         self.ended.set()
 
-    def guarded(self, feed: Callable[[bytes], None]) -> Callable[[bytes], None]:
-        """Run `feed` in the read callback; an error ends the session instead of escaping into the loop."""
-
-        def on_data(data: bytes) -> None:
-            if self.error is None:
-                try:
-                    feed(data)
-                except Exception as exc:  # noqa: BLE001 - turned into the session's error, raised in `run`
-                    self.fail(exc)
-
-        return on_data
-
     async def open(self) -> tuple[asyncio.Transport, splice.UpstreamProtocol]:
         headers = {"Authorization": f"Key {self.settings.fal_key}"} if self.settings.fal_key else None
         try:
@@ -142,7 +129,7 @@ class SplicedSession:
     async def run(self, websocket: WebSocket) -> None:
         self.transport, up = await self.open()
         await websocket.accept()
-        client = websocket.scope["extensions"][EXTENSION]["start"](self.guarded(self.to_upstream.feed))
+        client = websocket.scope["extensions"][EXTENSION]["start"](self.to_upstream.feed)
         self.last_input = time.monotonic()
         self._check_idle()
         try:
@@ -176,9 +163,9 @@ class SplicedSession:
     async def _pump(self, client: SplicedClient, up: splice.UpstreamProtocol) -> None:
         lost = client.lost
         while True:
-            down = splice.UpstreamToClients(self, [client.sink])
+            down = splice.UpstreamToClients(self, [client.sink], on_error=self.fail)
             up.on_pause = self._upstream_paused
-            up.take_buffered(self.guarded(down.feed))
+            up.take_buffered(down.feed)
             self.upstream_idle = False
             self.to_upstream.attach(self.transport)
             self.ended.clear()
