@@ -16,6 +16,7 @@ from types import FrameType
 import uvicorn
 
 from .app import create_app
+from .serving import uvicorn_config
 from .settings import Settings
 
 logger = logging.getLogger("realtime_server")
@@ -59,20 +60,7 @@ def local_app(session_timeout: float = 5.0) -> Iterator[str]:
 
 
 def serve(settings: Settings) -> None:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes * 2,
-        ws_per_message_deflate=False,  # frames are JPEG/msgpack: deflate costs CPU and latency for nothing
-        access_log=False,  # the relay logs one line per connection itself, without query strings
-        log_level=settings.log_level,
-        ssl_certfile=settings.ssl_certfile,
-        ssl_keyfile=settings.ssl_keyfile,
-        timeout_graceful_shutdown=5,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

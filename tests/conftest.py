@@ -16,6 +16,7 @@ import websockets
 
 from realtime_server import Settings, create_app, tickets
 from realtime_server.cli import free_port, local_app
+from realtime_server.serving import uvicorn_config
 
 SECRET = "test-shared-secret-that-is-long-enough-for-hs256"
 LOCAL_SESSION_TIMEOUT = 1.5
@@ -61,10 +62,7 @@ async def serve_relay(settings: Settings, **uvicorn_options: Any) -> AsyncIterat
     """Run the relay with uvicorn on a free port inside the test's event loop."""
     port = free_port()
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws="websockets-sansio", ws_max_size=settings.max_frame_bytes * 2,
-        ws_per_message_deflate=False, access_log=False, log_config=None, lifespan="on", **uvicorn_options,
-    )
+    config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_config=None, **uvicorn_options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

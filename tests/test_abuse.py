@@ -190,8 +190,6 @@ async def test_connection_churn_leaks_nothing(greedy: RunningRelay) -> None:
     assert greedy.metric("relay_open_connections", role="driver") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="relay bug: uvicorn's sans-I/O protocol answers every ping at once without "
-                                        "waiting for the client to read, so unread pongs pile up in memory; see README")
 async def test_ping_flood_without_reading_keeps_memory_bounded(greedy: RunningRelay) -> None:
     """A client that floods pings and never reads the pongs cannot make the relay buffer them without bound."""
     path = f"/fault/ack/realtime?fal_jwt_token={greedy.ticket(sub='pinger', apps=('fault/ack',))}"
@@ -217,9 +215,6 @@ async def test_ping_flood_without_reading_keeps_memory_bounded(greedy: RunningRe
     assert grown < 16 * 1024 * 1024, f"RSS grew {grown / 2**20:.1f} MiB while {sent / 2**20:.1f} MiB of pings came in"
 
 
-@pytest.mark.xfail(strict=True, reason="relay bug: after a never-reading client idles out, its handler waits forever "
-                                        "to send the x-fal-error, holding a task and a socket outside the connection "
-                                        "limits; fix: a send timeout (RELAY_SEND_TIMEOUT), see README")
 async def test_never_reading_client_is_let_go(make_relay) -> None:
     """A client that never reads is dropped once its writes stall past the send timeout: no task or socket lingers."""
     async with fault_upstream() as url, make_relay(upstream_url=url, allowed_apps=FAULT_APPS, idle_timeout=1.0,
