@@ -507,7 +507,7 @@ async def open_upstream(url: str, headers: dict[str, str] | None = None,
     handshake = client_handshake(url, headers)
     async with asyncio.timeout(timeout):
         transport, protocol = await loop.create_connection(
-            lambda: UpstreamProtocol(handshake), parts.hostname, port, ssl=True if secure else None,
+            lambda: UpstreamProtocol(handshake), parts.hostname or "127.0.0.1", port, ssl=True if secure else None,
         )
         try:
             await protocol.opened

@@ -59,8 +59,9 @@ class SpliceWebSocketProtocol(WebSocketsSansIOProtocol):
         early: list[bytes] = []
         while not self.queue.empty():  # whole inputs uvicorn parsed before the switch (unmasked)
             message = self.queue.get_nowait()
-            if message["type"] == "websocket.receive" and message.get("bytes") is not None:
-                early.append(message["bytes"])
+            data = message.get("bytes") if message["type"] == "websocket.receive" else None
+            if isinstance(data, bytes):
+                early.append(data)
         self.stop_keepalive()  # pings now pass through end to end; uvicorn would never see the pongs
         self._on_data = on_data
         self._sink = Sink(self.transport, paused=not self.writable.is_set())

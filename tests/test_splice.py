@@ -72,7 +72,8 @@ def client_frame(payload: bytes, opcode: int = splice.OP_BINARY) -> bytes:
 
 
 def output(size: int, seq: int = 0) -> bytes:
-    return msgpack.packb({"seq": seq, "pad": bytes(size)}, use_bin_type=True)
+    packed: bytes = msgpack.packb({"seq": seq, "pad": bytes(size)}, use_bin_type=True)
+    return packed
 
 
 def test_parse_header_reads_each_length_encoding() -> None:

@@ -174,8 +174,8 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
         proxies = [r for r in dict.fromkeys(p["route"] for p in result["sizes"]) if r != "direct"]
         width = 0.8 / max(len(proxies), 1)
         for i, route in enumerate(proxies):
-            pts = {p["frame_bytes"]: p["proxy_cpu_us_per_frame"] or 0.0 for p in result["sizes"] if p["route"] == route}
-            ax.bar([j + i * width for j in range(len(sizes))], [pts.get(s, 0.0) for s in sizes], width,
+            cpu = {p["frame_bytes"]: p["proxy_cpu_us_per_frame"] or 0.0 for p in result["sizes"] if p["route"] == route}
+            ax.bar([j + i * width for j in range(len(sizes))], [cpu.get(s, 0.0) for s in sizes], width,
                    label=route, color=ROUTE_COLOURS.get(route))
         ax.set_xticks([j + width * (len(proxies) - 1) / 2 for j in range(len(sizes))], [_size(s) for s in sizes])
         ax.set_ylabel("µs of proxy CPU per frame")

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from contextlib import suppress
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -163,6 +164,7 @@ class SplicedSession:
     async def _pump(self, client: SplicedClient, up: splice.UpstreamProtocol) -> None:
         lost = client.lost
         while True:
+            assert self.transport is not None  # opened in `run`, reopened below
             down = splice.UpstreamToClients(self, [client.sink], on_error=self.fail)
             up.on_pause = self._upstream_paused
             up.take_buffered(down.feed)
@@ -170,7 +172,8 @@ class SplicedSession:
             self.to_upstream.attach(self.transport)
             self.ended.clear()
             waiter = asyncio.ensure_future(self.ended.wait())
-            await asyncio.wait([waiter, lost, up.lost], return_when=asyncio.FIRST_COMPLETED)
+            watched: list[asyncio.Future[Any]] = [waiter, lost, up.lost]
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             if lost.done() or self.to_upstream.closed or self.error is not None:
                 return
@@ -183,7 +186,8 @@ class SplicedSession:
             if self.to_upstream.pending is None:
                 self.ended.clear()
                 waiter = asyncio.ensure_future(self.ended.wait())
-                await asyncio.wait([waiter, lost], return_when=asyncio.FIRST_COMPLETED)
+                watched = [waiter, lost]
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 if lost.done() or self.to_upstream.closed or self.error is not None:
                     return

@@ -32,7 +32,7 @@ def _pad(size: int) -> bytes:
 def make_echo_app(session_timeout: float) -> type[fal.App]:
     """Build the app class; `session_timeout` is how long it waits for input before ending a session."""
 
-    class LocalEcho(fal.App, name="echo"):  # type: ignore[call-arg]
+    class LocalEcho(fal.App, name="echo"):  # type: ignore[no-untyped-call]
         # buffering=None: fal's unary loop then queues every input (an unbounded deque), so each
         # input gets its answer; a coroutine runs on the event loop, not in a thread pool.
         @fal.realtime("/realtime", buffering=None, session_timeout=session_timeout)
