@@ -176,13 +176,14 @@ class RawSocket:
 
     async def close_code(self, limit: float = 10.0) -> int | None:
         """Read until the server's close frame; its code, or None if the server just hung up."""
-        while True:
+        for _ in range(100_000):  # bounded: a flood test reads at most 20,000 pongs before the close
             frame = await self.next_frame(limit)
             if frame is None:
                 return None
             opcode, payload = frame
             if opcode == 0x8:
                 return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+        raise AssertionError("no close frame after 100,000 frames")
 
     def close(self) -> None:
         self.writer.transport.abort()

@@ -663,7 +663,7 @@ async def test_control_frame_flood_leaves_others_unaffected(fuzzed: RunningRelay
             raw.writer.write(b"".join(client_frame(opcode, b"%05d" % i) for i in range(20_000)))
             raw.writer.write(client_frame(BINARY, pack(seq=1)))
             pongs = 0
-            while True:
+            for _ in range(20_002):  # every pong, then the answer
                 frame = await raw.next_frame(limit=30)
                 assert frame is not None, "relay hung up on the flooder"
                 if frame[0] == PONG:
@@ -671,6 +671,8 @@ async def test_control_frame_flood_leaves_others_unaffected(fuzzed: RunningRelay
                 elif frame[0] == BINARY:
                     assert msgpack.unpackb(frame[1], raw=False)["ack"] == 1
                     break
+            else:
+                raise AssertionError("the flooder's input was never answered")
             answered, gap = canary.window(start, time.perf_counter())
         finally:
             raw.close()
