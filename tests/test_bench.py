@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 
 from realtime_server.bench import procs
+from realtime_server.bench.cli import parse_args
 from realtime_server.bench.nginx import NginxConfig, find_nginx
-from realtime_server.bench.stats import LATENCY_KEYS, latency_summary, percentile
+from realtime_server.bench.stats import LATENCY_KEYS, latency_summary, make_fanout_point, percentile
 
 ROUTES = ("direct", "relay", "nginx", "splice", "floor")
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """One tiny sweep: two frame sizes, one concurrency level, a short stalled viewer, every route.
+    """One tiny sweep: two frame sizes, one concurrency level, a tiny fan-out, a short stalled viewer, every route.
 
     Every route includes the experimental splice prototype, so it is driven end to end here too.
     """
@@ -28,7 +29,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Complete
     cmd = [
         sys.executable, "-m", "realtime_server.bench", "--sizes", "4k,64k", "--sessions", "3", "--rate", "20",
         "--duration", "0.4", "--concurrency-duration", "0.5", "--warmup", "3", "--stall-seconds", "0.6",
-        "--out", str(out),
+        "--fanout", "1,3", "--fanout-duration", "0.5", "--out", str(out),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -50,7 +51,7 @@ def _check_point(point: dict[str, Any]) -> None:
 def test_smoke_run_writes_table_json_and_png(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """The CLI prints the tables and writes bench.txt, bench.json and bench.png."""
     done, out = smoke
-    for title in ("Frame sizes", "Concurrency", "Ratios", "Targets"):
+    for title in ("Frame sizes", "Concurrency", "Fan-out", "Ratios", "Targets"):
         assert title in done.stdout
         assert title in (out / "bench.txt").read_text()
     assert "relay" in done.stdout and "direct" in done.stdout
@@ -59,7 +60,7 @@ def test_smoke_run_writes_table_json_and_png(smoke: tuple[subprocess.CompletedPr
 def test_smoke_json_has_every_route_percentile_and_ratio(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """Each route has positive percentiles for each size and concurrency; ratios and targets are there."""
     result = json.loads((smoke[1] / "bench.json").read_text())
-    assert {"meta", "routes", "sizes", "concurrency", "comparisons", "stall", "targets"} <= set(result)
+    assert {"meta", "routes", "sizes", "concurrency", "fanout", "comparisons", "stall", "targets"} <= set(result)
     assert result["meta"]["machine"]["nproc"] >= 1
     nginx_present = find_nginx() is not None
     assert result["routes"]["nginx"]["available"] is nginx_present
@@ -79,6 +80,48 @@ def test_smoke_json_has_every_route_percentile_and_ratio(smoke: tuple[subprocess
     assert [s["route"] for s in result["stall"]] == ["relay", "splice"]
     assert all(s["rss_max_bytes"] > 0 and s["sent"] > 0 for s in result["stall"])
     assert {t["name"] for t in result["targets"]} >= {"p99 <= 1.5x direct p99", "3 sessions: frames lost"}
+
+
+def test_smoke_fanout_times_every_viewer_of_the_relay(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The fan-out ran on the relay for 1 and 3 viewers, who all joined before the driver and got its frames."""
+    result = json.loads((smoke[1] / "bench.json").read_text())
+    assert [(p["route"], p["viewers"]) for p in result["fanout"]] == [("relay", 1), ("relay", 3)]
+    assert result["meta"]["fanout_rate"] > 0 and result["meta"]["fanout_frame_bytes"] == 65536
+    for point in result["fanout"]:
+        assert point["waiting_seen"] == point["viewers"], point["errors"]
+        assert point["inputs"] > 0 and point["driver_received"] > 0 and point["viewer_received"] > 0
+        assert len(point["per_viewer"]) == point["viewers"]
+        assert all({"p50", "p99", "max", "received", "lost"} <= set(v) for v in point["per_viewer"])
+        assert sum(v["received"] for v in point["per_viewer"]) == point["viewer_received"]
+        for key in ("driver_latency_ms", "viewer_latency_ms"):
+            assert set(LATENCY_KEYS) <= set(point[key])
+            assert 0 < point[key]["p50"] <= point[key]["p99"] <= point[key]["max"]
+        assert point["lost_per_viewer_max"] >= point["lost_per_viewer_mean"] >= 0
+        assert point["proxy_cpu_s"] is not None and point["proxy_peak_rss_bytes"] > 0
+        assert point["relay_dropped"] is not None  # read from the relay's /metrics
+
+
+def test_fanout_point_pools_viewers_and_counts_each_ones_losses() -> None:
+    """Viewer figures pool every viewer's samples; lost is per viewer; CPU is per input and per delivered frame."""
+    viewer = {"waiting_seen": True, "errors": [], "bytes_received": 0}
+    result = {
+        "inputs": 4, "received": 4, "latencies_ns": [1_000_000] * 4, "elapsed_s": 1.0, "client_cpu_s": 0.1,
+        "viewers": [viewer | {"latencies_ns": [2_000_000] * 4, "received": 4},
+                    viewer | {"latencies_ns": [4_000_000] * 2, "received": 2}],
+    }
+    point = make_fanout_point("relay", 65536, 20.0, result, 0.01, 1, 0.0, 0.0)
+    assert point.viewers == 2 and point.viewer_received == 6
+    assert point.viewer_latency_ms["max"] == 4.0 and point.viewer_latency_ms["p50"] == 2.0
+    assert point.lost_per_viewer_mean == 1.0 and point.lost_per_viewer_max == 2
+    assert point.proxy_cpu_us_per_input == pytest.approx(2500.0)
+    assert point.proxy_cpu_us_per_frame == pytest.approx(1000.0)  # 4 to the driver + 6 to the viewers
+
+
+def test_fanout_is_in_the_full_sweep_and_can_be_skipped() -> None:
+    """The full sweep runs 1, 10, 100 viewers by default; `--fanout 0` skips the fan-out."""
+    assert parse_args([]).fanout == [1, 10, 100]
+    assert parse_args(["--fanout", "0"]).fanout == []
+    assert parse_args(["--fanout", "2,5"]).fanout == [2, 5]
 
 
 def test_smoke_png_is_a_sensible_png(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:

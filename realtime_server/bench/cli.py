@@ -2,7 +2,8 @@
 
 The transport mode (default) measures the `local/echo` app over every route: a closed-loop sweep
 over frame sizes on one session, an open-loop sweep over concurrent sessions at a set input rate,
-and a stalled viewer on the relay (and the splice prototype). The render mode measures
+a live-session fan-out on the relay (one driver at a set input rate, 1, 10, 100 viewers), and a
+stalled viewer on the relay (and the splice prototype). The render mode measures
 `local/preview` end to end instead.
 Points are taken route after route for each size, so drift on a busy machine hits all routes alike.
 """
@@ -28,8 +29,8 @@ from . import procs
 from .load import LoadSpec
 from .procs import Route
 from .report import print_report, write_outputs
-from .runner import RssSampler, measure
-from .stats import Point, check_targets, comparisons
+from .runner import RssSampler, measure, measure_fanout
+from .stats import FanoutPoint, Point, check_targets, comparisons
 
 logger = logging.getLogger(__name__)
 ROUTES = ("direct", "relay", "nginx", "splice", "floor")
@@ -45,6 +46,11 @@ def _ints(text: str) -> list[int]:
         mult = units.get(item[-1:], 1)
         out.append(int(float(item[:-1] if mult > 1 else item) * mult))
     return out
+
+
+def _counts(text: str) -> list[int]:
+    """A comma-separated list of counts; empty or "0" means none (skip that part of the sweep)."""
+    return [n for n in _ints(text) if n > 0] if text.strip() else []
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -63,6 +69,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency-duration", type=float, default=4.0, help="seconds per concurrency point")
     parser.add_argument("--max-frames", type=int, default=200_000, help="cap on frames per session per point")
     parser.add_argument("--warmup", type=int, default=50, help="round trips per session before measuring")
+    parser.add_argument("--fanout", type=_counts, default=[1, 10, 100],
+                        help="viewers of one live session on the relay (1,10,100); 0 skips the fan-out")
+    parser.add_argument("--fanout-rate", type=float, default=20.0, help="inputs/s the fan-out's driver sends")
+    parser.add_argument("--fanout-frame-bytes", type=lambda t: _ints(t)[0], default=65536,
+                        help="reply size in the fan-out (64k)")
+    parser.add_argument("--fanout-duration", type=float, default=5.0, help="seconds per fan-out point")
     parser.add_argument("--stall-seconds", type=float, default=4.0, help="stalled-viewer check; 0 skips it")
     parser.add_argument("--stall-rate", type=float, default=30.0, help="inputs/s the stalled viewer sends")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
@@ -126,6 +138,13 @@ def plan(args: argparse.Namespace, routes: dict[str, Route]) -> Iterator[tuple[s
                 frame_bytes=args.concurrency_frame_bytes, duration_s=args.concurrency_duration,
                 **base | {"warmup_frames": min(args.warmup, 5)},
             )
+    relay = routes.get("relay")
+    if relay is not None and relay.available:
+        for viewers in args.fanout:
+            yield "fanout", relay, LoadSpec(
+                url=relay.url(app), viewers=viewers, rate=args.fanout_rate, frame_bytes=args.fanout_frame_bytes,
+                duration_s=args.fanout_duration, **base | {"warmup_frames": min(args.warmup, 5)},
+            )
 
 
 def stalled_viewer(args: argparse.Namespace, route: Route, upstream: procs.ProcessProbe) -> dict[str, Any]:
@@ -154,11 +173,13 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "mode": args.mode, "machine": machine(),
         "command": " ".join(["realtime-bench", *sys.argv[1:]]), "rate": args.rate,
         "concurrency_frame_bytes": args.concurrency_frame_bytes, "input_bytes": args.input_bytes,
+        "fanout_rate": args.fanout_rate, "fanout_frame_bytes": args.fanout_frame_bytes,
         "client": "websockets (asyncio, uvloop), one process", "upstream": "local/echo (fal SDK app, uvicorn)"
         if args.mode == "transport" else "local/preview (fal SDK app, CPU renderer)",
     }
     sizes: list[Point] = []
     conc: list[Point] = []
+    fanout: list[FanoutPoint] = []
     stalls: list[dict[str, Any]] = []
     with ExitStack() as stack:
         upstream_url, upstream = stack.enter_context(procs.upstream())
@@ -172,10 +193,14 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                       console=console, transient=False) as progress:
             task = progress.add_task("realtime-bench", total=len(points) + len(stall_routes))
             for phase, route, spec in points:
-                label = f"{phase}: {route.name} {spec.frame_bytes // 1024} KB × {spec.sessions}"
-                progress.update(task, description=label)
-                point = measure(route, spec, upstream)
-                (sizes if phase == "sizes" else conc).append(point)
+                if phase == "fanout":
+                    progress.update(task, description=f"fan-out: {route.name} 1 driver → {spec.viewers} viewers")
+                    fanout.append(measure_fanout(route, spec, upstream))
+                else:
+                    label = f"{phase}: {route.name} {spec.frame_bytes // 1024} KB × {spec.sessions}"
+                    progress.update(task, description=label)
+                    point = measure(route, spec, upstream)
+                    (sizes if phase == "sizes" else conc).append(point)
                 progress.advance(task)
             for route in stall_routes:
                 progress.update(task, description=f"stalled viewer: {route.name}")
@@ -192,6 +217,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     result: dict[str, Any] = {
         "meta": meta, "routes": meta.pop("routes"),
         "sizes": [p.to_json() for p in sizes], "concurrency": [p.to_json() for p in conc],
+        "fanout": [p.to_json() for p in fanout],
         "comparisons": {
             phase: [row for subj, bases in pairs.items() if subj in present
                     for row in comparisons(pts, subj, [b for b in bases if b in present])]

@@ -9,6 +9,9 @@ Closed loop (`rate` None): each session sends its next input when the reply to t
 arrives, so frames/s on one session is one connection's throughput. Open loop (`rate` set): each
 session sends `rate` inputs per second on a schedule, whatever the replies do, and a frame not
 answered within `drain_s` of the end counts as lost.
+
+Fan-out (`viewer_urls` set, see `fanout.py`): the viewers connect first, then one driver sends on
+the open-loop schedule, and each viewer's receipt of each frame is timed against the driver's send.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class LoadSpec:
     warmup_frames: int = 20  # per session, before `ready`
     drain_s: float = 2.0
     read: bool = True  # False: a stalled viewer that sends inputs and never reads a reply
+    # Fan-out: live-session viewers of the driver at `url` (tickets in the URLs), connected before it.
+    viewers: int = 0  # > 0: a fan-out point; `fanout.ticketed` fills `viewer_urls` just before it runs
+    viewer_urls: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,8 +113,12 @@ class Session:
                 rec.received += 1
                 rec.bytes_received += len(frame)
 
-    async def open_loop(self, rec: Recorder, start: float, deadline: float) -> None:
-        """Open loop: inputs on a fixed schedule (random phase per session), replies matched by seq."""
+    async def open_loop(self, rec: Recorder, start: float, deadline: float,
+                        sent_log: dict[int, int] | None = None) -> None:
+        """Open loop: inputs on a fixed schedule (random phase per session), replies matched by seq.
+
+        `sent_log` also gets each input's send time, kept (the fan-out's viewers are timed against it).
+        """
         assert self.spec.rate
         interval = 1.0 / self.spec.rate
         phase = random.uniform(0, interval)
@@ -139,6 +149,8 @@ class Session:
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 seq, data = self.next_input()
                 sent_at[seq] = time.perf_counter_ns()
+                if sent_log is not None:
+                    sent_log[seq] = sent_at[seq]
                 rec.sent += 1
                 await self.ws.send(data)
             sending = False
@@ -153,30 +165,33 @@ class Session:
             await asyncio.gather(receiver, return_exceptions=True)
 
 
+async def connect(url: str, headers: dict[str, str], read: bool = True) -> ClientConnection:
+    """One client connection as every point opens it: no compression, no size cap, no pings."""
+    return await websockets.connect(
+        # A stalled viewer must not drain the socket into the client library's queue either.
+        url, additional_headers=headers, compression=None, max_size=None, max_queue=None if read else 1,
+        open_timeout=CONNECT_TIMEOUT, ping_interval=None,
+    )
+
+
 async def _open_sessions(spec: LoadSpec) -> list[Session]:
     async def one() -> Session:
-        ws = await websockets.connect(
-            # A stalled viewer must not drain the socket into the client library's queue either.
-            spec.url, additional_headers=spec.headers, compression=None, max_size=None,
-            max_queue=None if spec.read else 1,
-            open_timeout=CONNECT_TIMEOUT, ping_interval=None,
-        )
-        return Session(ws, spec)
+        return Session(await connect(spec.url, spec.headers, spec.read), spec)
 
     async with asyncio.timeout(CONNECT_TIMEOUT):
         return list(await asyncio.gather(*(one() for _ in range(spec.sessions))))
 
 
-async def _read_line(reader: asyncio.StreamReader) -> str:
+async def read_line(reader: asyncio.StreamReader) -> str:
     return (await reader.readline()).decode().strip()
 
 
-def _emit(event: dict[str, Any]) -> None:
+def emit(event: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -186,11 +201,11 @@ async def run(spec: LoadSpec, control: asyncio.StreamReader) -> None:
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT + spec.warmup_frames):
             await asyncio.gather(*(s.ping_pong(None, time.perf_counter() + 30, spec.warmup_frames) for s in sessions))
-        _emit({"event": "ready"})
-        if await _read_line(control) != "go":
+        emit({"event": "ready"})
+        if await read_line(control) != "go":
             return
         rec = Recorder()
-        cpu0, start = _cpu_seconds(), time.perf_counter()
+        cpu0, start = cpu_seconds(), time.perf_counter()
         deadline = start + spec.duration_s
         async with asyncio.timeout(spec.duration_s + spec.drain_s + 30):
             if spec.rate is None:
@@ -198,8 +213,8 @@ async def run(spec: LoadSpec, control: asyncio.StreamReader) -> None:
             else:
                 await asyncio.gather(*(s.open_loop(rec, start, deadline) for s in sessions))
         elapsed = min(time.perf_counter(), deadline) - start if spec.rate is None else spec.duration_s
-        _emit({"event": "done", "elapsed_s": elapsed, "client_cpu_s": _cpu_seconds() - cpu0} | asdict(rec))
-        await _read_line(control)  # "bye" or EOF: the parent has read the proxy's figures
+        emit({"event": "done", "elapsed_s": elapsed, "client_cpu_s": cpu_seconds() - cpu0} | asdict(rec))
+        await read_line(control)  # "bye" or EOF: the parent has read the proxy's figures
     finally:
         await asyncio.gather(*(s.ws.close() for s in sessions), return_exceptions=True)
 
@@ -208,8 +223,13 @@ async def _main() -> None:
     loop = asyncio.get_running_loop()
     control = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(control), sys.stdin)
-    spec = LoadSpec(**json.loads(await _read_line(control)))
-    await run(spec, control)
+    spec = LoadSpec(**json.loads(await read_line(control)))
+    if spec.viewers:
+        from .fanout import run_fanout  # imported here: fanout builds on this module's Session
+
+        await run_fanout(spec, control)
+    else:
+        await run(spec, control)
 
 
 def main() -> None:

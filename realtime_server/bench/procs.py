@@ -92,6 +92,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     probe: ProcessProbe | None = None
     reason: str = ""  # why the route is unavailable
+    secret: str | None = field(default=None, repr=False)  # RELAY_SHARED_SECRET: the fan-out mints tickets with it
 
     @property
     def available(self) -> bool:
@@ -99,6 +100,20 @@ class Route:
 
     def url(self, app: str) -> str:
         return f"{self.base_url}/{app}/realtime"
+
+    def metric(self, name: str) -> float | None:
+        """One unlabelled counter from the route's Prometheus `/metrics`; None when it has none."""
+        if self.base_url is None:
+            return None
+        try:
+            with urllib.request.urlopen(self.base_url.replace("ws://", "http://", 1) + "/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
 
 
 def _wait_for_port(port: int, child: subprocess.Popen[bytes], what: str) -> None:
@@ -142,11 +157,15 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
     `module` may name another server configured the same way (the experimental splice prototype).
     """
     port = free_port()
+    secret = secrets.token_urlsafe(32)
+    # API keys for the plain routes; the shared secret for live-session tickets (a driver and its
+    # viewers, the fan-out), with the viewer and session limits opened as wide as the rest.
     env = os.environ | {
         "RELAY_UPSTREAM_URL": upstream_url, "RELAY_API_KEYS": BENCH_KEY, "RELAY_ALLOWED_APPS": apps,
-        "RELAY_SHARED_SECRET": secrets.token_urlsafe(32), "RELAY_HOST": "127.0.0.1", "PORT": str(port),
+        "RELAY_SHARED_SECRET": secret, "RELAY_HOST": "127.0.0.1", "PORT": str(port),
         "RELAY_LOG_LEVEL": "warning", "RELAY_MAX_INPUTS_PER_SECOND": "1000000",
         "RELAY_MAX_CONNECTIONS_PER_USER": "100000", "RELAY_MAX_CONNECTIONS": "100000",
+        "RELAY_MAX_VIEWERS_PER_SESSION": "100000", "RELAY_MAX_SESSIONS_PER_USER": "100000",
     }
     env.pop("FAL_KEY", None)
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
@@ -155,7 +174,8 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
         _wait_for_port(port, child, f"the {name} route ({module})")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
             pass
-        yield Route(name, f"ws://127.0.0.1:{port}", {"Authorization": f"Key {BENCH_KEY}"}, ProcessProbe(child.pid))
+        yield Route(name, f"ws://127.0.0.1:{port}", {"Authorization": f"Key {BENCH_KEY}"}, ProcessProbe(child.pid),
+                    secret=secret)
     finally:
         _stop(child)
         if log_path:

@@ -70,6 +70,27 @@ def ratios_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def fanout_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
+    """Per-viewer latency (pooled over viewers), frames lost per viewer, and the relay's cost per frame."""
+    table = Table(title=title, title_justify="left")
+    # Short headers: the table must fit 160 columns (piped output) without truncating a figure.
+    for name in ("route", "viewers", "inputs", "driver p50/p99 ms", "viewer p50/p99/max ms", "worst p99",
+                 "lost mean/max", "skipped", "µs/input", "µs/frame", "RSS MB", "client %"):
+        table.add_column(name, justify="left" if name == "route" else "right", no_wrap=True)
+    for p in points:
+        drv, lat, rss = p["driver_latency_ms"], p["viewer_latency_ms"], p["proxy_peak_rss_bytes"]
+        worst = max((v["p99"] for v in p["per_viewer"] if not math.isnan(v["p99"])), default=None)
+        skipped = p["relay_dropped"]
+        table.add_row(
+            p["route"], str(p["viewers"]), str(p["inputs"]), f"{_f(drv['p50'], 2)} / {_f(drv['p99'], 2)}",
+            f"{_f(lat['p50'], 2)} / {_f(lat['p99'], 2)} / {_f(lat['max'], 1)}", _f(worst, 2),
+            f"{p['lost_per_viewer_mean']:.2g} / {p['lost_per_viewer_max']}", _f(skipped, 0),
+            _f(p["proxy_cpu_us_per_input"], 0), _f(p["proxy_cpu_us_per_frame"], 1),
+            _f(rss / 1e6 if rss else None, 1), _f(100 * p["client_cpu_s"] / p["duration_s"], 0),
+        )
+    return table
+
+
 def targets_table(targets: Sequence[dict[str, Any]]) -> Table:
     table = Table(title="Targets (issue 4)", title_justify="left")
     for name in ("route", "target", "measured", "limit", "unit", "met"):
@@ -84,7 +105,8 @@ def print_report(result: dict[str, Any], console: Console) -> None:
     for name, route in result["routes"].items():
         if not route["available"]:
             console.print(f"[yellow]route {name} not measured:[/] {route['reason']}")
-    busy = [p for p in result["sizes"] + result["concurrency"] if p["client_cpu_s"] > 0.8 * p["duration_s"]]
+    measured = result["sizes"] + result["concurrency"] + result.get("fanout", [])
+    busy = [p for p in measured if p["client_cpu_s"] > 0.8 * p["duration_s"]]
     if busy:
         console.print(f"[yellow]the load generator used over 80% of a core in {len(busy)} point(s): "
                       "those figures are bounded by the client, not the route[/]")
@@ -93,6 +115,15 @@ def print_report(result: dict[str, Any], console: Console) -> None:
     if result["concurrency"]:
         rate = result["meta"]["rate"]
         console.print(points_table(f"Concurrency (open loop, {rate:g} inputs/s per session)", result["concurrency"]))
+    if result.get("fanout"):
+        meta = result["meta"]
+        title = (f"Fan-out (1 driver at {meta['fanout_rate']:g} inputs/s, {_size(meta['fanout_frame_bytes'])} "
+                 "frames; viewer latency: driver's send → viewer's receipt, all viewers' samples; lost and "
+                 "worst p99 per viewer; proxy CPU per input and per delivered frame)")
+        console.print(fanout_table(title, result["fanout"]))
+        waiting = [p for p in result["fanout"] if p["waiting_seen"] != p["viewers"]]
+        if waiting:
+            console.print(f"[yellow]{len(waiting)} fan-out point(s) had viewers that missed session_waiting[/]")
     rows = result["comparisons"]["sizes"] + result["comparisons"]["concurrency"]
     if rows:
         console.print(ratios_table("Ratios (subject / baseline; added = subject − baseline)", rows))
@@ -130,7 +161,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path, console: Console) -> di
 
 
 def write_plot(result: dict[str, Any], path: Path) -> None:
-    """Latency percentiles per route and frame size (top row); throughput and p99 vs sessions (bottom)."""
+    """Latency percentiles per route and frame size (top row); throughput and p99 vs sessions (middle);
+    per-viewer latency and relay CPU vs viewers of a live session (bottom, when the fan-out ran)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,8 +170,10 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
 
     sizes = sorted({p["frame_bytes"] for p in result["sizes"]})
     columns = max(len(sizes), 2)
-    fig = plt.figure(figsize=(4.2 * columns, 8), constrained_layout=True)
-    grid = fig.add_gridspec(2, columns)
+    fanout = result.get("fanout") or []
+    rows = 3 if fanout else 2
+    fig = plt.figure(figsize=(4.2 * columns, 4 * rows), constrained_layout=True)
+    grid = fig.add_gridspec(rows, columns)
     labels = [name for name, _ in PERCENTILES] + ["max"]
     for i, size in enumerate(sizes):
         ax = fig.add_subplot(grid[0, i])
@@ -183,7 +217,40 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
         ax.grid(True, axis="y", alpha=0.3)
         if proxies:
             ax.legend()
+    if fanout:
+        _plot_fanout(fig.add_subplot(grid[2, 0]), fig.add_subplot(grid[2, 1]), fanout, result["meta"])
     fig.suptitle(f"realtime-bench {result['meta']['date']} — {result['meta']['machine']['cpu_model']}, "
                  f"{result['meta']['machine']['nproc']} cores")
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _plot_fanout(latency_ax: Any, cpu_ax: Any, points: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """Per-viewer p50/p99 (pooled over viewers, with the driver's own round trip) and relay CPU vs viewers."""
+    pts = sorted(points, key=lambda p: p["viewers"])
+    xs = [p["viewers"] for p in pts]
+    colour = ROUTE_COLOURS.get(pts[0]["route"]) if pts else None
+    for key, style in (("p50", "-"), ("p99", "--")):
+        latency_ax.plot(xs, [p["viewer_latency_ms"][key] for p in pts], style, marker="o", color=colour,
+                        label=f"viewer {key}")
+        latency_ax.plot(xs, [p["driver_latency_ms"][key] for p in pts], style, marker="x", color="tab:gray",
+                        label=f"driver round trip {key}")
+    latency_ax.set_xscale("log")
+    latency_ax.set_yscale("log")
+    latency_ax.set_xlabel("viewers of one live session")
+    latency_ax.set_ylabel("ms")
+    latency_ax.set_title(f"fan-out: driver's send → each viewer's receipt\n(1 driver at {meta['fanout_rate']:g} "
+                         f"inputs/s, {_size(meta['fanout_frame_bytes'])} frames, relay)")
+    latency_ax.grid(True, which="both", alpha=0.3)
+    latency_ax.legend()
+    cpu_ax.plot(xs, [p["proxy_cpu_us_per_frame"] or math.nan for p in pts], marker="o", color=colour,
+                label="per delivered frame")
+    cpu_ax.plot(xs, [p["proxy_cpu_us_per_input"] or math.nan for p in pts], marker="s", color=colour,
+                linestyle="--", label="per driver input")
+    cpu_ax.set_xscale("log")
+    cpu_ax.set_yscale("log")
+    cpu_ax.set_xlabel("viewers of one live session")
+    cpu_ax.set_ylabel("µs of relay CPU")
+    cpu_ax.set_title("fan-out: relay CPU")
+    cpu_ax.grid(True, which="both", alpha=0.3)
+    cpu_ax.legend()

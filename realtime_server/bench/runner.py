@@ -12,14 +12,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
+from .fanout import ticketed
 from .load import LoadSpec
 from .procs import ProcessProbe, Route
-from .stats import Point, make_point
+from .stats import FanoutPoint, Point, make_fanout_point, make_point
 
 LOAD_MODULE = "realtime_server.bench.load"
 READY_TIMEOUT = 90.0
+APP = "local/echo"  # the fan-out's app: transport, not rendering
+DROPPED_METRIC = "relay_viewer_frames_dropped_total"  # frames the relay skipped for a viewer that fell behind
 
 
 class LoadFailed(RuntimeError):
@@ -60,14 +65,29 @@ class RssSampler(threading.Thread):
         return self.samples
 
 
-def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSampler | None = None) -> Point:
-    """Drive `spec` over `route` in a fresh load-generator process and return the point's figures."""
+@dataclass
+class Readings:
+    """What the parent reads around the measured window: the load generator's result and the processes'."""
+
+    result: dict[str, Any]
+    proxy_cpu_s: float | None
+    proxy_peak_rss_bytes: int | None
+    upstream_cpu_s: float
+    counter_delta: float | None = None  # change of `counter` over the window, when one was given
+
+
+def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSampler | None = None,
+          counter: Callable[[], float | None] | None = None) -> Readings:
+    """Run `spec` over `route` in a fresh load-generator process, reading the processes around `go`..`done`.
+
+    `counter` (a relay metric, say) is read at the same two moments as the CPU time.
+    """
     child = subprocess.Popen(
         [sys.executable, "-m", LOAD_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
     )
     assert child.stdin is not None and child.stdout is not None
     # Every wait below is also bounded by this watchdog: a wedged child is killed, and reads end.
-    watchdog = threading.Timer(READY_TIMEOUT * 2 + spec.duration_s + spec.drain_s, child.kill)
+    watchdog = threading.Timer(READY_TIMEOUT * 2 + spec.duration_s + 2 * spec.drain_s, child.kill)
     watchdog.start()
     try:
         child.stdin.write(json.dumps(dataclasses.asdict(spec)) + "\n")
@@ -76,16 +96,19 @@ def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSa
         probe = route.probe
         if probe:
             probe.reset_peak()
+        count0 = counter() if counter else None
         proxy_cpu0 = probe.cpu_seconds() if probe else 0.0
         upstream_cpu0 = upstream.cpu_seconds()
         child.stdin.write("go\n")
         child.stdin.flush()
         if sampler:
             sampler.start()
-        result = _read_event(child.stdout, child, time.monotonic() + spec.duration_s + spec.drain_s + READY_TIMEOUT)
+        result = _read_event(child.stdout, child,
+                             time.monotonic() + spec.duration_s + 2 * spec.drain_s + READY_TIMEOUT)
         proxy_cpu = probe.cpu_seconds() - proxy_cpu0 if probe else None
         upstream_cpu = upstream.cpu_seconds() - upstream_cpu0
         peak = probe.peak_rss_bytes() if probe else None
+        count1 = counter() if counter else None
         if sampler:
             sampler.stop()
         child.stdin.write("bye\n")
@@ -96,4 +119,20 @@ def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSa
         if child.poll() is None:
             child.kill()
             child.wait()
-    return make_point(route.name, spec.frame_bytes, spec.sessions, spec.rate, result, proxy_cpu, peak, upstream_cpu)
+    delta = count1 - count0 if count0 is not None and count1 is not None else None
+    return Readings(result, proxy_cpu, peak, upstream_cpu, delta)
+
+
+def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSampler | None = None) -> Point:
+    """Drive `spec` over `route` in a fresh load-generator process and return the point's figures."""
+    r = drive(route, spec, upstream, sampler)
+    return make_point(route.name, spec.frame_bytes, spec.sessions, spec.rate, r.result, r.proxy_cpu_s,
+                      r.proxy_peak_rss_bytes, r.upstream_cpu_s)
+
+
+def measure_fanout(route: Route, spec: LoadSpec, upstream: ProcessProbe) -> FanoutPoint:
+    """One driver and `spec.viewers` viewers of a live session on `route` (the relay), fresh tickets."""
+    spec = ticketed(spec, route, APP)
+    r = drive(route, spec, upstream, counter=lambda: route.metric(DROPPED_METRIC))
+    return make_fanout_point(route.name, spec.frame_bytes, spec.rate, r.result, r.proxy_cpu_s,
+                             r.proxy_peak_rss_bytes, r.upstream_cpu_s, r.counter_delta)

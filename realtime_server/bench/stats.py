@@ -163,3 +163,74 @@ def check_targets(
     if stall_growth is not None:
         add("stalled viewer: relay RSS growth", stall_growth / 1e6, 8.0, "MB")
     return targets
+
+
+@dataclass
+class FanoutPoint:
+    """One driver's frames fanned out to `viewers` viewers of a live session on one route (the relay).
+
+    Viewer latency is from the driver's send of an input to a viewer's receipt of the frame answering
+    it; the summary pools every viewer's samples, and `per_viewer` keeps each one's own figures.
+    A frame is delivered once to the driver and once to each viewer, so the relay's CPU is given
+    per input (what one more input costs with this many viewers) and per delivered frame.
+    """
+
+    route: str
+    viewers: int
+    frame_bytes: int
+    rate: float | None
+    duration_s: float
+    inputs: int  # inputs the driver sent while measuring
+    driver_received: int
+    driver_latency_ms: dict[str, float]  # the driver's own round trip
+    viewer_latency_ms: dict[str, float]  # every viewer's samples pooled
+    viewer_received: int  # over all viewers
+    lost_per_viewer_mean: float
+    lost_per_viewer_max: int
+    relay_dropped: float | None  # the relay's relay_viewer_frames_dropped_total over the window
+    waiting_seen: int  # viewers that got session_waiting, i.e. joined before the driver
+    proxy_cpu_s: float | None
+    proxy_cpu_us_per_input: float | None
+    proxy_cpu_us_per_frame: float | None  # per frame delivered (driver's plus viewers')
+    proxy_peak_rss_bytes: int | None
+    upstream_cpu_s: float
+    client_cpu_s: float
+    per_viewer: list[dict[str, float]] = field(default_factory=list)  # p50, p99, max ms, received, lost
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _per(value: float | None, count: int) -> float | None:
+    return value / count * 1e6 if value is not None and count else None
+
+
+def make_fanout_point(
+    route: str, frame_bytes: int, rate: float | None, result: dict[str, Any], proxy_cpu_s: float | None,
+    proxy_peak_rss: int | None, upstream_cpu_s: float, relay_dropped: float | None,
+) -> FanoutPoint:
+    """Turn the load generator's fan-out result (driver fields plus `viewers`) into a `FanoutPoint`."""
+    inputs = int(result["inputs"])
+    viewers = result["viewers"]
+    per_viewer = []
+    for v in viewers:
+        summary = latency_summary(v["latencies_ns"])
+        per_viewer.append({"p50": summary["p50"], "p99": summary["p99"], "max": summary["max"],
+                           "received": v["received"], "lost": inputs - v["received"]})
+    lost = [p["lost"] for p in per_viewer] or [0]
+    viewer_received = sum(v["received"] for v in viewers)
+    driver_received = int(result["received"])
+    errors = list(result.get("errors", [])) + [e for v in viewers for e in v["errors"]]
+    return FanoutPoint(
+        route=route, viewers=len(viewers), frame_bytes=frame_bytes, rate=rate,
+        duration_s=float(result["elapsed_s"]), inputs=inputs, driver_received=driver_received,
+        driver_latency_ms=latency_summary(result["latencies_ns"]),
+        viewer_latency_ms=latency_summary([ns for v in viewers for ns in v["latencies_ns"]]),
+        viewer_received=viewer_received, lost_per_viewer_mean=sum(lost) / len(lost), lost_per_viewer_max=max(lost),
+        relay_dropped=relay_dropped, waiting_seen=sum(bool(v["waiting_seen"]) for v in viewers),
+        proxy_cpu_s=proxy_cpu_s, proxy_cpu_us_per_input=_per(proxy_cpu_s, inputs),
+        proxy_cpu_us_per_frame=_per(proxy_cpu_s, driver_received + viewer_received),
+        proxy_peak_rss_bytes=proxy_peak_rss, upstream_cpu_s=upstream_cpu_s,
+        client_cpu_s=float(result["client_cpu_s"]), per_viewer=per_viewer, errors=errors[:20],
+    )
