@@ -93,7 +93,7 @@ def test_smoke_fanout_times_every_viewer_of_the_relay(smoke: tuple[subprocess.Co
         assert len(point["per_viewer"]) == point["viewers"]
         assert all({"p50", "p99", "max", "received", "lost"} <= set(v) for v in point["per_viewer"])
         assert sum(v["received"] for v in point["per_viewer"]) == point["viewer_received"]
-        for key in ("driver_latency_ms", "viewer_latency_ms"):
+        for key in ("driver_latency_ms", "viewer_latency_ms", "last_viewer_ms"):
             assert set(LATENCY_KEYS) <= set(point[key])
             assert 0 < point[key]["p50"] <= point[key]["p99"] <= point[key]["max"]
         assert point["lost_per_viewer_max"] >= point["lost_per_viewer_mean"] >= 0
@@ -106,13 +106,14 @@ def test_fanout_point_pools_viewers_and_counts_each_ones_losses() -> None:
     viewer = {"waiting_seen": True, "errors": [], "bytes_received": 0}
     result = {
         "inputs": 4, "received": 4, "latencies_ns": [1_000_000] * 4, "elapsed_s": 1.0, "client_cpu_s": 0.1,
-        "viewers": [viewer | {"latencies_ns": [2_000_000] * 4, "received": 4},
-                    viewer | {"latencies_ns": [4_000_000] * 2, "received": 2}],
+        "viewers": [viewer | {"latencies_ns": [2_000_000] * 4, "seqs": [1, 2, 3, 4], "received": 4},
+                    viewer | {"latencies_ns": [4_000_000, 3_000_000], "seqs": [2, 4], "received": 2}],
     }
     point = make_fanout_point("relay", 65536, 20.0, result, 0.01, 1, 0.0, 0.0)
     assert point.viewers == 2 and point.viewer_received == 6
     assert point.viewer_latency_ms["max"] == 4.0 and point.viewer_latency_ms["p50"] == 2.0
     assert point.lost_per_viewer_mean == 1.0 and point.lost_per_viewer_max == 2
+    assert point.last_viewer_ms["max"] == 4.0 and point.last_viewer_ms["p50"] == 3.5  # inputs 2 and 4 only
     assert point.proxy_cpu_us_per_input == pytest.approx(2500.0)
     assert point.proxy_cpu_us_per_frame == pytest.approx(1000.0)  # 4 to the driver + 6 to the viewers
 

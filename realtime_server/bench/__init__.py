@@ -5,6 +5,7 @@ own process, and Debian's nginx as a WebSocket reverse proxy, then drives the sa
 each route from a separate load-generator process and writes a table, a JSON file and a PNG.
 
 Modules, one job each: `stats` (percentiles, ratios, targets), `load` (the load generator, run as
-a child process), `procs` (starting the measured servers and reading their CPU and RSS), `nginx`
-(its generated config), `report` (table, JSON, PNG), `cli` (the sweep).
+a child process), `fanout` (a live session's driver and viewers, in the load generator), `procs`
+(starting the measured servers and reading their CPU and RSS), `nginx` (its generated config),
+`report` (table, JSON, PNG), `cli` (the sweep).
 """

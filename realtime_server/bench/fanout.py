@@ -63,6 +63,7 @@ class Viewer:
     ws: ClientConnection
     waiting_seen: bool = False
     latencies_ns: list[int] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)  # the `seq` of each latency sample, in arrival order
     seen: set[int] = field(default_factory=set)
     bytes_received: int = 0
     messages: list[str] = field(default_factory=list)
@@ -97,12 +98,14 @@ class Viewer:
             if began is None or seq in self.seen:
                 continue
             self.seen.add(seq)
+            self.seqs.append(seq)
             self.latencies_ns.append(arrived - began)
             self.bytes_received += len(frame)
 
     def report(self) -> dict[str, Any]:
-        return {"latencies_ns": self.latencies_ns, "received": len(self.seen), "bytes_received": self.bytes_received,
-                "waiting_seen": self.waiting_seen, "messages": self.messages[:5], "errors": self.errors[:5]}
+        return {"latencies_ns": self.latencies_ns, "seqs": self.seqs, "received": len(self.seen),
+                "bytes_received": self.bytes_received, "waiting_seen": self.waiting_seen,
+                "messages": self.messages[:5], "errors": self.errors[:5]}
 
 
 async def _settle(viewers: list[Viewer], expected: int, drain_s: float) -> None:

@@ -184,6 +184,7 @@ class FanoutPoint:
     driver_received: int
     driver_latency_ms: dict[str, float]  # the driver's own round trip
     viewer_latency_ms: dict[str, float]  # every viewer's samples pooled
+    last_viewer_ms: dict[str, float]  # per input, until the last viewer had its frame (inputs all viewers got)
     viewer_received: int  # over all viewers
     lost_per_viewer_mean: float
     lost_per_viewer_max: int
@@ -219,6 +220,11 @@ def make_fanout_point(
         per_viewer.append({"p50": summary["p50"], "p99": summary["p99"], "max": summary["max"],
                            "received": v["received"], "lost": inputs - v["received"]})
     lost = [p["lost"] for p in per_viewer] or [0]
+    by_seq: dict[int, list[int]] = {}
+    for v in viewers:
+        for seq, ns in zip(v["seqs"], v["latencies_ns"], strict=True):
+            by_seq.setdefault(seq, []).append(ns)
+    last_viewer = [max(samples) for samples in by_seq.values() if len(samples) == len(viewers)]
     viewer_received = sum(v["received"] for v in viewers)
     driver_received = int(result["received"])
     errors = list(result.get("errors", [])) + [e for v in viewers for e in v["errors"]]
@@ -227,6 +233,7 @@ def make_fanout_point(
         duration_s=float(result["elapsed_s"]), inputs=inputs, driver_received=driver_received,
         driver_latency_ms=latency_summary(result["latencies_ns"]),
         viewer_latency_ms=latency_summary([ns for v in viewers for ns in v["latencies_ns"]]),
+        last_viewer_ms=latency_summary(last_viewer),
         viewer_received=viewer_received, lost_per_viewer_mean=sum(lost) / len(lost), lost_per_viewer_max=max(lost),
         relay_dropped=relay_dropped, waiting_seen=sum(bool(v["waiting_seen"]) for v in viewers),
         proxy_cpu_s=proxy_cpu_s, proxy_cpu_us_per_input=_per(proxy_cpu_s, inputs),
