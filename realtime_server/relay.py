@@ -40,7 +40,6 @@ class UpstreamState(enum.Enum):
     OPENING = "opening"
     OPEN = "open"
     IDLE = "idle"  # upstream ended an idle session; reopened on the next input
-    CLOSED = "closed"
 
 
 class OutboxClosed(Exception):
@@ -55,14 +54,12 @@ class Outbox:
         self._size = size
         self._ready = asyncio.Event()
         self._closed = False
-        self.dropped = 0
 
     def put(self, frame: Frame) -> bool:
         """Queue `frame`; return True when an older frame had to be dropped for it."""
         dropped = len(self._frames) >= self._size
         if dropped:
             self._frames.popleft()
-            self.dropped += 1
         self._frames.append(frame)
         self._ready.set()
         return dropped
