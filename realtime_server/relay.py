@@ -14,9 +14,10 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 import websockets
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -76,6 +77,21 @@ class Outbox:
         """No more frames will come; `get` raises `OutboxClosed` once the queued ones are taken."""
         self._closed = True
         self._ready.set()
+
+
+async def first_completed(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run the pumps of one connection until the first ends; cancel the rest; re-raise what ended it."""
+    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, WebSocketDisconnect, RelayError):
+                await task
+    for task in done:
+        task.result()
 
 
 class RateLimit:
@@ -153,21 +169,7 @@ class Relay:
 
     async def run(self) -> None:
         """Pump both ways; return when the client leaves, raise `RelayError` when something trips."""
-        tasks = [
-            asyncio.create_task(self._read_client(), name="read-client"),
-            asyncio.create_task(self._pump_upstream(), name="pump-upstream"),
-            asyncio.create_task(self._write_client(), name="write-client"),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with suppress(asyncio.CancelledError, WebSocketDisconnect, RelayError):
-                    await task
-        for task in done:
-            task.result()
+        await first_completed(self._read_client(), self._pump_upstream(), self._write_client())
 
     # client -> relay
 

@@ -11,16 +11,15 @@ the `session` query parameter (see README, "Live sessions").
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from . import protocol
 from .metrics import Metrics
-from .relay import Frame, Outbox, OutboxClosed
+from .relay import Frame, Outbox, OutboxClosed, first_completed
 from .settings import Settings
 from .tickets import Ticket
 
@@ -142,14 +141,4 @@ async def watch(websocket: WebSocket, session: LiveSession, outbox: Outbox, metr
                 await websocket.send_text(frame)
             metrics.frames.labels("out").inc()
 
-    tasks = [asyncio.create_task(read()), asyncio.create_task(write())]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError, WebSocketDisconnect, protocol.RelayError):
-                await task
-    for task in done:
-        task.result()
+    await first_completed(read(), write())

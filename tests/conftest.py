@@ -62,7 +62,14 @@ async def serve_relay(settings: Settings, **uvicorn_options: Any) -> AsyncIterat
     """Run the relay with uvicorn on a free port inside the test's event loop."""
     port = free_port()
     app = create_app(settings)
-    config = uvicorn_config(app, settings, host="127.0.0.1", port=port, log_config=None, **uvicorn_options)
+    async with running(uvicorn_config(app, settings, host="127.0.0.1", port=port, log_config=None, **uvicorn_options)):
+        scheme = "wss" if uvicorn_options.get("ssl_certfile") else "ws"
+        yield RunningRelay(settings=settings, port=port, app=app, scheme=scheme)
+
+
+@asynccontextmanager
+async def running(config: uvicorn.Config) -> AsyncIterator[uvicorn.Server]:
+    """Serve `config` with uvicorn inside the test's event loop until the block ends."""
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -70,8 +77,7 @@ async def serve_relay(settings: Settings, **uvicorn_options: Any) -> AsyncIterat
             task.result()
         await asyncio.sleep(0.01)
     try:
-        scheme = "wss" if uvicorn_options.get("ssl_certfile") else "ws"
-        yield RunningRelay(settings=settings, port=port, app=app, scheme=scheme)
+        yield server
     finally:
         server.should_exit = True
         await task

@@ -8,7 +8,6 @@ code through an exposed function, the way Odoo's session endpoint hands them out
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import itertools
@@ -31,6 +30,7 @@ from realtime_server import Settings, tickets
 from realtime_server.cli import free_port
 
 from .browser import ARTIFACTS, chromium
+from .conftest import running
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT / "tests" / "live_canvas"
@@ -59,18 +59,9 @@ async def harness_server() -> AsyncIterator[str]:
     reach the loopback relay); yield its origin."""
     port = free_port()
     app = Starlette(routes=[Route(path, _harness_file) for path in FILES])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_config=None,
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
+    async with running(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_config=None,
+                                      lifespan="off")):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Tally:

@@ -19,7 +19,7 @@ from realtime_server.bench.splice_app import create_splice_app
 from realtime_server.cli import free_port
 from realtime_server.splice_uvicorn import SpliceWebSocketProtocol
 
-from .conftest import LOCAL_SESSION_TIMEOUT, SECRET, expect_error, pack
+from .conftest import LOCAL_SESSION_TIMEOUT, SECRET, expect_error, pack, running
 
 
 class FakeTransport:
@@ -220,17 +220,8 @@ async def serve_splice(settings: Settings) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(create_splice_app(settings), host="127.0.0.1", port=port, ws=SpliceWebSocketProtocol,
                             ws_per_message_deflate=False, access_log=False, log_config=None, lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
+    async with running(config):
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def splice_settings(local_app_url: str, **changes: Any) -> Settings:
