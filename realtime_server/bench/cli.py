@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fanout-rate", type=float, default=20.0, help="inputs/s the fan-out's driver sends")
     parser.add_argument("--fanout-frame-bytes", type=lambda t: _ints(t)[0], default=65536,
                         help="reply size in the fan-out (64k)")
-    parser.add_argument("--fanout-duration", type=float, default=5.0, help="seconds per fan-out point")
+    parser.add_argument("--fanout-duration", type=float, default=8.0, help="seconds per fan-out point")
     parser.add_argument("--stall-seconds", type=float, default=4.0, help="stalled-viewer check; 0 skips it")
     parser.add_argument("--stall-rate", type=float, default=30.0, help="inputs/s the stalled viewer sends")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")

@@ -75,7 +75,7 @@ def fanout_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     # Short headers: the table must fit 160 columns (piped output) without truncating a figure.
     for name in ("viewers", "inputs", "driver p50/p99 ms", "viewer p50/p99/max ms", "last viewer p50/p99",
-                 "lost mean/max", "skipped", "µs/input", "µs/frame", "RSS MB", "client %"):
+                 "lost mean/max", "skipped", "µs/input", "µs/frame", "RSS MB (+)", "client %"):
         table.add_column(name, justify="right", no_wrap=True)
     for p in points:
         drv, lat, last = p["driver_latency_ms"], p["viewer_latency_ms"], p["last_viewer_ms"]
@@ -87,9 +87,16 @@ def fanout_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
             f"{_f(last['p50'], 2)} / {_f(last['p99'], 2)}",
             f"{p['lost_per_viewer_mean']:.2g} / {p['lost_per_viewer_max']}", _f(skipped, 0),
             _f(p["proxy_cpu_us_per_input"], 0), _f(p["proxy_cpu_us_per_frame"], 1),
-            _f(rss / 1e6 if rss else None, 1), _f(100 * p["client_cpu_s"] / p["duration_s"], 0),
+            _rss_growth(rss, p["proxy_rss_before_bytes"]), _f(100 * p["client_cpu_s"] / p["duration_s"], 0),
         )
     return table
+
+
+def _rss_growth(peak: int | None, before: int | None) -> str:
+    """Peak RSS, and in brackets how far it rose above the RSS before the point's clients connected."""
+    if not peak:
+        return "-"
+    return f"{peak / 1e6:.1f} (+{max(0, peak - before) / 1e6:.1f})" if before else f"{peak / 1e6:.1f}"
 
 
 def targets_table(targets: Sequence[dict[str, Any]]) -> Table:
@@ -122,7 +129,8 @@ def print_report(result: dict[str, Any], console: Console) -> None:
         title = (f"Fan-out on the {routes} (1 driver at {meta['fanout_rate']:g} inputs/s, "
                  f"{_size(meta['fanout_frame_bytes'])} frames; viewer: driver's send → a viewer's receipt, all "
                  "viewers' samples; last viewer: until every viewer has the frame; lost: per viewer; skipped: by "
-                 "the relay's outboxes; proxy CPU per input and per delivered frame)")
+                 "the relay's outboxes; proxy CPU per input and per delivered frame; peak RSS (+ rise from before "
+                 "the clients connected))")
         console.print(fanout_table(title, result["fanout"]))
         waiting = [p for p in result["fanout"] if p["waiting_seen"] != p["viewers"]]
         if waiting:

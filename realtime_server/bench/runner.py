@@ -74,6 +74,7 @@ class Readings:
     proxy_peak_rss_bytes: int | None
     upstream_cpu_s: float
     counter_delta: float | None = None  # change of `counter` over the window, when one was given
+    proxy_rss_before: int | None = None  # the proxy's RSS before the load generator connected: peak minus this
 
 
 def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSampler | None = None,
@@ -82,6 +83,7 @@ def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSamp
 
     `counter` (a relay metric, say) is read at the same two moments as the CPU time.
     """
+    rss_before = route.probe.rss_bytes() if route.probe else None
     child = subprocess.Popen(
         [sys.executable, "-m", LOAD_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
     )
@@ -120,7 +122,7 @@ def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSamp
             child.kill()
             child.wait()
     delta = count1 - count0 if count0 is not None and count1 is not None else None
-    return Readings(result, proxy_cpu, peak, upstream_cpu, delta)
+    return Readings(result, proxy_cpu, peak, upstream_cpu, delta, rss_before)
 
 
 def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSampler | None = None) -> Point:
@@ -135,4 +137,4 @@ def measure_fanout(route: Route, spec: LoadSpec, upstream: ProcessProbe) -> Fano
     spec = ticketed(spec, route, APP)
     r = drive(route, spec, upstream, counter=lambda: route.metric(DROPPED_METRIC))
     return make_fanout_point(route.name, spec.frame_bytes, spec.rate, r.result, r.proxy_cpu_s,
-                             r.proxy_peak_rss_bytes, r.upstream_cpu_s, r.counter_delta)
+                             r.proxy_peak_rss_bytes, r.upstream_cpu_s, r.counter_delta, r.proxy_rss_before)

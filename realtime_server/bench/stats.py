@@ -194,6 +194,7 @@ class FanoutPoint:
     proxy_cpu_us_per_input: float | None
     proxy_cpu_us_per_frame: float | None  # per frame delivered (driver's plus viewers')
     proxy_peak_rss_bytes: int | None
+    proxy_rss_before_bytes: int | None  # before the viewers connected (the relay keeps what earlier points grew)
     upstream_cpu_s: float
     client_cpu_s: float
     per_viewer: list[dict[str, float]] = field(default_factory=list)  # p50, p99, max ms, received, lost
@@ -209,7 +210,7 @@ def _per(value: float | None, count: int) -> float | None:
 
 def make_fanout_point(
     route: str, frame_bytes: int, rate: float | None, result: dict[str, Any], proxy_cpu_s: float | None,
-    proxy_peak_rss: int | None, upstream_cpu_s: float, relay_dropped: float | None,
+    proxy_peak_rss: int | None, upstream_cpu_s: float, relay_dropped: float | None, proxy_rss_before: int | None = None,
 ) -> FanoutPoint:
     """Turn the load generator's fan-out result (driver fields plus `viewers`) into a `FanoutPoint`."""
     inputs = int(result["inputs"])
@@ -238,6 +239,6 @@ def make_fanout_point(
         relay_dropped=relay_dropped, waiting_seen=sum(bool(v["waiting_seen"]) for v in viewers),
         proxy_cpu_s=proxy_cpu_s, proxy_cpu_us_per_input=_per(proxy_cpu_s, inputs),
         proxy_cpu_us_per_frame=_per(proxy_cpu_s, driver_received + viewer_received),
-        proxy_peak_rss_bytes=proxy_peak_rss, upstream_cpu_s=upstream_cpu_s,
+        proxy_peak_rss_bytes=proxy_peak_rss, proxy_rss_before_bytes=proxy_rss_before, upstream_cpu_s=upstream_cpu_s,
         client_cpu_s=float(result["client_cpu_s"]), per_viewer=per_viewer, errors=errors[:20],
     )
