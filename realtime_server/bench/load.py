@@ -30,6 +30,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 CONNECT_TIMEOUT = 30.0
+SPEC_LINE_LIMIT = 64 * 1024 * 1024
 RENDER_INPUT = {"prompt": "a lighthouse at dusk, long exposure", "width": 512, "height": 512, "num_inference_steps": 4}
 
 
@@ -221,7 +222,8 @@ async def run(spec: LoadSpec, control: asyncio.StreamReader) -> None:
 
 async def _main() -> None:
     loop = asyncio.get_running_loop()
-    control = asyncio.StreamReader()
+    # The spec line carries a ticketed URL per fan-out viewer (about 0.5 KB each): past the default 64 KB.
+    control = asyncio.StreamReader(limit=SPEC_LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(control), sys.stdin)
     spec = LoadSpec(**json.loads(await read_line(control)))
     if spec.viewers:
