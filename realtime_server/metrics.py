@@ -40,5 +40,12 @@ class Metrics:
             "relay_viewer_frames_dropped_total", "Frames a slow viewer skipped", registry=r
         )
 
+        # Labelled children looked up once: `.labels()` costs a dict lookup under a lock per call.
+        self.frames_in, self.frames_upstream, self.frames_out = (
+            self.frames.labels(direction) for direction in ("in", "upstream", "out")
+        )
+        self.bytes_in, self.bytes_upstream = self.bytes.labels("in"), self.bytes.labels("upstream")
+        self.dropped_in, self.dropped_out = self.dropped.labels("in"), self.dropped.labels("out")
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
