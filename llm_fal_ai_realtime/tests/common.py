@@ -106,3 +106,34 @@ class FalRealtimeCase(HttpCase):
         self.assertTrue(self.relay_url, f"{RELAY_URL_ENV} is not set: run the Odoo tests through scripts/test-odoo, "
                         "which starts a real relay for them")
         return self.relay_url
+
+
+def browser_test_script(name, body):
+    """Wrap `body` (JS statements run in the Odoo page) as a browser test for ``browser_js``.
+
+    The body may ``await waitFor(what, test)`` and throws to fail; the wrapper logs
+    "test successful" or the error, which is what ``browser_js`` waits for.
+
+    :param name: what the test is, for its failure message
+    :param body: JS statements, indented for a try block
+    """
+    return (
+        "(async () => {\n"
+        "    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));\n"
+        "    async function waitFor(what, test, timeoutMs = 20000) {\n"
+        "        const deadline = Date.now() + timeoutMs;\n"
+        "        while (Date.now() < deadline) {\n"
+        "            const value = test();\n"
+        "            if (value) { return value; }\n"
+        "            await sleep(100);\n"
+        "        }\n"
+        '        throw new Error("timed out waiting for " + what);\n'
+        "    }\n"
+        "    try {\n"
+        f"{body}"
+        '        console.log("test successful");\n'
+        "    } catch (error) {\n"
+        f'        console.error("{name} test failed: " + error.message);\n'
+        "    }\n"
+        "})();\n"
+    )

@@ -1,22 +1,10 @@
 from odoo.tests import tagged
 
-from .common import FalRealtimeCase
+from .common import FalRealtimeCase, browser_test_script
 
 # Runs in the Odoo page: opens the LLM chat on a thread, types into the composer and waits for
 # the live canvas to draw frames from the real relay; then switches to a plain thread.
-CHAT_SCRIPT = """
-(async () => {
-    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-    async function waitFor(what, test, timeoutMs = 20000) {
-        const deadline = Date.now() + timeoutMs;
-        while (Date.now() < deadline) {
-            const value = test();
-            if (value) { return value; }
-            await sleep(100);
-        }
-        throw new Error("timed out waiting for " + what);
-    }
-    try {
+CHAT_SCRIPT = browser_test_script("live canvas chat", """
         const env = odoo.__WOWL_DEBUG__.root.env;
         await env.services.action.doAction("llm_thread.action_llm_chat", {
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
@@ -74,12 +62,7 @@ CHAT_SCRIPT = """
         }
         await env.services["llm.store"].selectThread(%(plain_thread_id)s);
         await waitFor("the live canvas to go away", () => !document.querySelector(".o_live_canvas"));
-        console.log("test successful");
-    } catch (error) {
-        console.error("live canvas chat test failed: " + error.message);
-    }
-})();
-"""
+""")
 
 
 @tagged("post_install", "-at_install")
@@ -92,19 +75,7 @@ class TestChatShowsLiveCanvas(FalRealtimeCase):
         self.browser_js("/odoo", code, ready="odoo.isReady", login="rt_owner", timeout=90)
 
 
-VIEWER_SCRIPT = """
-(async () => {
-    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-    async function waitFor(what, test, timeoutMs = 20000) {
-        const deadline = Date.now() + timeoutMs;
-        while (Date.now() < deadline) {
-            const value = test();
-            if (value) { return value; }
-            await sleep(100);
-        }
-        throw new Error("timed out waiting for " + what);
-    }
-    try {
+VIEWER_SCRIPT = browser_test_script("viewer chat", """
         const env = odoo.__WOWL_DEBUG__.root.env;
         await env.services.action.doAction("llm_thread.action_llm_chat", {
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
@@ -120,12 +91,7 @@ VIEWER_SCRIPT = """
         if (!canvas.textContent.includes("Watching live") || !canvas.textContent.includes("Waiting for the owner")) {
             throw new Error("unexpected viewer canvas: " + canvas.textContent);
         }
-        console.log("test successful");
-    } catch (error) {
-        console.error("viewer chat test failed: " + error.message);
-    }
-})();
-"""
+""")
 
 
 @tagged("post_install", "-at_install")

@@ -4,7 +4,7 @@ import socket
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
-from .common import FalRealtimeCase
+from .common import FalRealtimeCase, browser_test_script
 
 
 @tagged("post_install", "-at_install")
@@ -95,19 +95,7 @@ class TestSettings(FalRealtimeCase):
         self.assertIn("Cannot reach the relay", action["params"]["message"])
 
 
-SETTINGS_SCRIPT = """
-(async () => {
-    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-    async function waitFor(what, test, timeoutMs = 20000) {
-        const deadline = Date.now() + timeoutMs;
-        while (Date.now() < deadline) {
-            const value = test();
-            if (value) { return value; }
-            await sleep(100);
-        }
-        throw new Error("timed out waiting for " + what);
-    }
-    try {
+SETTINGS_SCRIPT = browser_test_script("settings", """
         const button = await waitFor("the Test connection button",
             () => document.querySelector("button[name='action_fal_realtime_test_connection']"));
         const secretInput = document.querySelector("div[name='fal_realtime_shared_secret'] input");
@@ -120,12 +108,7 @@ SETTINGS_SCRIPT = """
         if (!text.includes("Relay connection OK") || !text.includes("rendered frame")) {
             throw new Error("unexpected verdict: " + text);
         }
-        console.log("test successful");
-    } catch (error) {
-        console.error("settings test failed: " + error.message);
-    }
-})();
-"""
+""")
 
 
 @tagged("post_install", "-at_install")
