@@ -43,12 +43,10 @@ export const ERROR_MESSAGES = Object.freeze({
     UPSTREAM_UNAVAILABLE: "The image model cannot be reached right now. Trying again…",
     UPSTREAM_ERROR: "The image model reported an error.",
     VIEWER_READ_ONLY: "You are watching this preview; only the conversation's owner can change it.",
-    SESSION_NOT_FOUND: "Nobody is driving this live preview right now.",
     SESSION_BUSY: "This conversation's live preview is already open in another tab or window. It will take over when that one closes.",
     SESSION_ENDED: "The owner closed the live preview. Try again once they reopen it.",
     SESSION_EXPIRED: "This live preview reached its time limit. Type to start a new one.",
     TIMEOUT: "The preview server took too long to answer.",
-    SHUTTING_DOWN: "The preview server is restarting. Reconnecting…",
     INTERNAL_ERROR: "The preview server had a problem.",
     TICKET_REFUSED: "Odoo did not open a live preview for this conversation.",
 });
