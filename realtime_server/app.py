@@ -245,15 +245,20 @@ def create_app(settings: Settings) -> Starlette:
         """In dev mode only, hand loopback pages a ticket so the demo works with no configuration."""
         if not settings.dev_mode or not _is_loopback(request.client.host if request.client else None):
             return JSONResponse({"error": "not found"}, status_code=404)
-        body: dict[str, Any] = {}
-        if await request.body():
-            body = await request.json()
-        app_id = body.get("app") or settings.apps[0]
-        session, role = body.get("session"), body.get("role")
-        ticket = tickets.mint(
-            secret, sub=str(body.get("sub") or "dev"), apps=list(settings.apps), issuer="relay-dev-mode",
-            lifetime=300, session=session, role=role,
-        )
+        try:
+            body: Any = await request.json() if await request.body() else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            app_id = body.get("app") or settings.apps[0]
+            session, role = body.get("session"), body.get("role")
+            if role not in (None, "driver", "viewer") or not isinstance(session, str | None):
+                raise ValueError("session must be a string and role driver or viewer")
+            ticket = tickets.mint(
+                secret, sub=str(body.get("sub") or "dev"), apps=list(settings.apps), issuer="relay-dev-mode",
+                lifetime=300, session=session, role=role,
+            )
+        except ValueError as exc:  # malformed JSON included
+            return JSONResponse({"error": str(exc)}, status_code=400)
         scheme = "wss" if request.url.scheme == "https" else "ws"
         return JSONResponse({
             "url": f"{scheme}://{request.url.netloc}/{app_id}/realtime",

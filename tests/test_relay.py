@@ -145,3 +145,14 @@ async def test_dev_ticket_is_gone_outside_dev_mode(relay: RunningRelay) -> None:
         response = await http.post("/dev/ticket", json={})
     assert response.status_code == 404
     assert json.loads(response.text) == {"error": "not found"}
+
+
+async def test_dev_ticket_refuses_bad_requests(make_relay) -> None:
+    """Malformed JSON or a role without a session get 400 with the reason, not a server error."""
+    async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
+        garbage = await http.post("/dev/ticket", content=b"{not json")
+        listed = await http.post("/dev/ticket", json=[1, 2])
+        no_session = await http.post("/dev/ticket", json={"role": "viewer"})
+    assert garbage.status_code == 400
+    assert listed.json() == {"error": "the body must be a JSON object"}
+    assert (no_session.status_code, no_session.json()) == (400, {"error": "a role needs a session"})
