@@ -33,6 +33,7 @@ from . import protocol, tickets
 from .metrics import Metrics
 from .protocol import RelayError
 from .relay import ConnectionLimits, Relay
+from .serving import SPLICE_EXTENSION
 from .sessions import SessionHub, watch
 from .settings import Settings
 from .upstream import Target
@@ -143,11 +144,15 @@ def check_session_param(websocket: WebSocket, ticket: tickets.Ticket) -> None:
         raise protocol.BadRequest("the session query parameter does not match the ticket's session")
 
 
+def _count_error(exc: RelayError, metrics: Metrics) -> None:
+    if not isinstance(exc, protocol.SessionEnded):
+        metrics.errors.labels(exc.error.value).inc()
+
+
 async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -> None:
     if websocket.application_state is WebSocketState.CONNECTING:
         await websocket.accept()
-    if not isinstance(exc, protocol.SessionEnded):
-        metrics.errors.labels(exc.error.value).inc()
+    _count_error(exc, metrics)
     try:
         await websocket.send_text(exc.frame())
         await websocket.close(exc.close_code, protocol.close_reason(exc.reason))
@@ -190,6 +195,8 @@ def create_app(settings: Settings) -> Starlette:
             ticket = authenticate(websocket, settings, secret)
             check_app(target, ticket, settings)
             check_session_param(websocket, ticket)
+            if SPLICE_EXTENSION not in websocket.scope.get("extensions", {}):
+                raise protocol.RelayError("the relay must be served by realtime_server.serving (realtime-server)")
             role = ticket.role or "driver"
             with limits.admit(ticket.sub), ExitStack() as stack:
                 session, outbox = None, None
@@ -197,7 +204,6 @@ def create_app(settings: Settings) -> Starlette:
                     session, outbox = stack.enter_context(hub.watch(ticket, target.app))
                 elif ticket.session is not None:
                     session = stack.enter_context(hub.drive(ticket, target.app))
-                await websocket.accept()
                 metrics.connections.labels(role).inc()
                 stack.callback(metrics.connections.labels(role).dec)
                 metrics.connections_total.labels("accepted").inc()
@@ -205,12 +211,22 @@ def create_app(settings: Settings) -> Starlette:
                     "connection open sub=%s app=%s role=%s session=%s peer=%s",
                     ticket.sub, target.app, role, ticket.session or "-", peer,
                 )
-                async with _session_limit(settings):
-                    if session is not None and outbox is not None:
+                if session is not None and outbox is not None:
+                    await websocket.accept()
+                    async with _session_limit(settings):
                         await watch(websocket, session, outbox, metrics)
+                else:
+                    # The driver's Relay closes its own socket (spliced frames bypass Starlette's WebSocket).
+                    fanout = session.publish if session else None
+                    error = await Relay(settings, target, metrics, fanout).run(websocket)
+                    if error is not None:
+                        metrics.connections_total.labels(error.error.value).inc()
+                        _count_error(error, metrics)
+                        logger.info("connection ended sub=%s app=%s role=%s error=%s reason=%s",
+                                    ticket.sub, target.app, role, error.error, error.reason)
                     else:
-                        fanout = session.publish if session else None
-                        await Relay(websocket, settings, target, metrics, fanout).run()
+                        logger.info("connection closed sub=%s app=%s role=%s", ticket.sub, target.app, role)
+                    return
             logger.info("connection closed sub=%s app=%s role=%s by=client", ticket.sub, target.app, role)
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close(protocol.CloseCode.NORMAL_CLOSURE)

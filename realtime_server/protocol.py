@@ -20,6 +20,7 @@ class CloseCode(enum.IntEnum):
 
     NORMAL_CLOSURE = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
     INVALID_DATA = 1007
     POLICY_VIOLATION = 1008
@@ -104,6 +105,12 @@ class BadFrame(RelayError):
     """Raised when a client frame is not a msgpack map of well-typed inputs."""
 
     error, close_code = ErrorCode.BAD_FRAME, CloseCode.INVALID_DATA
+
+
+class ProtocolViolation(RelayError):
+    """Raised when a client's frames break RFC 6455 (unmasked, reserved bits, a bad close, ...)."""
+
+    error, close_code = ErrorCode.BAD_FRAME, CloseCode.PROTOCOL_ERROR
 
 
 class FrameTooLarge(RelayError):

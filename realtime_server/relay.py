@@ -1,17 +1,22 @@
-"""The pumps between one client and its upstream, with the limits that keep them cheap.
+"""One client and its upstream, relayed with the limits that keep the relay cheap and fair.
 
-Client -> upstream: each input is checked (size, msgpack map, field types, rate) and put in a
-one-slot mailbox, so while the upstream socket is busy the newest input wins.
-Upstream -> client: frames go out as the bytes received into an `Outbox` of two, so a slow
-reader skips frames instead of growing memory. fal's realtime servers end an idle session with
-an x-fal-error TIMEOUT; the relay absorbs it and reopens upstream on the next input.
+Both directions are spliced (`splice.py`): upstream frames reach the client as the bytes
+received, and each input is unmasked once for its checks (size, msgpack map, field types, rate)
+and forwarded as the client framed it. All of it runs in the sockets' read callbacks; the
+`Relay` task only opens upstream legs and ends the connection. Newest input wins while upstream
+is busy; latest frame wins for a slow client. fal's realtime servers end an idle session with an
+x-fal-error TIMEOUT; the relay absorbs it and reopens upstream on the next input (at once, if the
+last input went unanswered).
+
+Live-session viewers are served by Starlette's WebSocket through an `Outbox` of two frames each.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
+import os
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
@@ -19,28 +24,19 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-import websockets
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection
 
-from . import protocol, upstream
+from . import protocol, splice, upstream
 from .metrics import Metrics
 from .protocol import RelayError
+from .serving import SPLICE_EXTENSION, SplicedClient
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
 Frame = bytes | str
-# First byte of a msgpack map: fixmap, map16 or map32.
-_MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
-
-
-class UpstreamState(enum.Enum):
-    """Where the upstream leg is; transitions happen only in `Relay._pump_upstream`."""
-
-    OPENING = "opening"
-    OPEN = "open"
-    IDLE = "idle"  # upstream ended an idle session; reopened on the next input
+# Upstream close codes that end a session normally (then the next input reopens upstream).
+_NORMAL_CLOSES = (1000, 1001)
 
 
 class OutboxClosed(Exception):
@@ -144,159 +140,251 @@ class ConnectionLimits:
 
 
 class Relay:
-    """Relays one client connection to its upstream app until either side ends or a limit trips."""
+    """Relays one driver's connection to its upstream app until either side ends or a limit trips.
 
-    def __init__(
-        self,
-        client: WebSocket,
-        settings: Settings,
-        target: upstream.Target,
-        metrics: Metrics,
-        fanout: Callable[[Frame], None] | None = None,
-    ) -> None:
-        self.client = client
+    It implements the hooks of both splice directions; they run inside read callbacks, so they
+    only set state and wake `run`, which does everything that awaits.
+    """
+
+    def __init__(self, settings: Settings, target: upstream.Target, metrics: Metrics,
+                 fanout: Callable[[Frame], None] | None = None) -> None:
         self.settings = settings
         self.target = target
         self.metrics = metrics
-        self.outbox = Outbox()
         self._fanout = fanout  # a live session's viewers, when this client drives one
-        self.upstream_state = UpstreamState.OPENING
-        self._pending: bytes | None = None  # newest input not yet sent upstream
-        self._unanswered: bytes | None = None  # last input sent that no output has answered yet
-        self._input_ready = asyncio.Event()
-        self._sent_at: deque[float] = deque(maxlen=64)
+        self.to_upstream = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)
+        self.down: splice.UpstreamToClients | None = None  # the current upstream leg's frames
+        self.error: RelayError | None = None
+        self.client: SplicedClient | None = None
+        self._transport: asyncio.BaseTransport | None = None  # the current upstream leg
+        self._wake = asyncio.Event()
+        self._client_closed = False
+        self._closing = False  # the relay's close frame is out
+        self._upstream_idle = False
+        self._resent = False  # the unanswered input was sent again once after an upstream TIMEOUT
+        self._sent_at = 0.0  # when the oldest unanswered input went upstream, for the latency histogram
         self._rate = RateLimit(settings.max_inputs_per_second)
         self._loop = asyncio.get_running_loop()
         self._last_input = self._loop.time()
+        self._written = self._dropped = 0  # the client sink's counts already published to metrics
 
-    async def run(self) -> None:
-        """Pump both ways; return when the client leaves, raise `RelayError` when something trips."""
-        await first_completed(self._read_client(), self._pump_upstream(), self._write_client(), self._watch_idle())
+    async def run(self, websocket: WebSocket) -> RelayError | None:
+        """Accept, splice, relay; close the client with the error that ended it (returned) or normally."""
+        await websocket.accept()
+        client = self.client = websocket.scope["extensions"][SPLICE_EXTENSION]["start"](self.to_upstream.feed)
+        self._idle = self._loop.call_later(self.settings.idle_timeout, self._check_idle)
+        try:
+            for data in client.early_inputs:  # parsed by uvicorn before the splice: framed anew
+                self.on_input(data)
+                mask = os.urandom(4)
+                self.to_upstream.send_input(splice.frame_header(splice.OP_BINARY, len(data), mask)
+                                            + splice.unmask(data, mask))
+            async with asyncio.timeout(self.settings.max_session_seconds):
+                await self._relay(client)
+        except TimeoutError:
+            self._set_error(protocol.SessionExpired(
+                f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on"))
+        except RelayError as exc:
+            self._set_error(exc)
+        finally:
+            self._idle.cancel()
+            self._publish_sink_counts()
+            if self._transport is not None:
+                self._transport.close()
+        await self._close_client(client)
+        return self.error
 
-    # client -> relay
-
-    async def _read_client(self) -> None:
+    async def _relay(self, client: SplicedClient) -> None:
+        """Open upstream legs one after another: a leg ends with upstream's idle TIMEOUT, and the next
+        input (or the unanswered one, at once) opens the next."""
         while True:
-            message = await self.client.receive()
-            if message["type"] == "websocket.disconnect":
+            transport, up = await upstream.connect(self.settings, self.target)
+            self._transport = transport
+            self.metrics.upstream_opens.inc()
+            logger.info("upstream open app=%s", self.target.app)
+            down = self.down = splice.UpstreamToClients(self, [client.sink], tap=self._fanout, on_error=self._fail)
+            up.on_pause = self._upstream_paused
+            self._upstream_idle = False
+            up.take_buffered(down.feed)
+            self.to_upstream.attach(transport)
+            await self._until(client, up.lost)
+            if self._done(client):
                 return
-            data = message.get("bytes")
-            if data is None:
-                raise protocol.BadFrame("expected a binary msgpack frame, got a text frame")
-            self.accept_input(data)
+            if not self._upstream_idle:
+                raise protocol.UpstreamError("upstream closed the connection unexpectedly (code 1006)")
+            transport.close()
+            self.to_upstream.upstream = None  # inputs wait in `pending` for the next leg
+            logger.info("upstream idle app=%s; reopens on next input", self.target.app)
+            if self.to_upstream.pending is None:
+                await self._until(client)
+                if self._done(client):
+                    return
 
-    async def _watch_idle(self) -> None:
+    async def _until(self, client: SplicedClient, *also: asyncio.Future[None]) -> None:
+        """Wait for a hook to wake this task, or the client's socket (or upstream's) to go."""
+        self._wake.clear()
+        if self._done(client) or self._upstream_idle and self.to_upstream.pending is not None:
+            return
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait([waiter, client.lost, client.shutdown, *also], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+    def _done(self, client: SplicedClient) -> bool:
+        return (self.error is not None or self._client_closed or client.lost.done() or client.shutdown.done())
+
+    async def _close_client(self, client: SplicedClient) -> None:
+        if client.lost.done():
+            return
+        down = self.down
+        if down is not None and down.mid_frame:
+            # Part of an upstream frame is out: close after it, or not at all if it never ends.
+            stopped: asyncio.Future[None] = self._loop.create_future()
+            down.stop_at_boundary(lambda: None if stopped.done() else stopped.set_result(None))
+            try:
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(stopped)
+            except TimeoutError:
+                client.sink.transport.abort()  # type: ignore[attr-defined]
+                return
+        if self.error is not None:
+            client.close(self.error.close_code, protocol.close_reason(self.error.reason), self.error.frame())
+        elif client.shutdown.done():
+            client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
+        else:
+            client.close(protocol.CloseCode.NORMAL_CLOSURE)
+        if self._client_closed or not self.to_upstream.discard_until_close():
+            client.sink.transport.close()  # type: ignore[attr-defined]
+        else:
+            self._closing = True  # the client's closing frame ends it (see `on_client_close`)
+
+    def _set_error(self, exc: RelayError) -> None:
+        if self.error is None:
+            self.error = exc
+        self._wake.set()
+
+    def _fail(self, exc: Exception) -> None:
+        """A splice direction broke: the peer's protocol error, a refused input, or a bug."""
+        if isinstance(exc, splice.FrameTooLarge):
+            exc = protocol.FrameTooLarge(exc.reason)
+        elif isinstance(exc, splice.InvalidData):
+            exc = protocol.BadFrame(exc.reason)
+        elif isinstance(exc, splice.SpliceError):
+            exc = protocol.UpstreamError(exc.reason) if exc.upstream else protocol.ProtocolViolation(exc.reason)
+        elif not isinstance(exc, RelayError):
+            logger.error("relay failed app=%s", self.target.app, exc_info=exc)
+            exc = protocol.RelayError("the relay failed; please reconnect")
+        self._set_error(exc)
+
+    def _check_idle(self) -> None:
         """One timer per idle period instead of one per input (inputs arrive up to 60 times a second)."""
-        while (remaining := self._last_input + self.settings.idle_timeout - self._loop.time()) > 0:
-            await asyncio.sleep(remaining)
-        raise protocol.IdleTimeout(f"no input for {self.settings.idle_timeout:g} s; reconnect when needed")
+        left = self._last_input + self.settings.idle_timeout - self._loop.time()
+        if left > 0:
+            self._idle = self._loop.call_later(left, self._check_idle)
+            return
+        self._set_error(protocol.IdleTimeout(f"no input for {self.settings.idle_timeout:g} s; reconnect when needed"))
 
-    def accept_input(self, data: bytes) -> None:
-        protocol.check_input(data, self.settings.max_frame_bytes)
+    def _upstream_paused(self, paused: bool) -> None:
+        if paused:
+            self.to_upstream.upstream_paused = True
+        else:
+            self.to_upstream.resume()
+
+    def _publish_sink_counts(self) -> None:
+        if self.client is None:
+            return
+        sink = self.client.sink
+        if sink.written != self._written:
+            self.metrics.frames_out.inc(sink.written - self._written)
+            self._written = sink.written
+        if sink.dropped != self._dropped:
+            self.metrics.dropped_out.inc(sink.dropped - self._dropped)
+            self._dropped = sink.dropped
+
+    # splice.ClientHooks: client -> upstream
+
+    def on_input(self, payload: bytes) -> None:
+        protocol.check_input(payload, self.settings.max_frame_bytes)
         self._last_input = self._loop.time()
         if not self._rate.take():
             raise protocol.RateLimited(
                 f"more than {self.settings.max_inputs_per_second:g} inputs per second; send the newest input only"
             )
         self.metrics.frames_in.inc()
-        self.metrics.bytes_in.inc(len(data))
-        if self._pending is not None:
-            self.metrics.dropped_in.inc()
-        self._pending = data
-        self._input_ready.set()
+        self.metrics.bytes_in.inc(len(payload))
+        to_upstream = self.to_upstream
+        if to_upstream.pending is not None and (to_upstream.upstream is None or to_upstream.upstream_paused):
+            self.metrics.dropped_in.inc()  # the waiting input is about to be replaced by this one
+        if not self._sent_at:
+            self._sent_at = time.perf_counter()
+        self._resent = False
+        if self._upstream_idle:
+            self._wake.set()  # `run` opens the next leg; the input waits in `pending`
 
-    # relay <-> upstream
+    def on_client_ping(self, payload: bytes) -> None:
+        pong = splice.frame_header(splice.OP_PONG, len(payload)) + payload
+        if self.down is not None and not self.down.closed:
+            self.down.write_between_frames(pong)
+        elif self.client is not None:
+            self.client.sink.transport.write(pong)
 
-    async def _pump_upstream(self) -> None:
-        resent = False
-        while True:
-            if self.upstream_state is UpstreamState.IDLE:
-                if self._pending is None and self._unanswered is not None and not resent:
-                    # Upstream idled out before answering the last input: send it again, once, right away.
-                    self._pending, resent = self._unanswered, True
-                else:
-                    await self._input_ready.wait()
-                    resent = False
-                self._unanswered = None
-            self.upstream_state = UpstreamState.OPENING
-            conn = await upstream.connect(self.settings, self.target)
-            self.metrics.upstream_opens.inc()
-            self.upstream_state = UpstreamState.OPEN
-            logger.info("upstream open app=%s", self.target.app)
-            sender = asyncio.create_task(self._send_upstream(conn))
-            receiver = asyncio.create_task(self._receive_upstream(conn))
-            try:
-                await asyncio.wait([sender, receiver], return_when=asyncio.FIRST_COMPLETED)
-                if sender.done():
-                    sender.result()
-                async with asyncio.timeout(self.settings.upstream_open_timeout):
-                    await receiver  # returns when upstream idled out; raises on failure
-            finally:
-                sender.cancel()
-                receiver.cancel()
-                await asyncio.gather(sender, receiver, return_exceptions=True)
-                await conn.close()
-            self.upstream_state = UpstreamState.IDLE
-            self._sent_at.clear()
-            logger.info("upstream idle app=%s; reopens on next input", self.target.app)
+    def on_client_close(self, payload: bytes) -> None:
+        self._client_closed = True
+        if self._closing and self.client is not None:
+            self.client.sink.transport.close()  # type: ignore[attr-defined]
+        self._wake.set()
 
-    async def _send_upstream(self, conn: ClientConnection) -> None:
-        while True:
-            if self._pending is None:
-                self._input_ready.clear()
-                await self._input_ready.wait()
-                continue
-            frame, self._pending = self._pending, None
-            try:
-                await conn.send(frame)
-            except websockets.ConnectionClosed:
-                if self._pending is None:
-                    self._pending = frame
-                return
-            self._unanswered = frame
-            self._sent_at.append(time.perf_counter())
+    # splice.UpstreamHooks: upstream -> client
 
-    async def _receive_upstream(self, conn: ClientConnection) -> None:
-        try:
-            async for frame in conn:
-                if isinstance(frame, bytes):
-                    if not frame or frame[0] not in _MAP_MARKERS:
-                        raise protocol.UpstreamError("upstream sent a binary frame that is not a msgpack map")
-                    self._unanswered = None
-                    if self._sent_at:
-                        self.metrics.latency.observe(time.perf_counter() - self._sent_at.popleft())
-                    self._broadcast(frame)
-                    continue
-                control = protocol.parse_control(frame)
-                if control is not None and control["type"] == "x-fal-error":
-                    if control.get("error") == protocol.ErrorCode.TIMEOUT:
-                        return
-                    raise UpstreamReportedError(frame, control)
-                self._broadcast(frame)
-        except websockets.ConnectionClosedOK:
-            return
-        except websockets.ConnectionClosedError as exc:
-            code = exc.rcvd.code if exc.rcvd else 1006
-            raise protocol.UpstreamError(f"upstream closed the connection unexpectedly (code {code})") from None
-
-    def _broadcast(self, frame: Frame) -> None:
-        if self.outbox.put(frame):
-            self.metrics.dropped_out.inc()
-        if self._fanout is not None:
-            self._fanout(frame)
+    def on_upstream_frame(self, length: int) -> None:
+        self.to_upstream.unanswered = None
         self.metrics.frames_upstream.inc()
-        self.metrics.bytes_upstream.inc(len(frame))
+        self.metrics.bytes_upstream.inc(length)
+        if self._sent_at:
+            self.metrics.latency.observe(time.perf_counter() - self._sent_at)
+            self._sent_at = 0.0
+        self._publish_sink_counts()
 
-    # relay -> client
-
-    async def _write_client(self) -> None:
-        while True:
-            frame = await self.outbox.get()
-            if isinstance(frame, bytes):
-                await self.client.send_bytes(frame)
+    def on_upstream_text(self, payload: bytes) -> bool:
+        text = payload.decode(errors="replace")
+        control = protocol.parse_control(text)
+        if control is not None and control["type"] == "x-fal-error":
+            if control.get("error") == protocol.ErrorCode.TIMEOUT:
+                self._absorb_timeout()
             else:
-                await self.client.send_text(frame)
-            self.metrics.frames_out.inc()
+                self._set_error(UpstreamReportedError(text, control))
+            return False
+        self.metrics.frames_upstream.inc()
+        if self._fanout is not None:
+            self._fanout(text)
+        return True
+
+    def _absorb_timeout(self) -> None:
+        """Upstream ended an idle session: the client stays; an unanswered input is sent again, once."""
+        self._upstream_idle = True
+        to_upstream = self.to_upstream
+        to_upstream.upstream = None
+        if to_upstream.pending is None and to_upstream.unanswered is not None and not self._resent:
+            to_upstream.pending, self._resent = to_upstream.unanswered, True
+        to_upstream.unanswered = None
+        self._sent_at = 0.0
+        self._wake.set()
+
+    def on_upstream_ping(self, payload: bytes) -> None:
+        if self._transport is not None:
+            mask = os.urandom(4)
+            self._transport.write(  # type: ignore[attr-defined]
+                splice.frame_header(splice.OP_PONG, len(payload), mask) + splice.unmask(payload, mask))
+
+    def on_upstream_close(self, payload: bytes) -> None:
+        code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+        if code in _NORMAL_CLOSES or code == 1005:
+            if not self._upstream_idle:
+                self._absorb_timeout()
+        else:
+            self._set_error(protocol.UpstreamError(f"upstream closed the connection unexpectedly (code {code})"))
+        self._wake.set()
 
 
 class UpstreamReportedError(protocol.UpstreamError):

@@ -7,31 +7,27 @@ client's masked input frame is unmasked once for the relay's checks, then forwar
 its own mask. No task switch, queue or allocation per frame on the fast path: everything runs in
 the transports' `data_received` callbacks.
 
-Policies kept from `relay.py`: latest frame wins per viewer (while a viewer's transport is paused,
-its newest whole frame is parked and older parked frames are dropped), newest input wins upstream
+Policies kept from the relay: latest frame wins for a slow client (while its transport is paused,
+the newest whole frame is parked and older parked frames are dropped), newest input wins upstream
 (while upstream is paused, one input waits and newer ones replace it), text frames from upstream
 are shown to a hook before they are forwarded (so x-fal-error TIMEOUT can be absorbed), and binary
-upstream frames must start like a msgpack map.
+upstream frames must start like a msgpack map. Keepalive is per hop: each side's pings go to a
+hook for the relay to answer, never through. A fragmented input is checked whole and sent on as
+one frame.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
 import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
-from urllib.parse import urlsplit
+from typing import Protocol
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 FIN = 0x80
 # First byte of a msgpack map: fixmap, map16 or map32.
 MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_MAX_HANDSHAKE = 16 * 1024
 
 
 class SpliceError(Exception):
@@ -41,6 +37,20 @@ class SpliceError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.upstream = upstream
+
+
+class FrameTooLarge(SpliceError):
+    """Raised from a client frame's header (or a fragmented input's running total) alone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, upstream=False)
+
+
+class InvalidData(SpliceError):
+    """Raised for a well-formed client frame whose content is wrong: text instead of an input."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, upstream=False)
 
 
 def parse_header(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, int, int, bool] | None:
@@ -98,13 +108,13 @@ class Writer(Protocol):
 
 @dataclass(eq=False)
 class Sink:
-    """One viewer's transport and its latest-frame-wins state."""
+    """A client's transport and its latest-frame-wins state."""
 
     transport: Writer
     paused: bool = False  # set from the transport's protocol: pause_writing / resume_writing
     parked: bytes | None = None  # newest whole frame waiting for the transport to drain
-    dropped: int = 0
-    written: int = 0
+    dropped: int = 0  # outputs skipped for a newer one
+    written: int = 0  # frames written (outputs and forwarded text)
     _run: int = -1  # start of the current run of forwarded bytes in the chunk being fed
     _parking: bytearray | None = None
 
@@ -133,37 +143,52 @@ class Sink:
 
 class UpstreamHooks(Protocol):
     def on_upstream_text(self, payload: bytes) -> bool:
-        """Called with each whole text frame from upstream; return True to forward it to the viewers."""
+        """Called with each whole text frame from upstream; return True to forward it to the client."""
 
     def on_upstream_close(self, payload: bytes) -> None:
         """Called with the payload of upstream's close frame (never forwarded: the relay decides)."""
 
-    def on_upstream_frame(self) -> None:
-        """Called after each whole binary frame from upstream has been relayed (metrics, answered inputs)."""
+    def on_upstream_ping(self, payload: bytes) -> None:
+        """Called with each upstream ping; keepalive is per hop, so the relay answers it itself."""
+
+    def on_upstream_frame(self, length: int) -> None:
+        """Called after each whole binary frame (`length` payload bytes) from upstream has been relayed
+        or parked (metrics, answered inputs)."""
 
 
 @dataclass(eq=False)
 class UpstreamToClients:
-    """Scans the upstream byte stream and writes each frame's own bytes to every viewer (cut-through)."""
+    """Scans the upstream byte stream and writes each frame's own bytes to every sink (cut-through)."""
 
     hooks: UpstreamHooks
     sinks: list[Sink] = field(default_factory=list)
     frames: int = 0  # whole frames relayed (for metrics)
     closed: bool = False
+    # Set for a live session's driver: called with each whole output's payload (a copy), for the viewers.
+    tap: Callable[[bytes], None] | None = None
+    on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
     _head: bytes = b""  # a header split across reads (at most 14 bytes + 1 payload byte)
     _left: int = 0  # bytes of the current frame still to come
-    _hold: bytearray | None = None  # a text or close frame, kept whole for the hook
+    _hold: bytearray | None = None  # a text or control frame, kept whole for the hook
     _hold_header: int = 0
     _hold_opcode: int = 0
     _output: bool = False  # the current frame is a whole binary message (an output)
-    _joining: list[Sink] = field(default_factory=list)
-    on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
+    _length: int = 0  # its payload length
+    _tapping: bytearray | None = None
+    _tap_header: int = 0
+    _between: list[bytes] = field(default_factory=list)  # the relay's own frames, due at the next boundary
+    _on_stop: Callable[[], None] | None = None
+
+    @property
+    def mid_frame(self) -> bool:
+        """True while part of an upstream frame has gone out and the rest has not."""
+        return self._left > 0 and self._hold is None
 
     def feed(self, data: bytes) -> None:
         """Relay one read. The common cases (a read that is exactly one output frame, or the middle of
-        a frame going to one viewer) are handled inline: every Python call costs on this path."""
+        a frame going to one client) are handled inline: every Python call costs on this path."""
         try:
-            if not self._head and len(self.sinks) == 1 and not self._joining and not self.closed:
+            if not self._head and len(self.sinks) == 1 and self.tap is None and not self.closed:
                 sink = self.sinks[0]
                 if self._left == 0:
                     n = len(data)
@@ -180,12 +205,13 @@ class UpstreamToClients:
                             sink.transport.write(data)  # one output frame as read, or the start of one
                             if whole == n:
                                 self.frames += 1
-                                self.hooks.on_upstream_frame()
+                                sink.written += 1
+                                self.hooks.on_upstream_frame(length)
                             else:
-                                self._left, self._output = whole - n, True
+                                self._left, self._output, self._length = whole - n, True, length
                             return
                 elif self._hold is None and sink._parking is None and len(data) < self._left:
-                    sink.transport.write(data)  # the middle of a frame this viewer is receiving
+                    sink.transport.write(data)  # the middle of a frame this client is receiving
                     self._left -= len(data)
                     return
             self._feed(data)
@@ -195,17 +221,22 @@ class UpstreamToClients:
             self.closed = True  # nothing more is relayed once a side broke the protocol
             self.on_error(exc)
 
-    def add_sink(self, sink: Sink) -> None:
-        """Add a viewer; it starts receiving at the next frame boundary, never mid-frame."""
-        if self._left == 0 and not self._head:
-            self.sinks.append(sink)
-        else:
-            self._joining.append(sink)
+    def write_between_frames(self, frame: bytes) -> None:
+        """Write a frame of the relay's own (a pong) to every sink without cutting into an upstream frame."""
+        if self.mid_frame:
+            self._between.append(frame)
+            return
+        for sink in self.sinks:
+            sink.transport.write(frame)
 
-    def remove_sink(self, sink: Sink) -> None:
-        for group in (self.sinks, self._joining):
-            if sink in group:
-                group.remove(sink)
+    def stop_at_boundary(self, on_stop: Callable[[], None]) -> None:
+        """Relay nothing after the current frame (if one is part-way out); then call `on_stop`, so the
+        relay's own closing frames never land inside an upstream frame."""
+        if self.mid_frame and not self.closed:
+            self._on_stop = on_stop
+            return
+        self.closed = True
+        on_stop()
 
     def _feed(self, data: bytes) -> None:
         if self.closed:
@@ -229,6 +260,8 @@ class UpstreamToClients:
             if self._hold is not None:
                 self._hold += data[pos : pos + take]
             else:
+                if self._tapping is not None:
+                    self._tapping += data[pos : pos + take]
                 for sink in self.sinks:
                     if sink._parking is not None:
                         sink._parking += data[pos : pos + take]
@@ -247,14 +280,14 @@ class UpstreamToClients:
         if opcode == OP_BINARY and first & FIN and length and data[pos + size] not in MAP_MARKERS:
             raise SpliceError("upstream sent a binary frame that is not a msgpack map", upstream=True)
         self._left = size + length
-        if self._joining:
-            self.sinks += self._joining
-            self._joining.clear()
-        if opcode in (OP_TEXT, OP_CLOSE):
+        if opcode >= OP_CLOSE or opcode == OP_TEXT:
             self._flush(data, pos)
             self._hold, self._hold_header, self._hold_opcode = bytearray(), size, opcode
             return
         whole_message = self._output = opcode == OP_BINARY and bool(first & FIN)
+        self._length = length
+        if whole_message and self.tap is not None:
+            self._tapping, self._tap_header = bytearray(), size
         for sink in self.sinks:
             if whole_message and sink.congested():
                 self._flush_sink(sink, data, pos)  # park this frame instead of writing it
@@ -269,9 +302,26 @@ class UpstreamToClients:
                 if sink.parked is not None:
                     sink.dropped += 1
                 sink.parked, sink._parking = bytes(sink._parking), None
+                if not sink.paused:  # drained while the frame was coming in
+                    sink.resume()
+            elif self._output:
+                sink.written += 1
+        if self._between:
+            self._flush(data, pos)
+            frames, self._between = self._between, []
+            for frame in frames:
+                self.write_between_frames(frame)
+        if self._on_stop is not None:
+            self._flush(data, pos)
+            self.closed = True
+            self._on_stop()
+            return
         if self._hold is None:
+            if self._tapping is not None and self.tap is not None:
+                payload, self._tapping = bytes(self._tapping[self._tap_header :]), None
+                self.tap(payload)
             if self._output:
-                self.hooks.on_upstream_frame()
+                self.hooks.on_upstream_frame(self._length)
             return
         frame, self._hold = bytes(self._hold), None
         payload = frame[self._hold_header :]
@@ -279,7 +329,9 @@ class UpstreamToClients:
             self._flush(data, pos)
             self.closed = True
             self.hooks.on_upstream_close(payload)
-        elif self.hooks.on_upstream_text(payload):
+        elif self._hold_opcode == OP_PING:
+            self.hooks.on_upstream_ping(payload)
+        elif self._hold_opcode == OP_TEXT and self.hooks.on_upstream_text(payload):
             for sink in self.sinks:
                 sink.transport.write(frame)
                 sink.written += 1
@@ -303,6 +355,9 @@ class ClientHooks(Protocol):
     def on_input(self, payload: bytes) -> None:
         """Check one unmasked input (limits, msgpack); raise to refuse it and end the connection."""
 
+    def on_client_ping(self, payload: bytes) -> None:
+        """Called with each client ping (unmasked); the relay answers it itself."""
+
     def on_client_close(self, payload: bytes) -> None:
         """Called with the payload of the client's close frame."""
 
@@ -319,15 +374,19 @@ class ClientToUpstream:
     unanswered: bytes | None = None  # the last input sent, masked as the client framed it, until an output comes
     dropped: int = 0
     closed: bool = False
-    _buf: bytearray = field(default_factory=bytearray)
     on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
+    _buf: bytearray = field(default_factory=bytearray)
+    _broken: bool = False  # a frame could not be parsed: frame boundaries are lost
+    _discarding: bool = False  # after the relay's close: wait for the client's close, drop all else
+    _fragments: list[bytes] | None = None  # unmasked parts of a fragmented input
+    _fragmented_bytes: int = 0
 
     def feed(self, data: bytes) -> None:
         """Take one read. The usual case, a read that is exactly one small masked binary frame, is
         handled inline (no copy, few calls); anything else goes the general way."""
         try:
             n = len(data)
-            if not self._buf and n > 6 and data[0] == 0x82 and not self.closed:
+            if not self._buf and n > 6 and data[0] == 0x82 and not self.closed and self._fragments is None:
                 length = data[1] & 0x7F
                 if data[1] & 0x80 and length < 126 and length + 6 == n:
                     self.hooks.on_input(unmask(data[6:], data[2:6]))
@@ -340,10 +399,20 @@ class ClientToUpstream:
                     return
             self._feed(data)
         except Exception as exc:
+            self._broken = isinstance(exc, SpliceError)
             if self.on_error is None:
                 raise
             self.closed = True  # nothing more is relayed once a side broke the protocol
             self.on_error(exc)
+
+    def discard_until_close(self) -> bool:
+        """After the relay's close frame, drop the client's frames but report its closing one, so the
+        socket is not closed under data still in flight (a reset can cost the client our close frame).
+        False when the client's frames can no longer be parsed."""
+        if self._broken:
+            return False
+        self.closed, self._discarding, self._fragments = False, True, None
+        return True
 
     def _feed(self, data: bytes) -> None:
         if self.closed:
@@ -356,43 +425,94 @@ class ClientToUpstream:
                 return
         buf += data
         pos, end = 0, len(buf)
-        while not self.closed:
-            header = parse_header(buf, pos, end)
-            if header is None:
-                break
-            first, size, length, masked = header
-            if end - pos < self._check(header):
-                break
-            frame = bytes(buf[pos : pos + size + length])
-            pos += size + length
-            self._frame(first, frame, size)
-        del buf[:pos]
+        try:
+            while not self.closed:
+                header = parse_header(buf, pos, end)
+                if header is None:
+                    break
+                first, size, length, masked = header
+                if end - pos < self._check(header):
+                    break
+                frame = bytes(buf[pos : pos + size + length])
+                pos += size + length
+                self._frame(first, frame, size)
+        finally:
+            del buf[:pos]
 
     def _check(self, header: tuple[int, int, int, bool]) -> int:
-        """Refuse an oversized or unmasked frame from its header alone; return the frame's length."""
-        _, size, length, masked = header
+        """Refuse a frame from its header alone (oversized, unmasked, reserved bits); return its length."""
+        first, size, length, masked = header
         if length > self.max_frame_bytes:
-            raise SpliceError(f"frame is {length} bytes; this relay accepts at most {self.max_frame_bytes}",
-                              upstream=False)
+            raise FrameTooLarge(f"frame is {length} bytes; this relay accepts at most {self.max_frame_bytes}")
         if not masked:
             raise SpliceError("client frames must be masked", upstream=False)
+        if first & 0x70:
+            raise SpliceError("reserved bits are set but no extension was negotiated", upstream=False)
+        if first & 0x08 and (length > 125 or not first & FIN):
+            raise SpliceError("control frames must be whole and at most 125 bytes", upstream=False)
         return size + length
 
     def _frame(self, first: int, frame: bytes, size: int) -> None:
         opcode = first & 0x0F
-        if opcode == OP_BINARY and first & FIN:
-            self.hooks.on_input(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
-            self.send_input(frame)
-        elif opcode in (OP_PING, OP_PONG):
-            if self.upstream is not None:
-                self.upstream.write(frame)  # keepalive passes through; the far end answers
+        if self._discarding:
+            if opcode == OP_CLOSE:
+                self.closed = True
+                self.hooks.on_client_close(b"")
+            return
+        if opcode == OP_BINARY and self._fragments is None:
+            if first & FIN:
+                self.hooks.on_input(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
+                self.send_input(frame)
+            else:
+                self._fragments, self._fragmented_bytes = [], 0
+                self._fragment(frame, size)
+        elif opcode == OP_CONT and self._fragments is not None:
+            self._fragment(frame, size)
+            if first & FIN:
+                self._reframe(b"".join(self._fragments))
+        elif opcode == OP_PING:
+            self.hooks.on_client_ping(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
+        elif opcode == OP_PONG:
+            pass  # the relay sends no pings of its own on a spliced connection
         elif opcode == OP_CLOSE:
+            self._check_close(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
             self.closed = True
             self.hooks.on_client_close(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
         elif opcode == OP_TEXT:
-            raise SpliceError("expected a binary msgpack frame, got a text frame", upstream=False)
+            raise InvalidData("expected a binary msgpack frame, got a text frame")
+        elif opcode == OP_CONT:
+            raise SpliceError("a continuation frame came with no message to continue", upstream=False)
         else:
-            raise SpliceError("fragmented inputs are not supported", upstream=False)
+            raise SpliceError(f"unexpected frame (opcode {opcode}) in the middle of a message", upstream=False)
+
+    @staticmethod
+    def _check_close(payload: bytes) -> None:
+        """RFC 6455 section 7.4: no code, or a code a peer may send, then a UTF-8 reason."""
+        if not payload:
+            return
+        if len(payload) == 1:
+            raise SpliceError("a close frame cannot carry one byte", upstream=False)
+        (code,) = struct.unpack_from(">H", payload)
+        if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+            raise SpliceError(f"close code {code} is not one a client may send", upstream=False)
+        try:
+            payload[2:].decode()
+        except UnicodeDecodeError:
+            raise InvalidData("the close reason is not valid UTF-8") from None
+
+    def _fragment(self, frame: bytes, size: int) -> None:
+        assert self._fragments is not None
+        self._fragmented_bytes += len(frame) - size
+        if self._fragmented_bytes > self.max_frame_bytes:
+            raise FrameTooLarge(f"message is over {self.max_frame_bytes} bytes; this relay accepts at most that")
+        self._fragments.append(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
+
+    def _reframe(self, payload: bytes) -> None:
+        """A fragmented input is checked whole and sent upstream as one frame with a fresh mask."""
+        self._fragments = None
+        self.hooks.on_input(payload)
+        mask = os.urandom(4)
+        self.send_input(frame_header(OP_BINARY, len(payload), mask) + unmask(payload, mask))
 
     def send_input(self, frame: bytes) -> None:
         if self.upstream is None or self.upstream_paused:
@@ -413,105 +533,3 @@ class ClientToUpstream:
         if self.pending is not None:
             frame, self.pending = self.pending, None
             self.send_input(frame)
-
-
-# Opening the upstream leg with a minimal client handshake, so its transport is ours to splice.
-
-
-@dataclass(frozen=True)
-class Handshake:
-    request: bytes
-    accept: bytes
-
-
-def client_handshake(url: str, headers: dict[str, str] | None = None) -> Handshake:
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    key = base64.b64encode(os.urandom(16))
-    lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Key: {key.decode()}", "Sec-WebSocket-Version: 13", "User-Agent: fal-realtime-relay"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
-    return Handshake(("\r\n".join(lines) + "\r\n\r\n").encode(), accept)
-
-
-class UpstreamProtocol(asyncio.Protocol):
-    """The upstream socket: handshake first, then every read goes straight to `on_data`."""
-
-    def __init__(self, handshake: Handshake) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.opened: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.on_data: Callable[[bytes], None] | None = None
-        self.on_pause: Callable[[bool], None] | None = None
-        self._handshake = handshake
-        self._buf = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
-        self.transport.write(self._handshake.request)
-
-    def data_received(self, data: bytes) -> None:
-        if self.on_data is not None:
-            self.on_data(data)
-            return
-        if self.opened.done():
-            self._buf += data  # frames that came before the splice was attached
-            return
-        self._buf += data
-        end = self._buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._buf) > _MAX_HANDSHAKE:
-                self.opened.set_exception(ConnectionError("upstream handshake response too large"))
-            return
-        head, self._buf = self._buf[:end].decode("latin-1"), self._buf[end + 4 :]
-        status, *header_lines = head.split("\r\n")
-        fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
-        code = status.split(" ", 2)[1] if status.count(" ") else ""
-        if code != "101":
-            self.opened.set_exception(ConnectionRefusedError(f"upstream answered HTTP {code or '?'}"))
-        elif fields.get("sec-websocket-accept", "").encode() != self._handshake.accept:
-            self.opened.set_exception(ConnectionError("upstream sent a wrong Sec-WebSocket-Accept"))
-        else:
-            self.opened.set_result(b"")
-
-    def take_buffered(self, on_data: Callable[[bytes], None]) -> None:
-        """Route reads to `on_data` from now on, first handing it what arrived since the handshake."""
-        self.on_data = on_data
-        leftover, self._buf = self._buf, b""
-        if leftover:
-            on_data(leftover)
-
-    def pause_writing(self) -> None:
-        if self.on_pause:
-            self.on_pause(True)
-
-    def resume_writing(self) -> None:
-        if self.on_pause:
-            self.on_pause(False)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc or ConnectionResetError("upstream closed during the handshake"))
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-
-async def open_upstream(url: str, headers: dict[str, str] | None = None,
-                        timeout: float = 10.0) -> tuple[asyncio.Transport, UpstreamProtocol]:
-    """Connect and complete the WebSocket handshake (no extensions: frames pass through as sent)."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    loop = asyncio.get_running_loop()
-    handshake = client_handshake(url, headers)
-    async with asyncio.timeout(timeout):
-        transport, protocol = await loop.create_connection(
-            lambda: UpstreamProtocol(handshake), parts.hostname or "127.0.0.1", port, ssl=True if secure else None,
-        )
-        try:
-            await protocol.opened
-        except BaseException:
-            transport.close()
-            raise
-    return transport, protocol

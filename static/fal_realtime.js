@@ -14,6 +14,7 @@ import { decode, encode } from "./vendor/msgpack/index.mjs";
 export const CLOSE_CODES = Object.freeze({
     NORMAL_CLOSURE: 1000,
     GOING_AWAY: 1001,
+    PROTOCOL_ERROR: 1002,
     UNSUPPORTED_DATA: 1003,
     INVALID_DATA: 1007,
     POLICY_VIOLATION: 1008,

@@ -16,15 +16,12 @@ from realtime_server.bench.cli import parse_args
 from realtime_server.bench.nginx import NginxConfig, find_nginx
 from realtime_server.bench.stats import LATENCY_KEYS, latency_summary, make_fanout_point, percentile
 
-ROUTES = ("direct", "relay", "nginx", "splice", "floor")
+ROUTES = ("direct", "relay", "nginx", "floor")
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """One tiny sweep: two frame sizes, one concurrency level, a tiny fan-out, a short stalled viewer, every route.
-
-    Every route includes the experimental splice prototype, so it is driven end to end here too.
-    """
+    """One tiny sweep: two frame sizes, one concurrency level, a tiny fan-out, a short stalled viewer, every route."""
     out = tmp_path_factory.mktemp("bench")
     cmd = [
         sys.executable, "-m", "realtime_server.bench", "--sizes", "4k,64k", "--sessions", "3", "--rate", "20",
@@ -65,7 +62,7 @@ def test_smoke_json_has_every_route_percentile_and_ratio(smoke: tuple[subprocess
     nginx_present = find_nginx() is not None
     assert result["routes"]["nginx"]["available"] is nginx_present
     measured = [r for r in ROUTES if result["routes"][r]["available"]]
-    assert set(measured) == {"direct", "relay", "splice", "floor"} | ({"nginx"} if nginx_present else set())
+    assert set(measured) == {"direct", "relay", "floor"} | ({"nginx"} if nginx_present else set())
     sizes = {(p["route"], p["frame_bytes"]) for p in result["sizes"]}
     assert sizes == {(r, s) for r in measured for s in (4096, 65536)}
     conc = {(p["route"], p["sessions"]) for p in result["concurrency"]}
@@ -77,7 +74,7 @@ def test_smoke_json_has_every_route_percentile_and_ratio(smoke: tuple[subprocess
     row = next(r for r in result["comparisons"]["sizes"] if r["route"] == "relay")
     assert set(LATENCY_KEYS) <= set(row["vs_direct"]["added_ms"])
     assert {"frames_per_s", "bytes_per_s", "proxy_cpu_us_per_frame", "p50", "p99.9"} <= set(row["vs_direct"]["ratio"])
-    assert [s["route"] for s in result["stall"]] == ["relay", "splice"]
+    assert [s["route"] for s in result["stall"]] == ["relay"]
     assert all(s["rss_max_bytes"] > 0 and s["sent"] > 0 for s in result["stall"])
     assert {t["name"] for t in result["targets"]} >= {"p99 <= 1.5x direct p99", "3 sessions: frames lost"}
 

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import msgpack
 import pytest
-import uvicorn
-import websockets
 
-from realtime_server import Settings, protocol, splice
-from realtime_server.bench.splice_app import create_splice_app
-from realtime_server.cli import free_port
-from realtime_server.splice_uvicorn import SpliceWebSocketProtocol
+from realtime_server import protocol, splice
 
-from .conftest import LOCAL_SESSION_TIMEOUT, SECRET, expect_error, pack, running
+from .conftest import pack
 
 
 class FakeTransport:
@@ -40,8 +32,10 @@ class Hooks:
     def __init__(self, forward_text: bool = True) -> None:
         self.texts: list[bytes] = []
         self.closes: list[bytes] = []
+        self.pings: list[bytes] = []
         self.inputs: list[bytes] = []
         self.outputs = 0
+        self.output_bytes = 0
         self.forward_text = forward_text
 
     def on_upstream_text(self, payload: bytes) -> bool:
@@ -51,12 +45,19 @@ class Hooks:
     def on_upstream_close(self, payload: bytes) -> None:
         self.closes.append(payload)
 
-    def on_upstream_frame(self) -> None:
+    def on_upstream_ping(self, payload: bytes) -> None:
+        self.pings.append(payload)
+
+    def on_upstream_frame(self, length: int) -> None:
         self.outputs += 1
+        self.output_bytes += length
 
     def on_input(self, payload: bytes) -> None:
         protocol.check_input(payload, 1 << 20)
         self.inputs.append(payload)
+
+    def on_client_ping(self, payload: bytes) -> None:
+        self.pings.append(payload)
 
     def on_client_close(self, payload: bytes) -> None:
         self.closes.append(payload)
@@ -152,18 +153,6 @@ def test_a_paused_viewer_gets_only_the_newest_frame_when_it_drains() -> None:
     assert sink.transport.data == frames[-1]  # type: ignore[attr-defined]
 
 
-def test_a_viewer_added_mid_frame_starts_at_the_next_frame() -> None:
-    """A new viewer never receives the tail of a frame it did not see begin."""
-    first, second = server_frame(output(5000, 1)), server_frame(output(10, 2))
-    old, new = splice.Sink(FakeTransport()), splice.Sink(FakeTransport())
-    down = splice.UpstreamToClients(Hooks(), [old])
-    down.feed(first[:100])
-    down.add_sink(new)
-    down.feed(first[100:] + second)
-    assert old.transport.data == first + second  # type: ignore[attr-defined]
-    assert new.transport.data == second  # type: ignore[attr-defined]
-
-
 def test_client_inputs_are_checked_unmasked_and_forwarded_as_framed() -> None:
     """The hook sees the unmasked input; upstream gets the client's own masked bytes."""
     hooks, upstream = Hooks(), FakeTransport()
@@ -205,74 +194,63 @@ def test_while_upstream_is_paused_the_newest_input_wins() -> None:
     assert upstream.data == frames[2]
 
 
-def test_pings_pass_through_and_a_close_reaches_the_hook() -> None:
-    """Keepalive is end to end; the client's close is handed to the hook, not forwarded."""
+def test_pings_go_to_the_hook_and_a_close_reaches_the_hook() -> None:
+    """Keepalive is per hop: a client ping is handed to the relay, not forwarded; so is its close."""
     hooks, upstream = Hooks(), FakeTransport()
     up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
-    ping = client_frame(b"hi", splice.OP_PING)
-    up.feed(ping + client_frame(b"\x03\xe8", splice.OP_CLOSE))
-    assert upstream.data == ping and hooks.closes == [b"\x03\xe8"] and up.closed
+    up.feed(client_frame(b"hi", splice.OP_PING) + client_frame(b"", splice.OP_PONG)
+            + client_frame(b"\x03\xe8", splice.OP_CLOSE))
+    assert upstream.writes == [] and hooks.pings == [b"hi"] and hooks.closes == [b"\x03\xe8"] and up.closed
 
 
-@asynccontextmanager
-async def serve_splice(settings: Settings) -> AsyncIterator[str]:
-    """The splice prototype served by uvicorn with the splice protocol; yields its ws:// base."""
-    port = free_port()
-    config = uvicorn.Config(create_splice_app(settings), host="127.0.0.1", port=port, ws=SpliceWebSocketProtocol,
-                            ws_per_message_deflate=False, access_log=False, log_config=None, lifespan="off")
-    async with running(config):
-        yield f"ws://127.0.0.1:{port}"
+def test_a_fragmented_input_is_checked_whole_and_sent_as_one_frame() -> None:
+    """Fragments (with a ping between them) become one input: checked once, sent as one masked frame."""
+    hooks, upstream = Hooks(), FakeTransport()
+    up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
+    payload = pack(prompt="a fragmented prompt", seed=5)
+    first, rest = payload[:7], payload[7:]
+    mask = os.urandom(4)
+    up.feed(splice.frame_header(splice.OP_BINARY, len(first), mask, fin=False) + splice.unmask(first, mask)
+            + client_frame(b"p", splice.OP_PING)
+            + splice.frame_header(splice.OP_CONT, len(rest), mask) + splice.unmask(rest, mask))
+    assert hooks.inputs == [payload] and hooks.pings == [b"p"]
+    header = splice.parse_header(upstream.data, 0, len(upstream.data))
+    assert header is not None and header[0] == 0x82 and header[2] == len(payload) and header[3]
+    assert splice.unmask(upstream.data[header[1]:], upstream.data[header[1] - 4 : header[1]]) == payload
 
 
-def splice_settings(local_app_url: str, **changes: Any) -> Settings:
-    return Settings(shared_secret=SECRET, upstream_url=local_app_url, api_keys=("relay-key-1",),
-                    allowed_apps=("local/preview", "local/echo"), **changes)
+def test_fragments_that_add_up_past_the_limit_are_refused() -> None:
+    """The running total of a fragmented input counts, not each fragment alone."""
+    up = splice.ClientToUpstream(Hooks(), max_frame_bytes=100, upstream=FakeTransport())
+    mask = b"abcd"
+    with pytest.raises(splice.FrameTooLarge):
+        up.feed(splice.frame_header(splice.OP_BINARY, 60, mask, fin=False) + bytes(60)
+                + splice.frame_header(splice.OP_CONT, 60, mask) + bytes(60))
 
 
-@pytest.fixture
-async def splice_relay(local_app_url: str) -> AsyncIterator[str]:
-    """The splice prototype in front of the embedded apps."""
-    async with serve_splice(splice_settings(local_app_url)) as base:
-        yield base
+def test_upstream_pings_go_to_the_hook_and_relay_frames_wait_for_a_boundary() -> None:
+    """An upstream ping is not forwarded; a pong the relay writes mid-frame goes out after that frame."""
+    hooks, sink = Hooks(), splice.Sink(FakeTransport())
+    down = splice.UpstreamToClients(hooks, [sink])
+    frame = server_frame(output(5000, 1))
+    down.feed(server_frame(b"up", splice.OP_PING) + frame[:100])
+    down.write_between_frames(b"PONG")
+    assert sink.transport.data == frame[:100]  # type: ignore[attr-defined]
+    down.feed(frame[100:])
+    assert sink.transport.data == frame + b"PONG" and hooks.pings == [b"up"]  # type: ignore[attr-defined]
 
 
-async def test_spliced_relay_answers_every_input_from_the_real_fal_app(splice_relay: str) -> None:
-    """Through uvicorn and the splice, each echo input gets its reply, large frames included."""
-    headers = {"Authorization": "Key relay-key-1"}
-    async with websockets.connect(f"{splice_relay}/local/echo/realtime", additional_headers=headers,
-                                  max_size=None, compression=None) as ws:
-        for seq, size in enumerate((0, 4096, 65536, 600_000, 10)):
-            await ws.send(pack(size=size, seq=seq))
-            async with asyncio.timeout(10):
-                reply = msgpack.unpackb(await ws.recv())
-            assert reply["seq"] == seq and len(reply["pad"]) == size
-
-
-async def test_spliced_relay_keeps_the_relays_handshake_checks(splice_relay: str) -> None:
-    """No key: the same x-fal-error UNAUTHORIZED and close 1008 as the relay."""
-    async with websockets.connect(f"{splice_relay}/local/echo/realtime") as ws:
-        payload = await expect_error(ws, "UNAUTHORIZED", 1008)
-    assert payload["reason"] == "no ticket: pass ?fal_jwt_token=<ticket> or 'Authorization: Key <relay key>'"
-
-
-async def test_spliced_relay_refuses_a_bad_input_with_bad_frame(splice_relay: str) -> None:
-    """An input that is not a msgpack map ends the session with BAD_FRAME, as relay.py does."""
-    async with websockets.connect(f"{splice_relay}/local/echo/realtime",
-                                  additional_headers={"Authorization": "Key relay-key-1"}) as ws:
-        await ws.send(msgpack.packb([1, 2, 3]))
-        await expect_error(ws, "BAD_FRAME", 1007)
-
-
-async def test_spliced_relay_absorbs_upstream_idle_timeout_and_reopens(splice_relay: str) -> None:
-    """fal's TIMEOUT is absorbed: the client stays connected and its next input opens upstream again."""
-    async with websockets.connect(f"{splice_relay}/local/echo/realtime",
-                                  additional_headers={"Authorization": "Key relay-key-1"}) as ws:
-        await ws.send(pack(size=10, seq=1))
-        assert msgpack.unpackb(await ws.recv())["seq"] == 1
-        await asyncio.sleep(LOCAL_SESSION_TIMEOUT + 1.0)  # the embedded app ends the idle session
-        await ws.send(pack(size=10, seq=2))
-        async with asyncio.timeout(10):
-            assert msgpack.unpackb(await ws.recv())["seq"] == 2
+def test_stop_at_boundary_lets_the_current_frame_finish_and_nothing_after() -> None:
+    """The relay's closing frames never land inside an upstream frame."""
+    sink = splice.Sink(FakeTransport())
+    down = splice.UpstreamToClients(Hooks(), [sink])
+    first, second = server_frame(output(5000, 1)), server_frame(output(10, 2))
+    down.feed(first[:100])
+    stopped: list[bool] = []
+    down.stop_at_boundary(lambda: stopped.append(True))
+    assert not stopped
+    down.feed(first[100:] + second)
+    assert stopped == [True] and sink.transport.data == first and down.closed  # type: ignore[attr-defined]
 
 
 def test_a_stale_pause_does_not_park_a_frame_when_the_buffer_is_empty() -> None:
@@ -287,17 +265,6 @@ def test_a_stale_pause_does_not_park_a_frame_when_the_buffer_is_empty() -> None:
     splice.UpstreamToClients(Hooks(), [sink]).feed(frame)
     assert sink.transport.data == frame and not sink.paused  # type: ignore[attr-defined]
     assert sink.parked is None and sink.dropped == 1
-
-
-async def test_spliced_relay_closes_an_idle_client_with_timeout(local_app_url: str) -> None:
-    """No input for RELAY_IDLE_TIMEOUT: x-fal-error TIMEOUT and close 4003, as relay.py does."""
-    async with serve_splice(splice_settings(local_app_url, idle_timeout=0.5)) as base:
-        async with websockets.connect(f"{base}/local/echo/realtime",
-                                      additional_headers={"Authorization": "Key relay-key-1"}) as ws:
-            await ws.send(pack(size=10, seq=1))
-            assert msgpack.unpackb(await ws.recv())["seq"] == 1
-            payload = await expect_error(ws, "TIMEOUT", 4003)
-    assert payload["reason"] == "no input for 0.5 s; reconnect when needed"
 
 
 def test_the_inline_paths_relay_exactly_what_the_general_path_does() -> None:
@@ -328,4 +295,4 @@ def test_an_error_goes_to_on_error_and_stops_the_direction() -> None:
     up = splice.ClientToUpstream(Hooks(), max_frame_bytes=1 << 20, upstream=upstream, on_error=errors.append)
     up.feed(client_frame(b"hello", splice.OP_TEXT))
     up.feed(client_frame(pack(seed=1)))
-    assert [type(e) for e in errors] == [splice.SpliceError] and upstream.writes == [] and up.closed
+    assert [type(e) for e in errors] == [splice.InvalidData] and upstream.writes == [] and up.closed

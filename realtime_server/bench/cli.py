@@ -3,7 +3,7 @@
 The transport mode (default) measures the `local/echo` app over every route: a closed-loop sweep
 over frame sizes on one session, an open-loop sweep over concurrent sessions at a set input rate,
 a live-session fan-out on the relay (one driver at a set input rate, 1, 10, 100 viewers), and a
-stalled viewer on the relay (and the splice prototype). The render mode measures
+stalled viewer on the relay. The render mode measures
 `local/preview` end to end instead.
 Points are taken route after route for each size, so drift on a busy machine hits all routes alike.
 """
@@ -33,8 +33,7 @@ from .runner import RssSampler, measure, measure_fanout
 from .stats import FanoutPoint, Point, check_targets, comparisons
 
 logger = logging.getLogger(__name__)
-ROUTES = ("direct", "relay", "nginx", "splice", "floor")
-SPLICE_MODULE = "realtime_server.bench.splice_app"  # experimental: the relay's checks with a spliced hot path
+ROUTES = ("direct", "relay", "nginx", "floor")
 FLOOR_MODULE = "realtime_server.bench.floor"  # for scale: a bare Python TCP forwarder, frame sizes only
 
 
@@ -111,8 +110,6 @@ def start_routes(stack: ExitStack, args: argparse.Namespace, upstream_url: str, 
             routes[name] = stack.enter_context(procs.relay(upstream_url, log_path=args.relay_log))
         elif name == "floor":
             routes[name] = stack.enter_context(procs.relay(upstream_url, module=FLOOR_MODULE, name="floor"))
-        elif name == "splice":
-            routes[name] = stack.enter_context(procs.relay(upstream_url, module=SPLICE_MODULE, name="splice"))
         elif name == "nginx":
             routes[name] = stack.enter_context(procs.nginx(upstream_url, buffer_bytes, args.nginx))
     return routes
@@ -186,7 +183,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         buffer_bytes = max([*args.sizes, args.concurrency_frame_bytes, 1024 * 1024]) + 64
         routes = start_routes(stack, args, upstream_url, buffer_bytes)
         points = list(plan(args, routes))
-        stall_routes = [routes[r] for r in ("relay", "splice") if r in routes and routes[r].available]
+        stall_routes = [routes[r] for r in ("relay",) if r in routes and routes[r].available]
         if args.mode != "transport" or args.stall_seconds <= 0:
             stall_routes = []
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -208,10 +205,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 progress.advance(task)
         meta["routes"] = {name: {"available": r.available, "reason": r.reason} for name, r in routes.items()}
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
-    # Who is compared with whom: the relay and the splice prototype with direct and nginx, the splice with
-    # the relay (before/after), and nginx with direct (what a tuned C proxy costs).
-    pairs = {"relay": ("direct", "nginx"), "splice": ("direct", "nginx", "relay"), "nginx": ("direct",),
-             "floor": ("nginx",)}
+    # Who is compared with whom: the relay with direct and nginx, nginx with direct (what a tuned C proxy
+    # costs), and the bare Python forwarder with nginx (what any Python relay costs at least).
+    pairs = {"relay": ("direct", "nginx"), "nginx": ("direct",), "floor": ("nginx",)}
     present = set(meta["routes"])
     growth = {s["route"]: s["growth_bytes"] for s in stalls}
     result: dict[str, Any] = {
@@ -226,7 +222,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "stall": stalls,
         "targets": [
             t.__dict__ | {"route": subject}
-            for subject in ("relay", "splice") if subject in present and args.mode == "transport"
+            for subject in ("relay",) if subject in present and args.mode == "transport"
             for t in check_targets(sizes, conc, growth.get(subject),
                                    subject=subject, frame_bytes=65536 if 65536 in args.sizes else max(args.sizes),
                                    busy_sessions=max(args.sessions))

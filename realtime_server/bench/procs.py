@@ -154,7 +154,7 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
           log_path: Path | None = None, name: str = "relay") -> Iterator[Route]:
     """The relay as a deployment runs it, with limits opened wide enough not to shape the load.
 
-    `module` may name another server configured the same way (the experimental splice prototype).
+    `module` may name another server configured the same way (the bare forwarder, `floor`).
     """
     port = free_port()
     secret = secrets.token_urlsafe(32)

@@ -17,8 +17,7 @@ from rich.table import Table
 
 from .stats import PERCENTILES
 
-ROUTE_COLOURS = {"direct": "tab:green", "relay": "tab:blue", "nginx": "tab:orange", "splice": "tab:purple",
-                 "floor": "tab:gray"}
+ROUTE_COLOURS = {"direct": "tab:green", "relay": "tab:blue", "nginx": "tab:orange", "floor": "tab:gray"}
 
 
 def _size(n: int) -> str:
