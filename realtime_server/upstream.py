@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -115,6 +117,12 @@ class UpstreamProtocol(asyncio.Protocol):
             self.lost.set_result(None)
 
 
+@functools.lru_cache(maxsize=4)
+def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    """The default client context (system CAs, or SSL_CERT_FILE/SSL_CERT_DIR), built once, not per leg."""
+    return ssl.create_default_context()
+
+
 def _handshake(url: str, headers: dict[str, str]) -> tuple[bytes, bytes]:
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -139,7 +147,7 @@ async def connect(settings: Settings, target: Target) -> tuple[asyncio.Transport
         async with asyncio.timeout(settings.upstream_open_timeout):
             transport, protocol = await loop.create_connection(
                 lambda: UpstreamProtocol(request, accept), parts.hostname or "", parts.port or (443 if secure else 80),
-                ssl=True if secure else None,  # the default context: system CAs, or SSL_CERT_FILE
+                ssl=_tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")) if secure else None,
             )
             await protocol.opened
     except HandshakeRefused as exc:
