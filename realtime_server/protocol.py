@@ -250,10 +250,18 @@ def check_input(frame: bytes, max_bytes: int) -> dict[str, Any]:
 
 
 def _depth(value: Any, level: int = 1) -> int:
+    """How deep `value` nests, a scalar counting one level; recursion only into containers."""
     if level > _MAX_DEPTH:
         return level
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return level
+    deepest = level
+    for child in children:
+        depth = _depth(child, level + 1) if isinstance(child, dict | list) else level + 1
+        if depth > deepest:
+            deepest = depth
+    return deepest

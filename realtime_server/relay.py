@@ -100,8 +100,10 @@ class RateLimit:
         self._clock = clock
         self._last = clock()
 
-    def take(self) -> bool:
-        now = self._clock()
+    def take(self, now: float | None = None) -> bool:
+        """Spend one token if there is one; `now` saves a clock read when the caller has one."""
+        if now is None:
+            now = self._clock()
         self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
         self._last = now
         if self._tokens < 1.0:
@@ -151,6 +153,7 @@ class Relay:
         self.settings = settings
         self.target = target
         self.metrics = metrics
+        self._counts = metrics.counts
         self._fanout = fanout  # a live session's viewers, when this client drives one
         self.to_upstream = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)
         self.down: splice.UpstreamToClients | None = None  # the current upstream leg's frames
@@ -162,10 +165,10 @@ class Relay:
         self._closing = False  # the relay's close frame is out
         self._upstream_idle = False
         self._resent = False  # the unanswered input was sent again once after an upstream TIMEOUT
-        self._sent_at = 0.0  # when the oldest unanswered input went upstream, for the latency histogram
+        self._sent_at = 0.0  # when the oldest unanswered input came in (monotonic), for the latency histogram
         self._rate = RateLimit(settings.max_inputs_per_second)
         self._loop = asyncio.get_running_loop()
-        self._last_input = self._loop.time()
+        self._last_input = time.monotonic()
         self._written = self._dropped = 0  # the client sink's counts already published to metrics
 
     async def run(self, websocket: WebSocket) -> RelayError | None:
@@ -188,11 +191,23 @@ class Relay:
             self._set_error(exc)
         finally:
             self._idle.cancel()
-            self._publish_sink_counts()
-            if self._transport is not None:
-                self._transport.close()
-        await self._close_client(client)
+            self.to_upstream.closed = True  # no more inputs go upstream
+            try:
+                await self._close_client(client)  # may wait for the rest of a frame from upstream
+            finally:
+                self._publish_sink_counts()
+                self._close_upstream()
         return self.error
+
+    def _close_upstream(self) -> None:
+        """Say goodbye to the app with a close frame (masked, as a client must), then hang up."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        mask = os.urandom(4)
+        transport.write(splice.frame_header(splice.OP_CLOSE, 2, mask)  # type: ignore[attr-defined]
+                        + splice.unmask(struct.pack(">H", protocol.CloseCode.NORMAL_CLOSURE), mask))
+        transport.close()
 
     async def _relay(self, client: SplicedClient) -> None:
         """Open upstream legs one after another: a leg ends with upstream's idle TIMEOUT, and the next
@@ -212,7 +227,7 @@ class Relay:
                 return
             if not self._upstream_idle:
                 raise protocol.UpstreamError("upstream closed the connection unexpectedly (code 1006)")
-            transport.close()
+            self._close_upstream()
             self.to_upstream.upstream = None  # inputs wait in `pending` for the next leg
             logger.info("upstream idle app=%s; reopens on next input", self.target.app)
             if self.to_upstream.pending is None:
@@ -279,7 +294,7 @@ class Relay:
 
     def _check_idle(self) -> None:
         """One timer per idle period instead of one per input (inputs arrive up to 60 times a second)."""
-        left = self._last_input + self.settings.idle_timeout - self._loop.time()
+        left = self._last_input + self.settings.idle_timeout - time.monotonic()
         if left > 0:
             self._idle = self._loop.call_later(left, self._check_idle)
             return
@@ -294,30 +309,28 @@ class Relay:
     def _publish_sink_counts(self) -> None:
         if self.client is None:
             return
-        sink = self.client.sink
-        if sink.written != self._written:
-            self.metrics.frames_out.inc(sink.written - self._written)
-            self._written = sink.written
-        if sink.dropped != self._dropped:
-            self.metrics.dropped_out.inc(sink.dropped - self._dropped)
-            self._dropped = sink.dropped
+        sink, counts = self.client.sink, self._counts
+        counts.frames_out += sink.written - self._written
+        counts.dropped_out += sink.dropped - self._dropped
+        self._written, self._dropped = sink.written, sink.dropped
 
     # splice.ClientHooks: client -> upstream
 
     def on_input(self, payload: bytes) -> None:
         protocol.check_input(payload, self.settings.max_frame_bytes)
-        self._last_input = self._loop.time()
-        if not self._rate.take():
+        self._last_input = now = time.monotonic()
+        if not self._rate.take(now):
             raise protocol.RateLimited(
                 f"more than {self.settings.max_inputs_per_second:g} inputs per second; send the newest input only"
             )
-        self.metrics.frames_in.inc()
-        self.metrics.bytes_in.inc(len(payload))
+        counts = self._counts
+        counts.frames_in += 1
+        counts.bytes_in += len(payload)
         to_upstream = self.to_upstream
         if to_upstream.pending is not None and (to_upstream.upstream is None or to_upstream.upstream_paused):
-            self.metrics.dropped_in.inc()  # the waiting input is about to be replaced by this one
+            counts.dropped_in += 1  # the waiting input is about to be replaced by this one
         if not self._sent_at:
-            self._sent_at = time.perf_counter()
+            self._sent_at = now
         self._resent = False
         if self._upstream_idle:
             self._wake.set()  # `run` opens the next leg; the input waits in `pending`
@@ -339,10 +352,11 @@ class Relay:
 
     def on_upstream_frame(self, length: int) -> None:
         self.to_upstream.unanswered = None
-        self.metrics.frames_upstream.inc()
-        self.metrics.bytes_upstream.inc(length)
+        counts = self._counts
+        counts.frames_upstream += 1
+        counts.bytes_upstream += length
         if self._sent_at:
-            self.metrics.latency.observe(time.perf_counter() - self._sent_at)
+            counts.observe_latency(time.monotonic() - self._sent_at)
             self._sent_at = 0.0
         self._publish_sink_counts()
 
@@ -355,7 +369,7 @@ class Relay:
             else:
                 self._set_error(UpstreamReportedError(text, control))
             return False
-        self.metrics.frames_upstream.inc()
+        self._counts.frames_upstream += 1
         if self._fanout is not None:
             self._fanout(text)
         return True

@@ -139,6 +139,6 @@ async def watch(websocket: WebSocket, session: LiveSession, outbox: Outbox, metr
                 await websocket.send_bytes(frame)
             else:
                 await websocket.send_text(frame)
-            metrics.frames_out.inc()
+            metrics.counts.frames_out += 1
 
     await first_completed(read(), write())

@@ -382,14 +382,17 @@ class ClientToUpstream:
     _fragmented_bytes: int = 0
 
     def feed(self, data: bytes) -> None:
-        """Take one read. The usual case, a read that is exactly one small masked binary frame, is
-        handled inline (no copy, few calls); anything else goes the general way."""
+        """Take one read. The usual case, a read that is exactly one masked binary frame of up to
+        64 KiB, is handled inline (no copy, few calls); anything else goes the general way."""
         try:
             n = len(data)
-            if not self._buf and n > 6 and data[0] == 0x82 and not self.closed and self._fragments is None:
-                length = data[1] & 0x7F
-                if data[1] & 0x80 and length < 126 and length + 6 == n:
-                    self.hooks.on_input(unmask(data[6:], data[2:6]))
+            if not self._buf and n > 6 and data[0] == 0x82 and data[1] & 0x80 and not self.closed \
+                    and self._fragments is None:
+                length, size = data[1] & 0x7F, 6
+                if length == 126:
+                    length, size = (data[2] << 8 | data[3]) if n > 8 else -1, 8
+                if length + size == n and length <= self.max_frame_bytes:
+                    self.hooks.on_input(unmask(data[size:], data[size - 4 : size]))
                     upstream = self.upstream
                     if upstream is None or self.upstream_paused:
                         self.send_input(data)
