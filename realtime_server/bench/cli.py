@@ -59,7 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="transport: local/echo over every route (default); render: local/preview end to end")
     parser.add_argument("--routes", default=",".join(ROUTES), help="comma-separated subset of %(default)s")
     parser.add_argument("--sizes", type=_ints, default=_ints("4k,64k,512k"), help="reply frame sizes (4k,64k,512k)")
-    parser.add_argument("--sessions", type=_ints, default=[1, 10, 50, 200], help="concurrency sweep (1,10,50,200)")
+    parser.add_argument("--sessions", type=_counts, default=[1, 10, 50, 200],
+                        help="concurrency sweep (1,10,50,200); 0 skips it")
     parser.add_argument("--rate", type=float, default=10.0, help="inputs/s per session in the concurrency sweep")
     parser.add_argument("--concurrency-frame-bytes", type=lambda t: _ints(t)[0], default=65536,
                         help="reply size in the concurrency sweep (64k)")
@@ -225,7 +226,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             for subject in ("relay",) if subject in present and args.mode == "transport"
             for t in check_targets(sizes, conc, growth.get(subject),
                                    subject=subject, frame_bytes=65536 if 65536 in args.sizes else max(args.sizes),
-                                   busy_sessions=max(args.sessions))
+                                   busy_sessions=max(args.sessions, default=0))
         ],
     }
     return result
