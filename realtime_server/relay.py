@@ -8,7 +8,7 @@ is busy; latest frame wins for a slow client. fal's realtime servers end an idle
 x-fal-error TIMEOUT; the relay absorbs it and reopens upstream on the next input (at once, if the
 last input went unanswered).
 
-Live-session viewers are served by Starlette's WebSocket through an `Outbox` of two frames each.
+A live session's viewers get the driver's frames through `sessions.py`.
 """
 
 from __future__ import annotations
@@ -18,76 +18,23 @@ import logging
 import os
 import struct
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from . import protocol, splice, upstream
 from .metrics import Metrics
 from .protocol import RelayError
 from .serving import SPLICE_EXTENSION, SplicedClient
+from .sessions import Frame
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
-
-Frame = bytes | str
 # Upstream close codes that end a session normally (then the next input reopens upstream).
 _NORMAL_CLOSES = (1000, 1001)
-
-
-class OutboxClosed(Exception):
-    """Raised by `Outbox.get` once the outbox is closed and empty."""
-
-
-class Outbox:
-    """Frames waiting for one receiver; beyond `size`, the oldest is dropped (latest frame wins)."""
-
-    def __init__(self, size: int = 2) -> None:
-        self._frames: deque[Frame] = deque()
-        self._size = size
-        self._ready = asyncio.Event()
-        self._closed = False
-
-    def put(self, frame: Frame) -> bool:
-        """Queue `frame`; return True when an older frame had to be dropped for it."""
-        dropped = len(self._frames) >= self._size
-        if dropped:
-            self._frames.popleft()
-        self._frames.append(frame)
-        self._ready.set()
-        return dropped
-
-    async def get(self) -> Frame:
-        while not self._frames:
-            if self._closed:
-                raise OutboxClosed
-            self._ready.clear()
-            await self._ready.wait()
-        return self._frames.popleft()
-
-    def close(self) -> None:
-        """No more frames will come; `get` raises `OutboxClosed` once the queued ones are taken."""
-        self._closed = True
-        self._ready.set()
-
-
-async def first_completed(*coroutines: Coroutine[Any, Any, None]) -> None:
-    """Run the pumps of one connection until the first ends; cancel the rest; re-raise what ended it."""
-    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError, WebSocketDisconnect, RelayError):
-                await task
-    for task in done:
-        task.result()
 
 
 class RateLimit:
@@ -159,7 +106,7 @@ class Relay:
         self.down: splice.UpstreamToClients | None = None  # the current upstream leg's frames
         self.error: RelayError | None = None
         self.client: SplicedClient | None = None
-        self._transport: asyncio.BaseTransport | None = None  # the current upstream leg
+        self._transport: asyncio.Transport | None = None  # the current upstream leg
         self._wake = asyncio.Event()
         self._client_closed = False
         self._closing = False  # the relay's close frame is out
@@ -205,7 +152,7 @@ class Relay:
         if transport is None or transport.is_closing():
             return
         mask = os.urandom(4)
-        transport.write(splice.frame_header(splice.OP_CLOSE, 2, mask)  # type: ignore[attr-defined]
+        transport.write(splice.frame_header(splice.OP_CLOSE, 2, mask)
                         + splice.unmask(struct.pack(">H", protocol.CloseCode.NORMAL_CLOSURE), mask))
         transport.close()
 
@@ -261,7 +208,7 @@ class Relay:
                 async with asyncio.timeout(1.0):
                     await asyncio.shield(stopped)
             except TimeoutError:
-                client.sink.transport.abort()  # type: ignore[attr-defined]
+                client.transport.abort()
                 return
         if self.error is not None:
             client.close(self.error.close_code, protocol.close_reason(self.error.reason), self.error.frame())
@@ -270,7 +217,7 @@ class Relay:
         else:
             client.close(protocol.CloseCode.NORMAL_CLOSURE)
         if self._client_closed or not self.to_upstream.discard_until_close():
-            client.sink.transport.close()  # type: ignore[attr-defined]
+            client.transport.close()
         else:
             self._closing = True  # the client's closing frame ends it (see `on_client_close`)
 
@@ -340,12 +287,12 @@ class Relay:
         if self.down is not None and not self.down.closed:
             self.down.write_between_frames(pong)
         elif self.client is not None:
-            self.client.sink.transport.write(pong)
+            self.client.transport.write(pong)
 
     def on_client_close(self, payload: bytes) -> None:
         self._client_closed = True
         if self._closing and self.client is not None:
-            self.client.sink.transport.close()  # type: ignore[attr-defined]
+            self.client.transport.close()
         self._wake.set()
 
     # splice.UpstreamHooks: upstream -> client
@@ -388,7 +335,7 @@ class Relay:
     def on_upstream_ping(self, payload: bytes) -> None:
         if self._transport is not None:
             mask = os.urandom(4)
-            self._transport.write(  # type: ignore[attr-defined]
+            self._transport.write(
                 splice.frame_header(splice.OP_PONG, len(payload), mask) + splice.unmask(payload, mask))
 
     def on_upstream_close(self, payload: bytes) -> None:

@@ -41,6 +41,7 @@ class SplicedClient:
     """What `start` hands back: the client as a sink, inputs uvicorn had already parsed, and the socket's end."""
 
     sink: Sink
+    transport: asyncio.Transport  # the client's socket, the sink's writer
     early_inputs: list[bytes]
     lost: asyncio.Future[None]  # the socket is gone
     shutdown: asyncio.Future[None]  # the server is stopping: close with 1012, which invites a reconnect
@@ -87,7 +88,7 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
             self._lost.set_result(None)
         elif self._sink.paused:
             self._stall_timer()
-        return SplicedClient(self._sink, early, self._lost, self._shutdown, self.close_spliced)
+        return SplicedClient(self._sink, self.transport, early, self._lost, self._shutdown, self.close_spliced)
 
     def close_spliced(self, code: int = 1000, reason: str = "", text: str | None = None) -> None:
         """Send an optional text frame (an x-fal-error) and a close frame; the socket closes when the app returns."""

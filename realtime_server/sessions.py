@@ -11,19 +11,74 @@ the `session` query parameter (see README, "Live sessions").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections import deque
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol
 from .metrics import Metrics
-from .relay import Frame, Outbox, OutboxClosed, first_completed
+from .protocol import RelayError
 from .settings import Settings
 from .tickets import Ticket
 
 SessionKey = tuple[str, str]  # (ticket issuer, session id): two backends never share a session
+Frame = bytes | str
+
+
+class OutboxClosed(Exception):
+    """Raised by `Outbox.get` once the outbox is closed and empty."""
+
+
+class Outbox:
+    """Frames waiting for one receiver; beyond `size`, the oldest is dropped (latest frame wins)."""
+
+    def __init__(self, size: int = 2) -> None:
+        self._frames: deque[Frame] = deque()
+        self._size = size
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def put(self, frame: Frame) -> bool:
+        """Queue `frame`; return True when an older frame had to be dropped for it."""
+        dropped = len(self._frames) >= self._size
+        if dropped:
+            self._frames.popleft()
+        self._frames.append(frame)
+        self._ready.set()
+        return dropped
+
+    async def get(self) -> Frame:
+        while not self._frames:
+            if self._closed:
+                raise OutboxClosed
+            self._ready.clear()
+            await self._ready.wait()
+        return self._frames.popleft()
+
+    def close(self) -> None:
+        """No more frames will come; `get` raises `OutboxClosed` once the queued ones are taken."""
+        self._closed = True
+        self._ready.set()
+
+
+async def first_completed(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run the halves of a viewer's connection until the first ends; cancel the rest; re-raise what ended it."""
+    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, WebSocketDisconnect, RelayError):
+                await task
+    for task in done:
+        task.result()
 
 
 @dataclass
