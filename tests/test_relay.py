@@ -156,3 +156,25 @@ async def test_dev_ticket_refuses_bad_requests(make_relay) -> None:
     assert garbage.status_code == 400
     assert listed.json() == {"error": "the body must be a JSON object"}
     assert (no_session.status_code, no_session.json()) == (400, {"error": "a role needs a session"})
+
+
+async def test_keepalive_is_answered_on_both_hops(make_relay) -> None:
+    """An upstream and a client that both ping every 0.1 s and give up after 0.3 s without a pong
+    (uvicorn, which serves fal's apps, pings every 20 s) stay connected through 1.5 s of silence."""
+    from websockets.asyncio.server import serve
+
+    async def upstream_app(ws) -> None:
+        async for message in ws:
+            await ws.send(message)  # an input is a msgpack map: echoing it is a valid output
+
+    async with serve(upstream_app, "127.0.0.1", 0, ping_interval=0.1, ping_timeout=0.3) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with make_relay(upstream_url=f"ws://127.0.0.1:{port}", allowed_apps=("test/echo",)) as relay:
+            async with websockets.connect(relay.url("test/echo", ticket=relay.ticket(apps=("test/echo",))),
+                                          ping_interval=0.1, ping_timeout=0.3) as ws:
+                await ws.send(pack(seq=1))
+                assert (await next_frame(ws))["seq"] == 1
+                await asyncio.sleep(1.5)
+                await ws.send(pack(seq=2))
+                assert (await next_frame(ws))["seq"] == 2
+            assert relay.metric("relay_upstream_opens_total") == 1
