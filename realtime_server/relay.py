@@ -136,6 +136,8 @@ class Relay:
                 f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on"))
         except RelayError as exc:
             self._set_error(exc)
+        except Exception as exc:  # a bug: the client still gets an x-fal-error and a close, not a dead socket
+            self._fail(exc)
         finally:
             self._idle.cancel()
             self.to_upstream.closed = True  # no more inputs go upstream

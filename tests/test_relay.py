@@ -8,12 +8,13 @@ import json
 import logging
 
 import httpx
+import msgpack
 import websockets
 from PIL import Image
 
 from realtime_server.local_app.renderer import RENDERER_NAME
 
-from .conftest import LOCAL_SESSION_TIMEOUT, RunningRelay, next_frame, pack
+from .conftest import LOCAL_SESSION_TIMEOUT, RunningRelay, expect_error, next_frame, pack
 
 
 async def test_ticket_client_receives_jpeg_frames(relay: RunningRelay) -> None:
@@ -178,3 +179,31 @@ async def test_keepalive_is_answered_on_both_hops(make_relay) -> None:
                 await ws.send(pack(seq=2))
                 assert (await next_frame(ws))["seq"] == 2
             assert relay.metric("relay_upstream_opens_total") == 1
+
+
+async def test_an_error_waits_for_the_frame_part_way_out(make_relay) -> None:
+    """The client breaks a rule while a 200 KB frame is half relayed: it gets the whole frame, then
+    the x-fal-error and the close, never a close frame inside a data frame."""
+    from websockets.asyncio.server import serve
+
+    from realtime_server.splice import OP_BINARY, frame_header
+
+    async def upstream_app(ws) -> None:
+        async for _ in ws:
+            payload = msgpack.packb({"seq": 1, "pad": bytes(200_000)}, use_bin_type=True)
+            ws.transport.write(frame_header(OP_BINARY, len(payload)) + payload[:1000])  # half a frame, by hand
+            await asyncio.sleep(0.5)
+            ws.transport.write(payload[1000:])
+
+    async with serve(upstream_app, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with make_relay(upstream_url=f"ws://127.0.0.1:{port}", allowed_apps=("test/slow",)) as relay:
+            async with websockets.connect(relay.url("test/slow", ticket=relay.ticket(apps=("test/slow",))),
+                                          max_size=None) as ws:
+                await ws.send(pack(seq=1))
+                await asyncio.sleep(0.2)  # the first 1,000 bytes are on their way to the client
+                await ws.send("not an input")
+                frame = await next_frame(ws)
+                assert frame["seq"] == 1 and len(frame["pad"]) == 200_000
+                payload = await expect_error(ws, "BAD_FRAME", 1007)
+    assert payload["reason"] == "expected a binary msgpack frame, got a text frame"
