@@ -94,6 +94,8 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         """Send an optional text frame (an x-fal-error) and a close frame; the socket closes when the app returns."""
         if self.close_sent or self.disconnected:
             return
+        if self._sink is not None:
+            self._sink.parked = None  # a frame waiting for the client to drain must not follow the close
         if text is not None:
             body = text.encode()
             self.transport.write(frame_header(OP_TEXT, len(body)) + body)

@@ -238,3 +238,23 @@ async def test_never_reading_client_is_let_go(make_relay) -> None:
                 sloth.close()
     assert after_tasks <= tasks, f"{after_tasks - tasks} handler tasks still wait on clients that never read"
     assert after_fds <= fds + 5, f"{after_fds - fds - 5} relay sockets still held for clients that never read"
+
+
+async def test_a_frame_parked_for_a_stalled_client_never_follows_the_close(make_relay) -> None:
+    """A client stops reading while frames pour in, and idles out: when it reads again it finds
+    whole frames, then the x-fal-error, then the close, and nothing after it."""
+    async with fault_upstream() as url, make_relay(upstream_url=url, allowed_apps=FAULT_APPS,
+                                                   idle_timeout=1.0) as relay:
+        raw = await RawSocket.open(relay, f"/fault/echo/realtime?fal_jwt_token={relay.ticket(apps=FAULT_APPS)}")
+        try:
+            raw.writer.write(client_frame(0x2, pack(seq=1, size=256 * 1024, count=40)))
+            await asyncio.sleep(2.0)  # not reading: frames are parked, then the idle timeout closes
+            frames = []
+            while (frame := await raw.next_frame(limit=5)) is not None:
+                frames.append(frame)
+        finally:
+            raw.close()
+    opcodes = [opcode for opcode, _ in frames]
+    assert opcodes[-2:] == [0x1, 0x8], opcodes[-5:]  # x-fal-error, close: the last two frames
+    assert json.loads(frames[-2][1])["error"] == "TIMEOUT"
+    assert set(opcodes[:-2]) == {0x2} and all(len(payload) > 256 * 1024 for _, payload in frames[:-2])
