@@ -146,7 +146,15 @@ class Relay:
             finally:
                 self._publish_sink_counts()
                 self._close_upstream()
+                client.lost.add_done_callback(self._release)
         return self.error
+
+    def _release(self, _: object = None) -> None:
+        """Once the client's socket is gone, drop what ties the sockets to this object, so a
+        finished connection is freed at once instead of waiting for the cycle collector."""
+        self.client = self.down = self._transport = None
+        self._idle.cancel()
+        del self._idle, self.to_upstream  # the timer's callback and the splice's hooks point back here
 
     def _close_upstream(self) -> None:
         """Say goodbye to the app with a close frame (masked, as a client must), then hang up."""

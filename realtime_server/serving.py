@@ -160,6 +160,12 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
             self._stalled.cancel()
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
+        # Break the reference cycles through this protocol (scope -> extension -> protocol, and the
+        # relay's splice -> protocol) so refcounting frees the connection now, not a late GC pass.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(SPLICE_EXTENSION, None)
+        self._on_data = None
 
 
 def websocket_protocol(send_timeout: float) -> type[RelayWebSocketProtocol]:
