@@ -215,6 +215,8 @@ async def test_soak_keeps_memory_and_fds_flat(tmp_path: Path) -> None:
         f"relay fds: {baseline_fds} before sessions, peak {max(f for _, _, f in samples)} during, "
         f"{final_fds} after they closed",
         f"p99 latency drift (last/first steady minute): {drift:.2f}x",
+        "relay RSS per minute (MiB): " + ", ".join(
+            f"{minute}:{rss / 1024:.1f}" for minute, rss in sorted({int(t // 60): r for t, r, _ in samples}.items())),
         "p99 latency per minute (ms): " + ", ".join(f"{m}:{p99s[m] * 1000:.0f}" for m in minutes),
     ] + [f"error: {e}" for e in tally.errors[:20]]
     report = "\n".join(lines)

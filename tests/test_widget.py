@@ -142,7 +142,8 @@ async def test_widget_draws_frames_and_fires_events_in_order(make_relay) -> None
         await page.wait_for_function(f"Number({fps}) > 0", timeout=WAIT_MS)
         assert float(await page.evaluate(_shadow("a", "getElementById('p50').textContent"))) > 0
         # Page CSS stays out of the widget, and the widget's CSS stays out of the page.
-        assert await page.evaluate(f"getComputedStyle({_shadow('a', 'querySelector(`canvas`)')}).borderTopWidth") == "0px"
+        canvas = _shadow("a", "querySelector(`canvas`)")
+        assert await page.evaluate(f"getComputedStyle({canvas}).borderTopWidth") == "0px"
         assert await page.evaluate("getComputedStyle(document.getElementById('probe')).display") == "inline"
         await page.evaluate("document.getElementById('a').remove()")
         await page.wait_for_function("window.events.a.at(-1).state === 'closed'", timeout=WAIT_MS)
@@ -266,13 +267,15 @@ async def test_two_widgets_on_one_page_do_not_interfere(make_relay) -> None:
 
 
 async def test_viewer_widget_watches_and_never_sends(make_relay) -> None:
-    """`mode="viewer"`: it waits for the driver, draws the driver's frames, never sends, and ends when the driver goes."""
+    """`mode="viewer"`: it waits for the driver, draws the driver's frames, never sends, and ends when the
+    driver goes."""
     async with embedding(make_relay) as (relay, backend, page):
         sockets: list[str] = []
         page.on("websocket", lambda socket: sockets.append(socket.url))
         viewer_status = _shadow("viewer", "getElementById('status').textContent")
         await page.evaluate("""add('<fal-live-canvas id="viewer" mode="viewer" app="local/preview"'
-                                   + ' ticket-url="/ticket" session="thread-9" prompt="let me drive"></fal-live-canvas>')""")
+                                   + ' ticket-url="/ticket" session="thread-9"'
+                                   + ' prompt="let me drive"></fal-live-canvas>')""")
         await page.wait_for_function(f"{viewer_status} === 'Waiting for the live session to start…'", timeout=WAIT_MS)
         await page.evaluate("""add('<fal-live-canvas id="driver" app="local/preview" ticket-url="/ticket"'
                                    + ' session="thread-9" prompt="a shared picture" seed="5"></fal-live-canvas>')""")
