@@ -387,7 +387,7 @@ class ClientToUpstream:
         try:
             n = len(data)
             if not self._buf and n > 6 and data[0] == 0x82 and data[1] & 0x80 and not self.closed \
-                    and self._fragments is None:
+                    and self._fragments is None and not self._discarding:
                 length, size = data[1] & 0x7F, 6
                 if length == 126:
                     length, size = (data[2] << 8 | data[3]) if n > 8 else -1, 8

@@ -296,3 +296,13 @@ def test_an_error_goes_to_on_error_and_stops_the_direction() -> None:
     up.feed(client_frame(b"hello", splice.OP_TEXT))
     up.feed(client_frame(pack(seed=1)))
     assert [type(e) for e in errors] == [splice.InvalidData] and upstream.writes == [] and up.closed
+
+
+def test_after_the_relays_close_inputs_are_dropped_and_the_clients_close_still_reported() -> None:
+    """Discarding: a whole input in one read (the inline path) is not forwarded; the close is seen."""
+    hooks, upstream = Hooks(), FakeTransport()
+    up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
+    assert up.discard_until_close()
+    up.feed(client_frame(pack(seed=1)))
+    up.feed(client_frame(b"\x03\xe8", splice.OP_CLOSE))
+    assert upstream.writes == [] and hooks.inputs == [] and hooks.closes == [b""] and up.closed
