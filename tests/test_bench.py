@@ -156,3 +156,15 @@ def test_percentiles_interpolate_like_numpy() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 99.9) == pytest.approx(3.997)
     summary = latency_summary([1_000_000, 2_000_000, 3_000_000])
     assert summary["p50"] == 2.0 and summary["max"] == 3.0 and summary["mean"] == 2.0
+
+
+def test_plot_survives_a_fanout_that_measured_no_cpu(smoke: tuple[subprocess.CompletedProcess[str], Path],
+                                                      tmp_path: Path) -> None:
+    """A short fan-out can measure 0 CPU ticks on every point: the plot keeps a linear axis, not a crash."""
+    from realtime_server.bench.report import write_plot
+
+    result = json.loads((smoke[1] / "bench.json").read_text())
+    for point in result["fanout"]:
+        point["proxy_cpu_us_per_frame"] = point["proxy_cpu_us_per_input"] = 0.0
+    write_plot(result, tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -235,6 +235,12 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _log_scale_if_positive(ax: Any, values: Sequence[float | None]) -> None:
+    """A log y axis needs a positive value: a short run can measure 0 CPU ticks on every point."""
+    if any(v is not None and v > 0 and math.isfinite(v) for v in values):
+        ax.set_yscale("log")
+
+
 def _plot_fanout(latency_ax: Any, cpu_ax: Any, points: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
     """Per-viewer p50/p99 (pooled over viewers, with the driver's own round trip) and relay CPU vs viewers."""
     pts = sorted(points, key=lambda p: p["viewers"])
@@ -258,7 +264,7 @@ def _plot_fanout(latency_ax: Any, cpu_ax: Any, points: Sequence[dict[str, Any]],
     cpu_ax.plot(xs, [p["proxy_cpu_us_per_input"] or math.nan for p in pts], marker="s", color=colour,
                 linestyle="--", label="per driver input")
     cpu_ax.set_xscale("log")
-    cpu_ax.set_yscale("log")
+    _log_scale_if_positive(cpu_ax, [p[k] for p in pts for k in ("proxy_cpu_us_per_frame", "proxy_cpu_us_per_input")])
     cpu_ax.set_xlabel("viewers of one live session")
     cpu_ax.set_ylabel("µs of relay CPU")
     cpu_ax.set_title("fan-out: relay CPU")
