@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -126,9 +125,7 @@ class Relay:
         try:
             for data in client.early_inputs:  # parsed by uvicorn before the splice: framed anew
                 self.on_input(data)
-                mask = os.urandom(4)
-                self.to_upstream.send_input(splice.frame_header(splice.OP_BINARY, len(data), mask)
-                                            + splice.unmask(data, mask))
+                self.to_upstream.send_input(splice.masked_frame(splice.OP_BINARY, data))
             async with asyncio.timeout(self.settings.max_session_seconds):
                 await self._relay(client)
         except TimeoutError:
@@ -161,9 +158,7 @@ class Relay:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        mask = os.urandom(4)
-        transport.write(splice.frame_header(splice.OP_CLOSE, 2, mask)
-                        + splice.unmask(struct.pack(">H", protocol.CloseCode.NORMAL_CLOSURE), mask))
+        transport.write(splice.masked_frame(splice.OP_CLOSE, struct.pack(">H", protocol.CloseCode.NORMAL_CLOSURE)))
         transport.close()
 
     async def _relay(self, client: SplicedClient) -> None:
@@ -344,9 +339,7 @@ class Relay:
 
     def on_upstream_ping(self, payload: bytes) -> None:
         if self._transport is not None:
-            mask = os.urandom(4)
-            self._transport.write(
-                splice.frame_header(splice.OP_PONG, len(payload), mask) + splice.unmask(payload, mask))
+            self._transport.write(splice.masked_frame(splice.OP_PONG, payload))
 
     def on_upstream_close(self, payload: bytes) -> None:
         code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005

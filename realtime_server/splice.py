@@ -100,6 +100,12 @@ def frame_header(opcode: int, length: int, mask: bytes | None = None, fin: bool 
     return head + (mask or b"")
 
 
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """A whole frame as a client must send it: masked with a fresh random key (RFC 6455, 5.3)."""
+    mask = os.urandom(4)
+    return frame_header(opcode, len(payload), mask) + unmask(payload, mask)
+
+
 class Writer(Protocol):
     """The part of `asyncio.Transport` a splice writes to."""
 
@@ -514,8 +520,7 @@ class ClientToUpstream:
         """A fragmented input is checked whole and sent upstream as one frame with a fresh mask."""
         self._fragments = None
         self.hooks.on_input(payload)
-        mask = os.urandom(4)
-        self.send_input(frame_header(OP_BINARY, len(payload), mask) + unmask(payload, mask))
+        self.send_input(masked_frame(OP_BINARY, payload))
 
     def send_input(self, frame: bytes) -> None:
         if self.upstream is None or self.upstream_paused:
