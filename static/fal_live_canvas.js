@@ -105,8 +105,9 @@ async function fetchTicket(url, request) {
  * Properties: the same names (`ticketUrl`), plus `getTicket`, `input`, `state`, `stats`, `viewer`.
  *
  * @emits statechange  detail `{state, previous}`, state one of LIVE_STATES
- * @emits frame        detail `{bitmap, bytes, contentType, result, latencyMs, timings}`; the bitmap is
- *                     closed after the event, so copy it (`createImageBitmap(bitmap)`) to keep it
+ * @emits frame        detail `{bitmap, bytes, contentType, result, latencyMs, timings, input}`; `input` is
+ *                     the input the frame answers (null for a viewer); the bitmap is closed after the
+ *                     event, so copy it (`createImageBitmap(bitmap)`) to keep it
  * @emits error        detail `{code, reason, error}`: the relay's x-fal-error code and reason
  */
 export class FalLiveCanvas extends HTMLElement {
@@ -177,7 +178,7 @@ export class FalLiveCanvas extends HTMLElement {
         }
     }
 
-    /** `async ({app, session, role}) => ({url, ticket, expires_in})`; wins over `ticket-url` and `ticket`. */
+    /** `async ({app, session, role}) => ({url, ticket, expires_in, role?})`; wins over `ticket-url` and `ticket`. */
     get getTicket() {
         return this._getTicket;
     }
@@ -240,8 +241,9 @@ export class FalLiveCanvas extends HTMLElement {
         if (!image) {
             throw new Error("no frame to keep yet");
         }
-        if ((image.content_type || "image/jpeg") === "image/jpeg") {
-            return new Blob([image.content], { type: "image/jpeg" });
+        const bytes = image.content;
+        if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) { // a JPEG, whatever content_type says
+            return new Blob([bytes], { type: "image/jpeg" });
         }
         return new Promise((resolve, reject) => {
             this._canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("could not encode the frame"))),
@@ -302,6 +304,9 @@ export class FalLiveCanvas extends HTMLElement {
             const getTicket = async () => {
                 const answer = await source();
                 this._role = answer.role || null;
+                if (this.viewer) {
+                    this._client?.discardPending(); // typed before the ticket said this page only watches
+                }
                 if (!answer.url && !fallbackUrl) {
                     throw new Error("no app: set the app attribute, or answer with a url");
                 }
@@ -385,7 +390,7 @@ export class FalLiveCanvas extends HTMLElement {
         this._emit("statechange", { state, previous });
     }
 
-    _onFrame({ bitmap, image, result, latencyMs }) {
+    _onFrame({ bitmap, image, result, latencyMs, input }) {
         if (bitmap) {
             if (this._canvas.width !== bitmap.width || this._canvas.height !== bitmap.height) {
                 this._canvas.width = bitmap.width;
@@ -407,6 +412,7 @@ export class FalLiveCanvas extends HTMLElement {
             result,
             latencyMs,
             timings: result?.timings ?? null,
+            input,
         });
         bitmap?.close();
     }

@@ -49,6 +49,9 @@ export const ERROR_CODES = Object.freeze({
     INTERNAL_ERROR: "INTERNAL_ERROR",
 });
 
+/** `code` of the error when `getTicket` fails: the page's own backend refused, not the relay. */
+export const NO_TICKET = "NO_TICKET";
+
 /** Connection states, in the order a healthy connection goes through them. */
 export const STATES = Object.freeze({
     IDLE: "idle",
@@ -98,7 +101,8 @@ function percentile(sorted, p) {
  * A realtime connection through the relay.
  *
  * @emits statechange  detail `{state}`
- * @emits frame        detail `{bitmap, image, result, latencyMs}`
+ * @emits frame        detail `{bitmap, image, result, latencyMs, input}`; `input` is the input this frame
+ *                     answers (null when none was waiting, e.g. for a viewer)
  * @emits message      detail: an x-fal-message payload
  * @emits error        detail: a `RealtimeError`
  */
@@ -135,6 +139,8 @@ export class RealtimeClient extends EventTarget {
         this._renewTimer = null;
         this._attempts = 0;
         this._ticketExpiresAt = 0;
+        this._renewals = 0; // bumped to cancel ticket requests still in flight
+        this._frames = Promise.resolve(); // frames decode one after another, so they are emitted in order
         this._frameTimes = [];
         this._latencies = [];
         this._closedByUser = false;
@@ -162,7 +168,7 @@ export class RealtimeClient extends EventTarget {
                 await this._renewTicket();
             }
         } catch (error) {
-            this._fail(new RealtimeError(ERROR_CODES.UNAUTHORIZED, `could not get a ticket: ${error.message}`));
+            this._fail(new RealtimeError(NO_TICKET, `could not get a ticket: ${error.message}`));
             return;
         }
         if (this._closedByUser) {
@@ -195,12 +201,18 @@ export class RealtimeClient extends EventTarget {
         }
     }
 
+    /** Forget the input waiting to be sent, e.g. when the ticket turns out to be a viewer's. */
+    discardPending() {
+        this._pending = null;
+        clearTimeout(this._sendTimer);
+    }
+
     /** Close for good: no reconnect, timers cleared. */
     close() {
         this._closedByUser = true;
         clearTimeout(this._sendTimer);
         clearTimeout(this._retryTimer);
-        clearTimeout(this._renewTimer);
+        this._stopRenewing();
         if (this._ws && this._ws.readyState <= WebSocket.OPEN) {
             this._ws.close(CLOSE_CODES.NORMAL_CLOSURE);
         }
@@ -209,7 +221,11 @@ export class RealtimeClient extends EventTarget {
     }
 
     async _renewTicket() {
+        const renewal = this._renewals;
         const answer = await this.getTicket();
+        if (renewal !== this._renewals) {
+            return; // closed, failed or gone idle meanwhile: no ticket, no next renewal
+        }
         this.ticket = answer.ticket;
         if (answer.url) {
             this.url = answer.url;
@@ -221,13 +237,18 @@ export class RealtimeClient extends EventTarget {
         this._renewTimer = setTimeout(() => this._renewTicket().catch(() => {}), lifetime * 0.8);
     }
 
+    _stopRenewing() {
+        this._renewals += 1;
+        clearTimeout(this._renewTimer);
+    }
+
     _flush() {
         const ws = this._ws;
         if (!ws || ws.readyState !== WebSocket.OPEN || this._pending === null) {
             return;
         }
         const now = performance.now();
-        while (this._inFlight.length && now - this._inFlight[0] > STALL_MS) {
+        while (this._inFlight.length && now - this._inFlight[0].at > STALL_MS) {
             this._inFlight.shift(); // upstream dropped that input (its own newest-wins); stop waiting for it
         }
         if (this._inFlight.length >= this.maxInFlight) {
@@ -243,10 +264,10 @@ export class RealtimeClient extends EventTarget {
         this._pending = null;
         ws.send(encode(input));
         this._lastSendAt = now;
-        this._inFlight.push(now);
+        this._inFlight.push({ at: now, input });
     }
 
-    async _onMessage(data) {
+    _onMessage(data) {
         if (typeof data === "string") {
             let payload;
             try {
@@ -267,8 +288,8 @@ export class RealtimeClient extends EventTarget {
         }
         const received = performance.now();
         const result = decode(new Uint8Array(data));
-        const sentAt = this._inFlight.shift();
-        const latencyMs = sentAt === undefined ? null : received - sentAt;
+        const sent = this._inFlight.shift();
+        const latencyMs = sent === undefined ? null : received - sent.at;
         if (latencyMs !== null) {
             this._latencies.push(latencyMs);
             if (this._latencies.length > LATENCY_SAMPLES) {
@@ -279,12 +300,26 @@ export class RealtimeClient extends EventTarget {
         this._flush();
         this.lastResult = result;
         const image = result && Array.isArray(result.images) ? result.images[0] : undefined;
+        const input = sent === undefined ? null : sent.input;
+        this._frames = this._frames.then(() => this._emitFrame(image, result, latencyMs, input));
+    }
+
+    async _emitFrame(image, result, latencyMs, input) {
         let bitmap = null;
         if (image && image.content && this.decodeImages) {
             const blob = new Blob([image.content], { type: image.content_type || "image/jpeg" });
-            bitmap = await createImageBitmap(blob);
+            try {
+                bitmap = await createImageBitmap(blob);
+            } catch (error) {
+                this._emit("error", new RealtimeError(ERROR_CODES.BAD_FRAME, `could not decode the image: ${error.message}`));
+                return;
+            }
         }
-        this._emit("frame", { bitmap, image, result, latencyMs });
+        if (this._closedByUser) {
+            bitmap?.close();
+            return;
+        }
+        this._emit("frame", { bitmap, image, result, latencyMs, input });
     }
 
     _onClose(ws, event) {
@@ -302,6 +337,7 @@ export class RealtimeClient extends EventTarget {
             this.lastError.closeCode = code;
         }
         if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT) {
+            this._stopRenewing(); // an idle client fetches no tickets; connect() gets one when needed
             this._setState(STATES.IDLE); // the next send() reconnects
             return;
         }
@@ -310,6 +346,7 @@ export class RealtimeClient extends EventTarget {
         }
         const fatal = FATAL_CLOSE_CODES.has(code) || (code === CLOSE_CODES.TICKET_EXPIRED && !this.getTicket);
         if (fatal || this._attempts >= this.reconnectOptions.maxAttempts) {
+            this._stopRenewing();
             if (this.lastError) {
                 this._setState(STATES.ERROR); // its x-fal-error was emitted when it arrived
             } else {
@@ -325,9 +362,10 @@ export class RealtimeClient extends EventTarget {
     }
 
     _fail(error) {
+        this._stopRenewing();
         this.lastError = error;
+        this._emit("error", error); // the error first, then the state, as when the relay refuses
         this._setState(STATES.ERROR);
-        this._emit("error", error);
     }
 
     _setState(state) {

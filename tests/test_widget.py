@@ -45,6 +45,7 @@ class Backend:
     port: int
     relay: RunningRelay | None = None
     lifetime: int = 300
+    delay: float = 0.0  # seconds the ticket endpoint takes to answer
     minted: list[dict[str, Any]] = field(default_factory=list)
     server: Starlette | None = None
 
@@ -60,6 +61,7 @@ class Backend:
         async def ticket(request: Request) -> Response:
             assert self.relay is not None
             body = await request.json()
+            await asyncio.sleep(self.delay)
             app = body.get("app") or "local/preview"
             session = body.get("session")
             token = self.relay.ticket(
@@ -67,7 +69,9 @@ class Backend:
             )
             claims = jwt.decode(token, options={"verify_signature": False})
             self.minted.append({"app": app, "exp": claims["exp"], "role": claims.get("role"), "at": time.time()})
-            return JSONResponse({"url": self.relay.url(app), "ticket": token, "expires_in": self.lifetime})
+            # What is left of the ticket's life: `exp` is whole seconds, so up to a second less than `lifetime`.
+            expires_in = claims["exp"] - time.time()
+            return JSONResponse({"url": self.relay.url(app), "ticket": token, "expires_in": expires_in})
 
         self.server = Starlette(routes=[Route("/", page), Route("/ticket", ticket, methods=["POST"])])
         return self.server
@@ -90,17 +94,28 @@ async def _serve(app: Starlette, port: int) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def embedding(
-    make_relay: Callable[..., Any], lifetime: int = 300, **relay_changes: Any
-) -> AsyncIterator[tuple[RunningRelay, Backend, Page]]:
-    """A relay that admits the site's origin, the site's backend, and its page open in Chromium."""
-    backend = Backend(port=free_port(), lifetime=lifetime)
+async def embedding_site(
+    make_relay: Callable[..., Any], lifetime: int = 300, ticket_delay: float = 0.0, **relay_changes: Any
+) -> AsyncIterator[tuple[RunningRelay, Backend]]:
+    """A relay that admits the site's origin, and the site's backend serving its page."""
+    backend = Backend(port=free_port(), lifetime=lifetime, delay=ticket_delay)
     async with (
         make_relay(allowed_origins=(backend.origin,), **relay_changes) as relay,
         _serve(backend.app(), backend.port),
-        chromium() as browser,
     ):
         backend.relay = relay
+        yield relay, backend
+
+
+@asynccontextmanager
+async def embedding(
+    make_relay: Callable[..., Any], lifetime: int = 300, ticket_delay: float = 0.0, **relay_changes: Any
+) -> AsyncIterator[tuple[RunningRelay, Backend, Page]]:
+    """`embedding_site`, with the site's page open in Chromium."""
+    async with (
+        embedding_site(make_relay, lifetime, ticket_delay, **relay_changes) as (relay, backend),
+        chromium() as browser,
+    ):
         page = await browser.new_page()
         page_errors: list[str] = []
         page.on("pageerror", lambda error: page_errors.append(str(error)))
@@ -185,6 +200,38 @@ async def test_widget_renews_its_ticket_across_an_expiry(make_relay) -> None:
     # The relay never saw an expired ticket: each reconnect came with a fresh one.
     assert relay.metric("relay_errors_total", code="TICKET_EXPIRED") == 0
     assert len(backend.minted) >= 2 and backend.minted[-1]["at"] * 1000 > first_expiry_ms
+
+
+async def test_widget_renews_its_ticket_before_expiry_while_live(make_relay) -> None:
+    """A three-second ticket is renewed at 80 % of its life on the open connection, not at the next reconnect."""
+    async with embedding(make_relay, lifetime=3) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket"'
+                                   + ' prompt="a lighthouse"></fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        async with asyncio.timeout(WAIT_MS / 1000):
+            while len(backend.minted) < 2:
+                await asyncio.sleep(0.05)
+        events = await _events(page, "a")
+    first, second = backend.minted[:2]
+    assert second["at"] < first["exp"]
+    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
+    assert relay.metric("relay_connections_total", outcome="accepted") == 1
+
+
+async def test_widget_stops_asking_for_tickets_once_removed_or_refused(make_relay) -> None:
+    """Removed while its ticket request is in flight, or refused by the relay: no more ticket requests."""
+    async with embedding(make_relay, lifetime=2, ticket_delay=0.4) as (relay, backend, page):
+        await page.evaluate("""() => {
+            add('<fal-live-canvas id="gone" app="local/preview" ticket-url="/ticket" prompt="x"></fal-live-canvas>');
+            setTimeout(() => document.getElementById('gone').remove(), 100);
+            add('<fal-live-canvas id="refused" app="local/other" ticket-url="/ticket" prompt="x"></fal-live-canvas>');
+        }""")
+        await page.wait_for_function("window.events.refused.at(-1)?.state === 'error'", timeout=WAIT_MS)
+        await asyncio.sleep(4.0)  # two renewal periods of a two-second ticket
+        gone = await _events(page, "gone")
+    assert [e["state"] for e in gone if e["type"] == "statechange"] == ["connecting", "closed"]
+    assert sorted(m["app"] for m in backend.minted) == ["local/other", "local/preview"]
+    assert relay.metric("relay_connections_total", outcome="accepted") == 0
 
 
 async def test_widget_shows_the_relays_error_for_a_refused_app(make_relay) -> None:
@@ -330,6 +377,34 @@ async def test_readme_ticket_endpoint_serves_the_widget(make_relay) -> None:
         )
     assert refused == [403, 200] and stranger == 403
     assert backend.minted == []  # every ticket came from the README's endpoint
+
+
+async def test_readme_ticket_endpoint_runs_a_live_session(make_relay) -> None:
+    """README's endpoint puts `session` and `role` in tickets: the driver it allows drives, a viewer watches,
+    and asking to drive a session one may not drive gets a viewer ticket."""
+    async with embedding(make_relay) as (relay, backend, page):
+        example = _readme_example(relay.base, relay.settings.shared_secret or "")
+        example["current_user_id"] = lambda request: "42"
+        example["may_drive"] = lambda user_id, session: session == "board-1"
+        example["APPS"].add("local/preview")
+        assert backend.server is not None
+        backend.server.router.routes.extend(example["app"].routes)
+        await page.evaluate("""() => {
+            add('<fal-live-canvas id="driver" app="local/preview" ticket-url="/fal/ticket" session="board-1"'
+                + ' prompt="a shared board" seed="3"></fal-live-canvas>');
+            add('<fal-live-canvas id="viewer" app="local/preview" ticket-url="/fal/ticket" session="board-1"'
+                + ' mode="viewer"></fal-live-canvas>');
+            add('<fal-live-canvas id="hopeful" app="local/preview" ticket-url="/fal/ticket" session="board-2"'
+                + ' prompt="let me drive"></fal-live-canvas>');
+        }""")
+        await _wait_frames(page, "viewer", 1)
+        waiting = _shadow("hopeful", "getElementById('status').textContent")
+        await page.wait_for_function(f"{waiting} === 'Waiting for the live session to start…'", timeout=WAIT_MS)
+        viewers = await page.evaluate("['driver', 'viewer', 'hopeful'].map((id) => document.getElementById(id).viewer)")
+        events = await _events(page, "viewer")
+    assert viewers == [False, True, True]
+    assert {e["seed"] for e in events if e["type"] == "frame"} == {3}
+    assert relay.metric("relay_errors_total", code="VIEWER_READ_ONLY") == 0
 
 
 async def test_widget_docs_page_runs_its_example(make_relay) -> None:
