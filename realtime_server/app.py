@@ -15,8 +15,7 @@ import logging
 import mimetypes
 import re
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
@@ -34,7 +33,7 @@ from .metrics import Metrics
 from .protocol import RelayError
 from .relay import ConnectionLimits, Relay
 from .serving import SPLICE_EXTENSION
-from .sessions import SessionHub, watch
+from .sessions import SessionHub
 from .settings import Settings
 from .upstream import Target
 
@@ -160,17 +159,6 @@ async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -
         pass
 
 
-@asynccontextmanager
-async def _session_limit(settings: Settings) -> AsyncIterator[None]:
-    try:
-        async with asyncio.timeout(settings.max_session_seconds):
-            yield
-    except TimeoutError:
-        raise protocol.SessionExpired(
-            f"sessions last at most {settings.max_session_seconds:g} s; reconnect to go on"
-        ) from None
-
-
 def create_app(settings: Settings) -> Starlette:
     """Build the relay for `settings`; the upstream URL must already be resolved."""
     metrics = Metrics()
@@ -199,9 +187,9 @@ def create_app(settings: Settings) -> Starlette:
                 raise protocol.RelayError("the relay must be served by realtime_server.serving (realtime-server)")
             role = ticket.role or "driver"
             with limits.admit(ticket.sub), ExitStack() as stack:
-                session, outbox = None, None
+                session, viewer = None, None
                 if role == "viewer":
-                    session, outbox = stack.enter_context(hub.watch(ticket, target.app))
+                    session, viewer = stack.enter_context(hub.watch(ticket, target.app))
                 elif ticket.session is not None:
                     session = stack.enter_context(hub.drive(ticket, target.app))
                 metrics.connections.labels(role).inc()
@@ -211,25 +199,19 @@ def create_app(settings: Settings) -> Starlette:
                     "connection open sub=%s app=%s role=%s session=%s peer=%s",
                     ticket.sub, target.app, role, ticket.session or "-", peer,
                 )
-                if session is not None and outbox is not None:
-                    await websocket.accept()
-                    async with _session_limit(settings):
-                        await watch(websocket, session, outbox, metrics)
+                # Both close their own sockets: spliced frames bypass Starlette's WebSocket.
+                if session is not None and viewer is not None:
+                    error = await viewer.run(websocket, session)
                 else:
-                    # The driver's Relay closes its own socket (spliced frames bypass Starlette's WebSocket).
                     fanout = session.publish if session else None
                     error = await Relay(settings, target, metrics, fanout).run(websocket)
-                    if error is not None:
-                        metrics.connections_total.labels(error.error.value).inc()
-                        _count_error(error, metrics)
-                        logger.info("connection ended sub=%s app=%s role=%s error=%s reason=%s",
-                                    ticket.sub, target.app, role, error.error, error.reason)
-                    else:
-                        logger.info("connection closed sub=%s app=%s role=%s", ticket.sub, target.app, role)
-                    return
-            logger.info("connection closed sub=%s app=%s role=%s by=client", ticket.sub, target.app, role)
-            if websocket.application_state is WebSocketState.CONNECTED:
-                await websocket.close(protocol.CloseCode.NORMAL_CLOSURE)
+                if error is not None:
+                    metrics.connections_total.labels(error.error.value).inc()
+                    _count_error(error, metrics)
+                    logger.info("connection ended sub=%s app=%s role=%s error=%s reason=%s",
+                                ticket.sub, target.app, role, error.error, error.reason)
+                else:
+                    logger.info("connection closed sub=%s app=%s role=%s", ticket.sub, target.app, role)
         except RelayError as exc:
             logger.info("connection refused or ended peer=%s error=%s reason=%s", peer, exc.error, exc.reason)
             metrics.connections_total.labels(exc.error.value).inc()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -26,6 +26,7 @@ class FrameCounts:
     bytes_upstream: int = 0
     dropped_in: int = 0
     dropped_out: int = 0
+    dropped_viewers: int = 0
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
 
@@ -36,11 +37,11 @@ class FrameCounts:
 
 
 class _FrameCountsCollector(Collector):
-    def __init__(self, counts: FrameCounts) -> None:
-        self.counts = counts
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        c = self.counts
+        c = self.metrics.counts
         frames = CounterMetricFamily("relay_frames", "Frames relayed", labels=["direction"])
         for direction, value in (("in", c.frames_in), ("upstream", c.frames_upstream), ("out", c.frames_out)):
             frames.add_metric([direction], value)
@@ -59,17 +60,26 @@ class _FrameCountsCollector(Collector):
         latency = HistogramMetricFamily("relay_frame_latency_seconds",
                                         "Input from the client to the upstream frame answering it",
                                         buckets=buckets, sum_value=c.latency_sum)
-        yield from (frames, sizes, dropped, latency)
+        viewers_dropped = CounterMetricFamily(
+            "relay_viewer_frames_dropped", "Frames skipped for live-session viewers that fell behind"
+        )
+        viewers_dropped.add_metric([], c.dropped_viewers)
+        viewers = GaugeMetricFamily("relay_session_viewers", "Viewers of each live session now", labels=["session"])
+        for session, count in self.metrics.session_viewers():
+            viewers.add_metric([session], count)
+        yield from (frames, sizes, dropped, latency, viewers_dropped, viewers)
 
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     counts: FrameCounts = field(default_factory=FrameCounts)
+    # (session id, viewers) of each live session; the session hub sets it
+    session_viewers: Callable[[], Iterable[tuple[str, int]]] = lambda: ()
 
     def __post_init__(self) -> None:
         r = self.registry
-        r.register(_FrameCountsCollector(self.counts))
+        r.register(_FrameCountsCollector(self))
         self.connections = Gauge("relay_open_connections", "Open client connections", ["role"], registry=r)
         self.connections_total = Counter(
             "relay_connections_total", "Client connections by outcome", ["outcome"], registry=r
@@ -77,12 +87,9 @@ class Metrics:
         self.errors = Counter("relay_errors_total", "x-fal-error frames sent, by code", ["code"], registry=r)
         self.upstream_opens = Counter("relay_upstream_opens_total", "Upstream connections opened", registry=r)
         self.sessions = Gauge("relay_live_sessions", "Live sessions with a driver on this replica", registry=r)
-        self.viewers = Histogram(
-            "relay_viewers_per_session", "Viewers of a live session, sampled when one joins",
-            buckets=(1, 2, 5, 10, 25, 50, 100, 250), registry=r,
-        )
-        self.viewer_dropped = Counter(
-            "relay_viewer_frames_dropped_total", "Frames a slow viewer skipped", registry=r
+        self.viewer_skipped = Histogram(
+            "relay_viewer_skipped_frames", "Frames each viewer skipped over its connection, observed as it leaves",
+            buckets=(0, 1, 10, 100, 1000, 10000), registry=r,
         )
 
     def render(self) -> bytes:

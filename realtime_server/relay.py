@@ -8,7 +8,7 @@ is busy; latest frame wins for a slow client. fal's realtime servers end an idle
 x-fal-error TIMEOUT; the relay absorbs it and reopens upstream on the next input (at once, if the
 last input went unanswered).
 
-A live session's viewers get the driver's frames through `sessions.py`.
+A live session's viewers get a copy of each frame relayed to the driver (`sessions.py`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from . import protocol, splice, upstream
 from .metrics import Metrics
 from .protocol import RelayError
 from .serving import SPLICE_EXTENSION, SplicedClient
-from .sessions import Frame
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ class Relay:
     """
 
     def __init__(self, settings: Settings, target: upstream.Target, metrics: Metrics,
-                 fanout: Callable[[Frame], None] | None = None) -> None:
+                 fanout: Callable[[bytes], None] | None = None) -> None:
         self.settings = settings
         self.target = target
         self.metrics = metrics
@@ -322,8 +321,6 @@ class Relay:
                 self._set_error(UpstreamReportedError(text, control))
             return False
         self._counts.frames_upstream += 1
-        if self._fanout is not None:
-            self._fanout(text)
         return True
 
     def _absorb_timeout(self) -> None:

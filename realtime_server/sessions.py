@@ -1,106 +1,185 @@
 """Live sessions: one driver's frames fanned out to many viewers on this replica.
 
 A ticket with `session` and `role: driver` opens a session; tickets for the same session (and
-issuer) with `role: viewer` watch it. Viewers get the driver's frames as the very same bytes
-objects, each through its own two-frame `Outbox`, so a slow viewer skips frames and never slows
-the driver or the others. A viewer that joins late gets the latest frame at once; one that joins
-early waits for the driver. When the driver leaves, every viewer is told and closed.
-Sessions live only on the replica holding the driver: a load balancer routes viewers there by
-the `session` query parameter (see README, "Live sessions").
+issuer) with `role: viewer` watch it. Viewers are spliced like drivers (`splice.py`): each frame
+the driver's upstream sends is copied out of the stream once, as its own bytes (header and
+payload, as upstream framed it), and that one bytes object is written to every viewer's socket.
+A viewer whose socket is full gets the newest frame parked instead (at most one frame held per
+viewer), so it skips frames and never slows the driver or the others. A viewer that joins late
+gets the latest frame at once; one that joins early waits for the driver. When the driver
+leaves, every viewer is told and closed. Sessions live only on the replica holding the driver: a
+load balancer routes viewers there by the `session` query parameter (see README, "Live sessions").
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager, suppress
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from . import protocol
+from . import protocol, splice
 from .metrics import Metrics
 from .protocol import RelayError
+from .serving import SPLICE_EXTENSION, SplicedClient
 from .settings import Settings
 from .tickets import Ticket
 
+logger = logging.getLogger(__name__)
 SessionKey = tuple[str, str]  # (ticket issuer, session id): two backends never share a session
-Frame = bytes | str
 
 
-class OutboxClosed(Exception):
-    """Raised by `Outbox.get` once the outbox is closed and empty."""
+def _text_frame(text: str) -> bytes:
+    body = text.encode()
+    return splice.frame_header(splice.OP_TEXT, len(body)) + body
 
 
-class Outbox:
-    """Frames waiting for one receiver; beyond `size`, the oldest is dropped (latest frame wins)."""
+class Viewer:
+    """One viewer's socket: frames written whole (so the relay's own pongs never cut into one),
+    latest frame wins while it is congested, and anything it sends besides pings and its close
+    refused. Implements `splice.ClientHooks`."""
 
-    def __init__(self, size: int = 2) -> None:
-        self._frames: deque[Frame] = deque()
-        self._size = size
-        self._ready = asyncio.Event()
-        self._closed = False
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.counts = metrics.counts
+        self.reader = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)
+        self.client: SplicedClient | None = None  # set once the socket is accepted and spliced
+        self.error: RelayError | None = None
+        self._closed_by_client = False
+        self._closing = False
+        self._wake = asyncio.Event()
+        self.skipped = 0  # frames this viewer skipped, once it has gone
 
-    def put(self, frame: Frame) -> bool:
-        """Queue `frame`; return True when an older frame had to be dropped for it."""
-        dropped = len(self._frames) >= self._size
-        if dropped:
-            self._frames.popleft()
-        self._frames.append(frame)
-        self._ready.set()
-        return dropped
+    def deliver(self, frame: bytes, output: bool) -> None:
+        """Write one of the driver's frames (the shared bytes object), or park it if the socket is full."""
+        client = self.client
+        if client is None or self._closing or self.error is not None:
+            return
+        sink = client.sink
+        if sink.congested():
+            if output:  # the newest output replaces a parked one; a text frame is skipped
+                if sink.parked is not None:
+                    sink.dropped += 1
+                    self.counts.dropped_viewers += 1
+                sink.parked = frame
+            else:
+                sink.dropped += 1
+                self.counts.dropped_viewers += 1
+            return
+        sink.transport.write(frame)
+        sink.written += 1
+        self.counts.frames_out += 1
 
-    async def get(self) -> Frame:
-        while not self._frames:
-            if self._closed:
-                raise OutboxClosed
-            self._ready.clear()
-            await self._ready.wait()
-        return self._frames.popleft()
+    def end(self) -> None:
+        """The driver left."""
+        self._set_error(protocol.SessionEnded("the driver left; this live session has ended"))
 
-    def close(self) -> None:
-        """No more frames will come; `get` raises `OutboxClosed` once the queued ones are taken."""
-        self._closed = True
-        self._ready.set()
+    async def run(self, websocket: WebSocket, session: LiveSession) -> RelayError | None:
+        """Accept, splice, show the session until it ends or the viewer goes; close with the reason."""
+        await websocket.accept()
+        client = self.client = websocket.scope["extensions"][SPLICE_EXTENSION]["start"](self.reader.feed)
+        try:
+            if client.early_inputs:
+                self.on_input(b"")
+            if session.driver_sub is None:
+                client.transport.write(_text_frame(
+                    protocol.message_frame("session_waiting", reason="waiting for the driver")))
+            elif session.last_frame is not None:
+                self.deliver(session.last_frame, output=True)
+            async with asyncio.timeout(self.settings.max_session_seconds):
+                await self._until_done(client)
+        except TimeoutError:
+            self._set_error(protocol.SessionExpired(
+                f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on"))
+        except RelayError as exc:
+            self._set_error(exc)
+        finally:
+            self._close(client)
+            self.skipped = client.sink.dropped
+            client.lost.add_done_callback(self._release)
+        return self.error
 
+    async def _until_done(self, client: SplicedClient) -> None:
+        while not (self.error is not None or self._closed_by_client or client.lost.done() or client.shutdown.done()):
+            self._wake.clear()
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait([waiter, client.lost, client.shutdown], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
 
-async def first_completed(*coroutines: Coroutine[Any, Any, None]) -> None:
-    """Run the halves of a viewer's connection until the first ends; cancel the rest; re-raise what ended it."""
-    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError, WebSocketDisconnect, RelayError):
-                await task
-    for task in done:
-        task.result()
+    def _close(self, client: SplicedClient) -> None:
+        if client.lost.done():
+            return
+        self._closing = True
+        if self.error is not None:
+            client.close(self.error.close_code, protocol.close_reason(self.error.reason), self.error.frame())
+        elif client.shutdown.done():
+            client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
+        else:
+            client.close(protocol.CloseCode.NORMAL_CLOSURE)
+        if self._closed_by_client or not self.reader.discard_until_close():
+            client.transport.close()
+
+    def _release(self, _: object = None) -> None:
+        """Break the cycle through the splice hooks once the socket is gone (freed by refcounting)."""
+        self.client = None
+        del self.reader
+
+    def _set_error(self, exc: RelayError) -> None:
+        if self.error is None:
+            self.error = exc
+        self._wake.set()
+
+    def _fail(self, exc: Exception) -> None:
+        if isinstance(exc, splice.FrameTooLarge):
+            exc = protocol.FrameTooLarge(exc.reason)
+        elif isinstance(exc, splice.SpliceError):
+            exc = protocol.ProtocolViolation(exc.reason)
+        elif not isinstance(exc, RelayError):
+            logger.error("viewer failed", exc_info=exc)
+            exc = protocol.RelayError("the relay failed; please reconnect")
+        self._set_error(exc)
+
+    # splice.ClientHooks
+
+    def on_input(self, payload: bytes) -> None:
+        raise protocol.ViewerReadOnly("viewers of a live session cannot send inputs; only the driver can")
+
+    def on_client_ping(self, payload: bytes) -> None:
+        if self.client is not None and not self._closing:
+            self.client.transport.write(splice.frame_header(splice.OP_PONG, len(payload)) + payload)
+
+    def on_client_close(self, payload: bytes) -> None:
+        self._closed_by_client = True
+        if self._closing and self.client is not None:
+            self.client.transport.close()
+        self._wake.set()
 
 
 @dataclass
 class LiveSession:
     key: SessionKey
     app: str
-    metrics: Metrics
     driver_sub: str | None = None
-    viewers: set[Outbox] = field(default_factory=set)
-    last_frame: bytes | None = None
+    viewers: set[Viewer] = field(default_factory=set)
+    last_frame: bytes | None = None  # the latest output, framed, for viewers who join late
 
-    def publish(self, frame: Frame) -> None:
-        """Hand one upstream frame to every viewer; binary frames are kept for late joiners."""
-        if isinstance(frame, bytes):
+    def publish(self, frame: bytes) -> None:
+        """Hand one whole upstream frame, as upstream framed it, to every viewer."""
+        output = frame[0] & 0x0F == splice.OP_BINARY
+        if output:
             self.last_frame = frame
-        for outbox in self.viewers:
-            if outbox.put(frame):
-                self.metrics.viewer_dropped.inc()
+        for viewer in self.viewers:
+            viewer.deliver(frame, output)
 
     def end(self) -> None:
-        for outbox in self.viewers:
-            outbox.close()
+        for viewer in self.viewers:
+            viewer.end()
 
 
 class SessionHub:
@@ -111,13 +190,19 @@ class SessionHub:
         self.metrics = metrics
         self.sessions: dict[SessionKey, LiveSession] = {}
         self._driven: dict[str, int] = {}
+        metrics.session_viewers = self.viewer_counts
+
+    def viewer_counts(self) -> Iterator[tuple[str, int]]:
+        """(session id, viewers) of each live session, for `/metrics`."""
+        for (_, session_id), session in self.sessions.items():
+            yield session_id, len(session.viewers)
 
     def _session(self, ticket: Ticket, app: str) -> LiveSession:
         assert ticket.session is not None
         key = (ticket.issuer, ticket.session)
         session = self.sessions.get(key)
         if session is None:
-            session = self.sessions[key] = LiveSession(key=key, app=app, metrics=self.metrics)
+            session = self.sessions[key] = LiveSession(key=key, app=app)
         elif session.app != app:
             raise protocol.AppNotAllowed(f"live session runs {session.app}, not {app}")
         return session
@@ -149,51 +234,24 @@ class SessionHub:
             if not self._driven[ticket.sub]:
                 del self._driven[ticket.sub]
             session.driver_sub = None
+            session.last_frame = None
             session.end()
-            session.viewers.clear()
             self._release(session)
 
     @contextmanager
-    def watch(self, ticket: Ticket, app: str) -> Iterator[tuple[LiveSession, Outbox]]:
-        """Join the ticket's session as a viewer with an outbox of its own."""
+    def watch(self, ticket: Ticket, app: str) -> Iterator[tuple[LiveSession, Viewer]]:
+        """Take a viewer's seat in the ticket's session while the block runs."""
         session = self._session(ticket, app)
         if len(session.viewers) >= self.settings.max_viewers_per_session:
             self._release(session)
             raise protocol.TooManyConnections(
                 f"this live session has its limit of {self.settings.max_viewers_per_session} viewers"
             )
-        outbox = Outbox()
-        if session.last_frame is not None:
-            outbox.put(session.last_frame)
-        session.viewers.add(outbox)
-        self.metrics.viewers.observe(len(session.viewers))
+        viewer = Viewer(self.settings, self.metrics)
+        session.viewers.add(viewer)
         try:
-            yield session, outbox
+            yield session, viewer
         finally:
-            session.viewers.discard(outbox)
+            session.viewers.discard(viewer)
+            self.metrics.viewer_skipped.observe(viewer.skipped)
             self._release(session)
-
-
-async def watch(websocket: WebSocket, session: LiveSession, outbox: Outbox, metrics: Metrics) -> None:
-    """Send a viewer its session's frames until the driver leaves; refuse anything it sends."""
-    if session.driver_sub is None:
-        await websocket.send_text(protocol.message_frame("session_waiting", reason="waiting for the driver"))
-
-    async def read() -> None:
-        message = await websocket.receive()
-        if message["type"] != "websocket.disconnect":
-            raise protocol.ViewerReadOnly("viewers of a live session cannot send inputs; only the driver can")
-
-    async def write() -> None:
-        while True:
-            try:
-                frame = await outbox.get()
-            except OutboxClosed:
-                raise protocol.SessionEnded("the driver left; this live session has ended") from None
-            if isinstance(frame, bytes):
-                await websocket.send_bytes(frame)
-            else:
-                await websocket.send_text(frame)
-            metrics.counts.frames_out += 1
-
-    await first_completed(read(), write())

@@ -170,7 +170,8 @@ class UpstreamToClients:
     sinks: list[Sink] = field(default_factory=list)
     frames: int = 0  # whole frames relayed (for metrics)
     closed: bool = False
-    # Set for a live session's driver: called with each whole output's payload (a copy), for the viewers.
+    # Set for a live session's driver: called with each whole frame relayed to the client (an output or a
+    # forwarded text frame), as one bytes object holding its header and payload, for the viewers.
     tap: Callable[[bytes], None] | None = None
     on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
     _head: bytes = b""  # a header split across reads (at most 14 bytes + 1 payload byte)
@@ -181,7 +182,6 @@ class UpstreamToClients:
     _output: bool = False  # the current frame is a whole binary message (an output)
     _length: int = 0  # its payload length
     _tapping: bytearray | None = None
-    _tap_header: int = 0
     _between: list[bytes] = field(default_factory=list)  # the relay's own frames, due at the next boundary
     _on_stop: Callable[[], None] | None = None
 
@@ -293,7 +293,7 @@ class UpstreamToClients:
         whole_message = self._output = opcode == OP_BINARY and bool(first & FIN)
         self._length = length
         if whole_message and self.tap is not None:
-            self._tapping, self._tap_header = bytearray(), size
+            self._tapping = bytearray()
         for sink in self.sinks:
             if whole_message and sink.congested():
                 self._flush_sink(sink, data, pos)  # park this frame instead of writing it
@@ -324,8 +324,8 @@ class UpstreamToClients:
             return
         if self._hold is None:
             if self._tapping is not None and self.tap is not None:
-                payload, self._tapping = bytes(self._tapping[self._tap_header :]), None
-                self.tap(payload)
+                frame, self._tapping = bytes(self._tapping), None
+                self.tap(frame)
             if self._output:
                 self.hooks.on_upstream_frame(self._length)
             return
@@ -341,6 +341,8 @@ class UpstreamToClients:
             for sink in self.sinks:
                 sink.transport.write(frame)
                 sink.written += 1
+            if self.tap is not None:
+                self.tap(frame)
 
     def _flush(self, data: bytes, pos: int) -> None:
         for sink in self.sinks:

@@ -1,6 +1,7 @@
 """A misbehaving realtime upstream for fault tests, dispatching by app path like websockets' tests.
 
-`/fault/echo` answers each input with a frame of `size` bytes (`count` times), `/fault/refuse`
+`/fault/echo` answers each input with a frame of `size` bytes (`count` times), after an x-fal-message
+`timings` text frame when the input has a `note`, `/fault/refuse`
 rejects the handshake, `/fault/slow` never completes it, `/fault/crash` dies after one input,
 `/fault/garbage` answers with bytes that are not msgpack, `/fault/error` sends its own x-fal-error,
 `/fault/ack` answers every input at once with `{"ack": n, "input": <the input's bytes>}`.
@@ -36,6 +37,8 @@ async def _handler(ws: ServerConnection) -> None:
     async for message in ws:
         inputs = msgpack.unpackb(message, raw=False) if isinstance(message, bytes) else {}
         if path.startswith("/fault/echo/"):
+            if "note" in inputs:
+                await ws.send(json.dumps({"type": "x-fal-message", "action": "timings", "note": inputs["note"]}))
             for _ in range(int(inputs.get("count", 1))):
                 await ws.send(msgpack.packb({"echo": inputs.get("seq"), "pad": b"\0" * int(inputs.get("size", 16))}))
         elif path.startswith("/fault/crash/"):
