@@ -46,6 +46,7 @@ class ErrorCode(enum.StrEnum):
     BAD_FRAME = "BAD_FRAME"
     FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
     RATE_LIMITED = "RATE_LIMITED"
+    CLIENT_TOO_SLOW = "CLIENT_TOO_SLOW"
     TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
     VIEWER_READ_ONLY = "VIEWER_READ_ONLY"
     SESSION_BUSY = "SESSION_BUSY"
@@ -123,6 +124,13 @@ class RateLimited(RelayError):
     """Raised when a client sends inputs faster than RELAY_MAX_INPUTS_PER_SECOND allows."""
 
     error, close_code = ErrorCode.RATE_LIMITED, CloseCode.TRY_AGAIN_LATER
+
+
+class ClientTooSlow(RelayError):
+    """Raised when a client has read nothing for RELAY_SEND_TIMEOUT while frames wait for it. The
+    error and the close go out behind what it has not read; a client that reads again gets them."""
+
+    error, close_code = ErrorCode.CLIENT_TOO_SLOW, CloseCode.TRY_AGAIN_LATER
 
 
 class TooManyConnections(RelayError):

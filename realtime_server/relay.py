@@ -121,6 +121,7 @@ class Relay:
         await websocket.accept()
         client = self.client = websocket.scope["extensions"][SPLICE_EXTENSION]["start"](self.to_upstream.feed)
         self._idle = self._loop.call_later(self.settings.idle_timeout, self._check_idle)
+        client.stalled.add_done_callback(self._stalled)
         try:
             for data in client.early_inputs:  # parsed by uvicorn before the splice: framed anew
                 self.on_input(data)
@@ -242,6 +243,10 @@ class Relay:
             logger.error("relay failed app=%s", self.target.app, exc_info=exc)
             exc = protocol.RelayError("the relay failed; please reconnect")
         self._set_error(exc)
+
+    def _stalled(self, _: object) -> None:
+        self._set_error(protocol.ClientTooSlow(
+            f"nothing was read for {self.settings.send_timeout:g} s while frames waited; reconnect when ready"))
 
     def _check_idle(self) -> None:
         """One timer per idle period instead of one per input (inputs arrive up to 60 times a second)."""

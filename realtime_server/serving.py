@@ -11,8 +11,9 @@ read from the client goes to `on_data` instead of uvicorn's frame parser, and th
 Bounds. uvicorn applies backpressure to what the app sends but answers pings as they arrive and
 waits without end for a peer that never reads. A relay facing the open internet needs both
 bounded, so reading stops while writes are paused (an unread flood of pongs cannot pile up) and a
-peer whose writes stay paused longer than RELAY_SEND_TIMEOUT is dropped (its socket is released,
-not kept forever).
+peer whose writes stay paused longer than RELAY_SEND_TIMEOUT is let go: a spliced client is told
+(`SplicedClient.stalled`; the relay queues its x-fal-error and close behind the unread frames and
+aborts the socket if they are still unread after CLOSE_TIMEOUT), any other is dropped at once.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class SplicedClient:
     early_inputs: list[bytes]
     lost: asyncio.Future[None]  # the socket is gone
     shutdown: asyncio.Future[None]  # the server is stopping: close with 1012, which invites a reconnect
+    stalled: asyncio.Future[None]  # the client has read nothing for send_timeout while frames wait
     close: Callable[..., None]
 
 
@@ -59,6 +61,7 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         self._sink: Sink | None = None
         self._lost: asyncio.Future[None] | None = None
         self._shutdown: asyncio.Future[None] | None = None
+        self._stall: asyncio.Future[None] | None = None
         self._stalled: asyncio.TimerHandle | None = None
 
     def handle_connect(self, event: Request) -> None:
@@ -84,11 +87,13 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         self._sink = Sink(self.transport, paused=not self.writable.is_set())
         self._lost = self.loop.create_future()
         self._shutdown = self.loop.create_future()
+        self._stall = self.loop.create_future()
         if self.disconnected:
             self._lost.set_result(None)
         elif self._sink.paused:
             self._stall_timer()
-        return SplicedClient(self._sink, self.transport, early, self._lost, self._shutdown, self.close_spliced)
+        return SplicedClient(self._sink, self.transport, early, self._lost, self._shutdown, self._stall,
+                             self.close_spliced)
 
     def close_spliced(self, code: int = 1000, reason: str = "", text: str | None = None) -> None:
         """Send an optional text frame (an x-fal-error) and a close frame; the socket closes when the app returns."""
@@ -103,7 +108,15 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(frame_header(OP_CLOSE, len(payload)) + payload)
         self.close_sent = True
         # The socket stays open for the client's closing frame (the app closes it then), up to this long.
-        self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.close)
+        self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_transport)
+
+    def _close_transport(self) -> None:
+        """Close gracefully once everything is handed to the kernel; a client that left our frames
+        unread is aborted, or its socket would wait on it forever."""
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
 
     def shutdown(self) -> None:
         """uvicorn would write its close frame now, possibly inside a spliced frame: let the relay close."""
@@ -137,7 +150,13 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _stall_timer(self) -> None:
         if self._stalled is None:
-            self._stalled = self.loop.call_later(self.send_timeout, self.transport.abort)
+            self._stalled = self.loop.call_later(self.send_timeout, self._on_stalled)
+
+    def _on_stalled(self) -> None:
+        if self._stall is None or self.close_sent:
+            self.transport.abort()  # not spliced, or already closing: nothing more can reach it
+        elif not self._stall.done():
+            self._stall.set_result(None)
 
     async def receive(self) -> Any:
         message = await super().receive()

@@ -82,6 +82,7 @@ class Viewer:
         """Accept, splice, show the session until it ends or the viewer goes; close with the reason."""
         await websocket.accept()
         client = self.client = websocket.scope["extensions"][SPLICE_EXTENSION]["start"](self.reader.feed)
+        client.stalled.add_done_callback(self._stalled)
         try:
             if client.early_inputs:
                 self.on_input(b"")
@@ -129,6 +130,10 @@ class Viewer:
         """Break the cycle through the splice hooks once the socket is gone (freed by refcounting)."""
         self.client = None
         del self.reader
+
+    def _stalled(self, _: object) -> None:
+        self._set_error(protocol.ClientTooSlow(
+            f"nothing was read for {self.settings.send_timeout:g} s while frames waited; reconnect when ready"))
 
     def _set_error(self, exc: RelayError) -> None:
         if self.error is None:

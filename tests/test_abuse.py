@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import socket
+import struct
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -15,6 +16,7 @@ import msgpack
 import pytest
 import websockets
 
+from realtime_server.protocol import CloseCode
 from realtime_server.relay import Relay
 
 from .conftest import RunningRelay, pack
@@ -238,6 +240,31 @@ async def test_never_reading_client_is_let_go(make_relay) -> None:
                 sloth.close()
     assert after_tasks <= tasks, f"{after_tasks - tasks} handler tasks still wait on clients that never read"
     assert after_fds <= fds + 5, f"{after_fds - fds - 5} relay sockets still held for clients that never read"
+
+
+async def test_client_that_stops_reading_is_told_why(make_relay) -> None:
+    """A client goes on sending but reads nothing: after the send timeout the relay queues CLIENT_TOO_SLOW
+    and its close behind the unread frames, so the client, reading again in time, learns why it was let go."""
+    async with fault_upstream() as url, make_relay(upstream_url=url, allowed_apps=FAULT_APPS,
+                                                   send_timeout=1.0) as relay:
+        raw = await RawSocket.open(relay, f"/fault/echo/realtime?fal_jwt_token={relay.ticket(apps=FAULT_APPS)}")
+        try:
+            raw.writer.write(client_frame(0x2, pack(seq=1, size=256 * 1024, count=60)))
+            await asyncio.sleep(1.8)  # past the send timeout, within the 2 s the relay waits for our close
+            frames = []
+            while (frame := await raw.next_frame(limit=5)) is not None:
+                frames.append(frame)
+        finally:
+            raw.close()
+        errors = relay.metric("relay_errors_total", code="CLIENT_TOO_SLOW")
+    opcodes = [opcode for opcode, _ in frames]
+    assert opcodes[-2:] == [0x1, 0x8], opcodes[-5:]
+    error = json.loads(frames[-2][1])
+    assert error["error"] == "CLIENT_TOO_SLOW"
+    assert error["reason"] == "nothing was read for 1 s while frames waited; reconnect when ready"
+    assert struct.unpack("!H", frames[-1][1][:2])[0] == CloseCode.TRY_AGAIN_LATER
+    assert set(opcodes[:-2]) == {0x2} and len(frames) - 2 < 60  # whole frames, and some were skipped
+    assert errors == 1
 
 
 async def test_a_frame_parked_for_a_stalled_client_never_follows_the_close(make_relay) -> None:
