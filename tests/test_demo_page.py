@@ -6,7 +6,7 @@ import asyncio
 
 from playwright.async_api import Page
 
-from .browser import ARTIFACTS, chromium
+from .browser import ARTIFACTS, FAKE_CAMERA, chromium
 
 # The page draws through <fal-live-canvas id="preview">; its canvas and HUD live in its shadow root.
 SHADOW = "document.getElementById('preview').shadowRoot"
@@ -48,6 +48,51 @@ async def test_demo_page_draws_frames_as_you_type(make_relay) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "demo_page.png"))
         assert errors == []
+
+
+# Every frame the page's widget draws, with the input it answers (image bytes as a length).
+RECORD_FRAMES = """
+    window.seen = [];
+    document.getElementById('preview').addEventListener('frame', ({ detail }) => window.seen.push({
+        seed: detail.result.seed, strength: detail.input?.strength, steps: detail.input?.num_inference_steps,
+        image: detail.input?.image_bytes?.length ?? 0,
+    }));
+"""
+
+
+async def test_demo_page_controls_and_webcam_drive_the_picture(make_relay) -> None:
+    """Seed, strength and steps reach the next input and its frame; the HUD shows p95; the webcam
+    (Chromium's test camera) goes out as image_bytes with each input and the picture follows it."""
+    async with make_relay(shared_secret=None) as relay, chromium(*FAKE_CAMERA) as browser:
+        page = await browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(relay.http + "/")
+        await page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=15_000)
+        await page.evaluate(RECORD_FRAMES)
+        await page.fill("#seed", "123")
+        await page.wait_for_function("window.seen.some((f) => f.seed === 123)", timeout=15_000)
+        await page.evaluate("""() => {
+            const strength = document.getElementById('strength');
+            strength.value = '0.3';
+            strength.dispatchEvent(new Event('input'));
+        }""")
+        await page.fill("#steps", "2")
+        await page.wait_for_function("window.seen.some((f) => f.strength === 0.3 && f.steps === 2)", timeout=15_000)
+        await page.wait_for_function(f"Number({SHADOW}.getElementById('p95').textContent) > 0", timeout=5_000)
+        assert await page.text_content("#strength-value") == "0.30"
+        without_camera = str(await page.evaluate(CANVAS_DATA))
+        await page.check("#webcam")
+        await page.wait_for_function("window.seen.filter((f) => f.image > 0).length >= 3", timeout=15_000)
+        with_camera = str(await page.evaluate(CANVAS_DATA))
+        seen = await page.evaluate("window.seen")
+        status = await page.text_content("#status")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "demo_page_webcam.png"))
+    camera_frames = [f for f in seen if f["image"]]
+    assert all((f["seed"], f["strength"], f["steps"]) == (123, 0.3, 2) for f in camera_frames)
+    assert with_camera != without_camera  # same prompt, seed and strength: the camera made the difference
+    assert status == "live" and errors == []
 
 
 async def test_demo_page_shows_relay_errors(make_relay) -> None:

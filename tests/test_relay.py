@@ -11,8 +11,10 @@ import httpx
 import msgpack
 import websockets
 from PIL import Image
+from websockets.asyncio.server import serve
 
 from realtime_server.local_app.renderer import RENDERER_NAME
+from realtime_server.protocol import CloseCode
 
 from .conftest import LOCAL_SESSION_TIMEOUT, RunningRelay, expect_error, next_frame, pack
 
@@ -162,7 +164,6 @@ async def test_dev_ticket_refuses_bad_requests(make_relay) -> None:
 async def test_keepalive_is_answered_on_both_hops(make_relay) -> None:
     """An upstream and a client that both ping every 0.1 s and give up after 0.3 s without a pong
     (uvicorn, which serves fal's apps, pings every 20 s) stay connected through 1.5 s of silence."""
-    from websockets.asyncio.server import serve
 
     async def upstream_app(ws) -> None:
         async for message in ws:
@@ -184,7 +185,6 @@ async def test_keepalive_is_answered_on_both_hops(make_relay) -> None:
 async def test_an_error_waits_for_the_frame_part_way_out(make_relay) -> None:
     """The client breaks a rule while a 200 KB frame is half relayed: it gets the whole frame, then
     the x-fal-error and the close, never a close frame inside a data frame."""
-    from websockets.asyncio.server import serve
 
     from realtime_server.splice import OP_BINARY, frame_header
 
@@ -207,3 +207,44 @@ async def test_an_error_waits_for_the_frame_part_way_out(make_relay) -> None:
                 assert frame["seq"] == 1 and len(frame["pad"]) == 200_000
                 payload = await expect_error(ws, "BAD_FRAME", 1007)
     assert payload["reason"] == "expected a binary msgpack frame, got a text frame"
+
+
+async def test_dev_mode_admits_loopback_only(make_relay, caplog) -> None:
+    """Without a shared secret the relay warns at start, and a client that is not on loopback (here one a
+    local proxy forwards: uvicorn trusts X-Forwarded-For from 127.0.0.1) gets neither tickets nor frames."""
+    outside = {"X-Forwarded-For": "192.0.2.2"}
+    with caplog.at_level(logging.WARNING, logger="realtime_server.app"):
+        async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
+            refused = await http.post("/dev/ticket", json={}, headers=outside)
+            ticket = (await http.post("/dev/ticket", json={})).json()["ticket"]
+            async with websockets.connect(relay.url(ticket=ticket), additional_headers=outside) as ws:
+                payload = await expect_error(ws, "UNAUTHORIZED", CloseCode.POLICY_VIOLATION)
+            async with websockets.connect(relay.url(ticket=ticket)) as ws:  # the same ticket, from loopback
+                await ws.send(pack(prompt="dev", seed=2))
+                assert (await next_frame(ws))["seed"] == 2
+    assert refused.status_code == 404
+    assert payload["reason"] == "this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(message.startswith("DEV MODE: RELAY_SHARED_SECRET is not set") for message in warnings)
+
+
+async def test_sub_path_and_max_buffering_reach_upstream(make_relay) -> None:
+    """`/{owner}/{alias}/{path}/realtime?max_buffering=N` opens that very endpoint upstream, with the hint;
+    the ticket and anything else in the query stay behind."""
+    seen: list[str] = []
+
+    async def app(ws) -> None:
+        seen.append(ws.request.path)
+        async for _ in ws:
+            await ws.send(msgpack.packb({"ok": True}))
+
+    async with serve(app, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with make_relay(upstream_url=f"ws://127.0.0.1:{port}", allowed_apps=("fal-ai/some-app",)) as relay:
+            ticket = relay.ticket(apps=("fal-ai/some-app",))
+            for path in ("v2/realtime?max_buffering=3", "realtime"):
+                async with websockets.connect(f"{relay.base}/fal-ai/some-app/{path}"
+                                              f"{'&' if '?' in path else '?'}fal_jwt_token={ticket}&x=1") as ws:
+                    await ws.send(pack(prompt="x"))
+                    assert (await next_frame(ws)) == {"ok": True}
+    assert seen == ["/fal-ai/some-app/v2/realtime?max_buffering=3", "/fal-ai/some-app/realtime"]
