@@ -11,6 +11,7 @@ import httpx
 import msgpack
 import websockets
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.server import serve
 
 from realtime_server.local_app.renderer import RENDERER_NAME
@@ -248,3 +249,33 @@ async def test_sub_path_and_max_buffering_reach_upstream(make_relay) -> None:
                     await ws.send(pack(prompt="x"))
                     assert (await next_frame(ws)) == {"ok": True}
     assert seen == ["/fal-ai/some-app/v2/realtime?max_buffering=3", "/fal-ai/some-app/realtime"]
+
+
+async def test_metrics_count_what_was_relayed(make_relay) -> None:
+    """Three answered inputs, a malformed frame and a forged ticket: /metrics says exactly that."""
+    async with make_relay() as relay, httpx.AsyncClient(base_url=relay.http) as http:
+        inputs = [pack(prompt="counted", seed=seed) for seed in (1, 2, 3)]
+        outputs = []
+        async with websockets.connect(relay.url(ticket=relay.ticket())) as ws:
+            for data in inputs:
+                await ws.send(data)
+                outputs.append(await ws.recv())
+        async with websockets.connect(relay.url(ticket=relay.ticket())) as ws:
+            await ws.send(b"\xc1 not msgpack")
+            await expect_error(ws, "BAD_FRAME", CloseCode.INVALID_DATA)
+        async with websockets.connect(relay.url(ticket="forged.ticket.value")) as ws:
+            await expect_error(ws, "UNAUTHORIZED", CloseCode.POLICY_VIOLATION)
+        text = (await http.get("/metrics")).text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert [value("relay_frames_total", direction=d) for d in ("in", "upstream", "out")] == [3, 3, 3]
+    assert value("relay_bytes_total", direction="in") == sum(map(len, inputs))
+    assert value("relay_bytes_total", direction="upstream") == sum(map(len, outputs))
+    assert value("relay_frame_latency_seconds_count") == 3 and value("relay_frame_latency_seconds_sum") > 0
+    assert value("relay_errors_total", code="BAD_FRAME") == value("relay_errors_total", code="UNAUTHORIZED") == 1
+    assert value("relay_connections_total", outcome="accepted") == 2
+    assert value("relay_open_connections", role="driver") == 0
