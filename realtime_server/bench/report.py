@@ -128,8 +128,8 @@ def print_report(result: dict[str, Any], console: Console) -> None:
         title = (f"Fan-out on the {routes} (1 driver at {meta['fanout_rate']:g} inputs/s, "
                  f"{_size(meta['fanout_frame_bytes'])} frames; viewer: driver's send → a viewer's receipt, all "
                  "viewers' samples; last viewer: until every viewer has the frame; lost: per viewer; skipped: by "
-                 "the relay for viewers that fell behind; proxy CPU per input and per delivered frame; peak RSS (+ rise from before "
-                 "the clients connected))")
+                 "the relay for viewers that fell behind; proxy CPU per input and per delivered frame; peak RSS "
+                 "(+ rise from before the clients connected))")
         console.print(fanout_table(title, result["fanout"]))
         waiting = [p for p in result["fanout"] if p["waiting_seen"] != p["viewers"]]
         if waiting:
