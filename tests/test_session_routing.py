@@ -66,6 +66,14 @@ async def test_nginx_routes_viewers_to_the_drivers_replica(make_relay, tmp_path:
             opened = [relay.metric("relay_connections_total", outcome="accepted") for relay in (first, second)]
             assert sum(opened) == 24
             assert min(opened) > 0, f"all sessions landed on one replica: {opened}"
+            for index in range(10):  # no session: an empty hash key, which nginx spreads round-robin
+                plain = f"ws://127.0.0.1:{port}/local/preview/realtime?fal_jwt_token={first.ticket(sub=f'p{index}')}"
+                async with websockets.connect(plain) as ws:
+                    await ws.send(pack(prompt="no session", seed=index))
+                    await ws.recv()
+            plain_opened = [relay.metric("relay_connections_total", outcome="accepted") - before
+                            for relay, before in zip((first, second), opened, strict=True)]
+            assert plain_opened == [5, 5], plain_opened
         finally:
             process.terminate()
             process.wait(timeout=10)
