@@ -204,7 +204,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicor
         "log_level": settings.log_level,
         "ssl_certfile": settings.ssl_certfile,
         "ssl_keyfile": settings.ssl_keyfile,
-        "timeout_graceful_shutdown": 5,
+        "timeout_graceful_shutdown": settings.drain_seconds,
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)

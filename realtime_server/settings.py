@@ -61,6 +61,7 @@ class Settings:
     max_connections_per_user: int = field(default=8, metadata={"env": "RELAY_MAX_CONNECTIONS_PER_USER"})
     idle_timeout: float = field(default=120.0, metadata={"env": "RELAY_IDLE_TIMEOUT"})
     send_timeout: float = field(default=10.0, metadata={"env": "RELAY_SEND_TIMEOUT"})
+    drain_seconds: float = field(default=5.0, metadata={"env": "RELAY_DRAIN_SECONDS"})
     max_session_seconds: float = field(default=3600.0, metadata={"env": "RELAY_MAX_SESSION_SECONDS"})
     max_viewers_per_session: int = field(default=100, metadata={"env": "RELAY_MAX_VIEWERS_PER_SESSION"})
     max_sessions_per_user: int = field(default=4, metadata={"env": "RELAY_MAX_SESSIONS_PER_USER"})

@@ -22,8 +22,8 @@ from realtime_server.cli import free_port
 
 from .conftest import SECRET, pack
 
-DRAIN_SECONDS = 5.0  # uvicorn's timeout_graceful_shutdown, set in cli.serve()
-EXIT_MARGIN = 5.0  # the embedded app's own stop and interpreter teardown, on a loaded CI machine
+DRAIN_SECONDS = 2.0  # RELAY_DRAIN_SECONDS: uvicorn's timeout_graceful_shutdown
+EXIT_MARGIN = 1.5  # the embedded app's own stop and interpreter teardown, on a loaded CI machine
 SERVICE_RESTART = 1012
 
 
@@ -54,7 +54,8 @@ class RelayProcess:
 async def relay_process(tmp_path: Path) -> AsyncIterator[RelayProcess]:
     """`python -m realtime_server.cli` with the embedded app, as operators run it."""
     port = free_port()
-    env = os.environ | {"PORT": str(port), "RELAY_SHARED_SECRET": SECRET, "RELAY_LOG_LEVEL": "info"}
+    env = os.environ | {"PORT": str(port), "RELAY_SHARED_SECRET": SECRET, "RELAY_LOG_LEVEL": "info",
+                        "RELAY_DRAIN_SECONDS": str(DRAIN_SECONDS)}
     env.pop("FAL_KEY", None)
     env.pop("RELAY_UPSTREAM_URL", None)
     log = tmp_path / "relay.log"
