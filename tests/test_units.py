@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -82,3 +83,12 @@ def test_renderer_size_and_steps() -> None:
     soft = render_jpeg(RenderRequest(prompt="x y z", seed=3, num_inference_steps=1))
     sharp = render_jpeg(RenderRequest(prompt="x y z", seed=3, num_inference_steps=8))
     assert soft != sharp
+
+
+def test_readme_lists_every_setting() -> None:
+    """README's configuration table has a row for every environment variable Settings reads."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    first_cells = [line.split("|")[1] for line in readme.splitlines() if line.startswith("| `")]
+    names = [f.metadata["env"] for f in dataclasses.fields(Settings) if "env" in f.metadata]
+    missing = [name for name in names if not any(f"`{name}`" in cell for cell in first_cells)]
+    assert len(names) > 20 and missing == []
