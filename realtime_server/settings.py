@@ -1,7 +1,9 @@
 """Every knob of the relay, read from the environment once.
 
-`Settings.from_environ()` is the only place that reads `os.environ`; the result is passed down
-explicitly, so tests build their own `Settings` without touching the process environment.
+`Settings.from_environ()` is the only place that reads the relay's own variables; the result is
+passed down explicitly, so tests build their own `Settings` without touching the process
+environment. OpenSSL's standard `SSL_CERT_FILE` / `SSL_CERT_DIR` (which CAs a TLS upstream is
+checked against) are read where the TLS context is made, as `ssl.create_default_context` does.
 """
 
 from __future__ import annotations
