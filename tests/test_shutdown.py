@@ -173,3 +173,42 @@ async def test_sigterm_stops_the_embedded_app_too(relay_process: RelayProcess) -
         await asyncio.sleep(0.05)
     assert not _alive(relay_process.app), "the embedded app outlived the relay"
     assert relay_process.process.returncode == 0
+
+
+async def test_console_command_with_no_configuration_serves_the_demo(tmp_path: Path) -> None:
+    """README's first command on a fresh machine: `realtime-server` with nothing set starts the embedded app,
+    serves the demo page, hands loopback pages tickets, and frames come back as JPEGs."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "FAL_"))} | {"PORT": str(port)}
+    log = tmp_path / "relay.log"
+    command = Path(sys.executable).with_name("realtime-server")
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(command)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            deadline = time.monotonic() + 90
+            while True:
+                assert process.poll() is None, log.read_text()
+                try:
+                    if (await http.get("/ready", timeout=2)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "relay did not become ready in time"
+                await asyncio.sleep(0.2)
+            page = await http.get("/")
+            answer = (await http.post("/dev/ticket", json={})).json()
+        async with websockets.connect(f"{answer['url']}?fal_jwt_token={answer['ticket']}") as ws:
+            await ws.send(pack(prompt="a fresh machine", seed=11))
+            result = msgpack.unpackb(await ws.recv(), raw=False)
+        process.send_signal(signal.SIGTERM)
+        exited = await _wait_exit(process, DRAIN_SECONDS + EXIT_MARGIN + 5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert page.status_code == 200 and "<fal-live-canvas" in page.text
+    assert answer["url"] == f"ws://127.0.0.1:{port}/local/preview/realtime"
+    assert result["seed"] == 11 and result["images"][0]["content"][:3] == b"\xff\xd8\xff"
+    assert exited < float("inf") and process.returncode == 0
+    assert "DEV MODE" in log.read_text()
