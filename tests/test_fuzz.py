@@ -14,6 +14,7 @@ import json
 import math
 import re
 import string
+import struct
 import time
 from typing import Any
 from urllib.parse import quote
@@ -642,16 +643,25 @@ BINARY, TEXT, CONT, CLOSE, PING, PONG = 0x2, 0x1, 0x0, 0x8, 0x9, 0xA
          "close-1-byte"],
 )
 async def test_malformed_websocket_frames_are_closed_by_the_protocol(fuzzed: RunningRelay, frames, code) -> None:
-    """Frames that break RFC 6455 are closed by the protocol layer with 1002/1007/1009; others carry on."""
+    """Frames that break RFC 6455 get an x-fal-error saying which rule, then a 1002/1007/1009 close;
+    others carry on."""
     path = f"/fault/ack/realtime?fal_jwt_token={fuzzed.ticket(sub='raw', apps=('fault/ack',))}"
     async with Canary(fuzzed) as canary:
         raw = await RawSocket.open(fuzzed, path)
+        answers = []
         try:
             raw.writer.write(b"".join(frames))
-            assert await raw.close_code() == code
+            while (answer := await raw.next_frame()) is not None and answer[0] != CLOSE:
+                answers.append(answer)
+            assert answer is not None, "the relay hung up without a close frame"
         finally:
             raw.close()
         await canary.wait_answers(3)
+    assert struct.unpack("!H", answer[1][:2])[0] == code
+    assert [opcode for opcode, _ in answers] == [TEXT]
+    error = json.loads(answers[0][1])
+    assert error["type"] == "x-fal-error" and error["reason"]
+    assert error["error"] == ("FRAME_TOO_LARGE" if code == 1009 else "BAD_FRAME")
     _count("wire")
     await wait_for(lambda: fuzzed.app.state.limits.total == 0, what="raw connection released")
 
