@@ -163,7 +163,8 @@ async def _round_trip(relay: RunningRelay, sub: str) -> None:
 
 
 async def test_connection_churn_leaks_nothing(greedy: RunningRelay) -> None:
-    """300 connect-send-close cycles and 100 abrupt hang-ups mid-stream leave no fd, task or slot behind."""
+    """300 connect-send-close cycles and 100 abrupt hang-ups mid-stream leave no fd, task or slot behind,
+    and a session running alongside keeps getting answers throughout."""
     await _round_trip(greedy, "warm-up")
     fds, tasks = await settle(open_fds, 0, limit=1), await settle(live_tasks, 0, limit=1)
     accepted = greedy.metric("relay_connections_total", outcome="accepted")
@@ -181,12 +182,16 @@ async def test_connection_churn_leaks_nothing(greedy: RunningRelay) -> None:
             await raw.next_frame()
             raw.close()  # TCP abort mid-stream: no close frame
 
-    async with asyncio.timeout(120):
-        await asyncio.gather(*(polite(n) for n in range(300)), *(rude(n) for n in range(100)))
+    async with Canary(greedy) as canary:
+        start = time.perf_counter()
+        async with asyncio.timeout(120):
+            await asyncio.gather(*(polite(n) for n in range(300)), *(rude(n) for n in range(100)))
+        answered, gap = canary.window(start, time.perf_counter())
     await wait_for(lambda: greedy.app.state.limits.total == 0, limit=30, what="all slots released")
+    assert canary.errors == [] and answered > 0 and gap < 2.0, (canary.errors, answered, gap)
     after_fds = await settle(open_fds, fds, limit=30)
     after_tasks = await settle(live_tasks, tasks, limit=30)
-    assert greedy.metric("relay_connections_total", outcome="accepted") == accepted + 400
+    assert greedy.metric("relay_connections_total", outcome="accepted") == accepted + 400 + 1  # and the canary
     assert after_fds <= fds, f"fds {fds} -> {after_fds}"
     assert after_tasks <= tasks, f"tasks {tasks} -> {after_tasks}"
     assert greedy.app.state.limits.per_user == {}
