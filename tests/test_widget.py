@@ -32,6 +32,7 @@ from realtime_server.cli import free_port
 
 from .browser import ARTIFACTS, chromium
 from .conftest import RunningRelay
+from .upstreams import FAULT_APPS, fault_upstream
 
 PAGE = Path(__file__).resolve().parent / "widget_pages" / "embed.html"
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -275,6 +276,52 @@ async def test_keep_returns_a_decodable_jpeg(make_relay) -> None:
     image = Image.open(io.BytesIO(base64.b64decode(kept["base64"])))
     image.load()
     assert (image.format, image.size) == ("JPEG", (512, 512))
+
+
+async def test_keep_turns_a_png_frame_into_a_jpeg(make_relay) -> None:
+    """An app that sends PNG frames: `keep()` still gives a JPEG, of the picture drawn."""
+    async with fault_upstream() as url, \
+            embedding(make_relay, upstream_url=url, allowed_apps=FAULT_APPS) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="fault/png" ticket-url="/ticket" prompt="x">'
+                                   + '</fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        kept = await page.evaluate("""async () => {
+            const blob = await document.getElementById('a').keep();
+            const bytes = new Uint8Array(await blob.arrayBuffer());
+            return {type: blob.type, base64: btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''))};
+        }""")
+        events = await _events(page, "a")
+    assert kept["type"] == "image/jpeg"
+    assert [e["contentType"] for e in events if e["type"] == "frame"][0] == "image/png"
+    image = Image.open(io.BytesIO(base64.b64decode(kept["base64"])))
+    assert (image.format, image.size) == ("JPEG", (64, 48))
+    left, right = image.convert("RGB").getpixel((8, 24)), image.convert("RGB").getpixel((56, 24))
+    assert left[0] > 200 > left[2] and right[2] > 200 > right[0], (left, right)
+
+
+async def test_size_fit_and_accessible_names(make_relay) -> None:
+    """`width`/`height`/`fit` size the box and place the frame; `label` names the canvas; the status line
+    is a polite live region and the HUD is hidden from screen readers."""
+    async with embedding(make_relay) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket" prompt="x"'
+                                   + ' width="400" height="200" fit="cover" label="Preview of x" hud>'
+                                   + '</fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        looks = await page.evaluate("""() => {
+            const element = document.getElementById('a'), root = element.shadowRoot;
+            const canvas = root.querySelector('canvas'), box = element.getBoundingClientRect();
+            return {box: [box.width, box.height], fit: getComputedStyle(canvas).objectFit,
+                    label: canvas.getAttribute('aria-label'), role: canvas.getAttribute('role'),
+                    live: root.getElementById('status').getAttribute('aria-live'),
+                    hud: root.querySelector('.hud').getAttribute('aria-hidden')};
+        }""")
+        await page.evaluate("""() => { const a = document.getElementById('a'); a.setAttribute('fit', 'contain');
+                                       a.setAttribute('width', '256'); }""")
+        resized = await page.evaluate("""() => [document.getElementById('a').getBoundingClientRect().width,
+            getComputedStyle(document.getElementById('a').shadowRoot.querySelector('canvas')).objectFit]""")
+    assert looks == {"box": [400, 200], "fit": "cover", "label": "Preview of x", "role": "img", "live": "polite",
+                     "hud": "true"}
+    assert resized == [256, "contain"]
 
 
 async def test_two_widgets_on_one_page_do_not_interfere(make_relay) -> None:

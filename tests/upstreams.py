@@ -4,7 +4,8 @@
 `timings` text frame when the input has a `note`, `/fault/refuse`
 rejects the handshake, `/fault/slow` never completes it, `/fault/crash` dies after one input,
 `/fault/garbage` answers with bytes that are not msgpack, `/fault/error` sends its own x-fal-error,
-`/fault/ack` answers every input at once with `{"ack": n, "input": <the input's bytes>}`.
+`/fault/ack` answers every input at once with `{"ack": n, "input": <the input's bytes>}`, `/fault/png`
+answers like an image app whose frames are PNGs.
 `switchable_upstream()` serves `fault/switch`, whose behaviour a test changes between connections
 and which records when it produced each fault, so tests can time how fast the client is told.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import logging
 import time
@@ -21,12 +23,14 @@ from contextlib import asynccontextmanager, suppress
 from http import HTTPStatus
 
 import msgpack
+from PIL import Image
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 LOGGER = logging.getLogger("tests.upstream")  # its own name, so log checks can tell the relay's lines from ours
-FAULT_APPS = ("fault/echo", "fault/refuse", "fault/slow", "fault/crash", "fault/garbage", "fault/error", "fault/ack")
+FAULT_APPS = ("fault/echo", "fault/refuse", "fault/slow", "fault/crash", "fault/garbage", "fault/error", "fault/ack",
+              "fault/png")
 
 
 async def _handler(ws: ServerConnection) -> None:
@@ -41,6 +45,9 @@ async def _handler(ws: ServerConnection) -> None:
                 await ws.send(json.dumps({"type": "x-fal-message", "action": "timings", "note": inputs["note"]}))
             for _ in range(int(inputs.get("count", 1))):
                 await ws.send(msgpack.packb({"echo": inputs.get("seq"), "pad": b"\0" * int(inputs.get("size", 16))}))
+        elif path.startswith("/fault/png/"):
+            await ws.send(msgpack.packb({"images": [{"content": _png(), "content_type": "image/png", "width": 64,
+                                                     "height": 48}], "seed": inputs.get("seed", 0)}))
         elif path.startswith("/fault/crash/"):
             ws.transport.abort()
             return
@@ -50,6 +57,15 @@ async def _handler(ws: ServerConnection) -> None:
             await ws.send(json.dumps({"type": "x-fal-error", "error": "INTERNAL_ERROR", "reason": "model exploded"}))
             await ws.close()
             return
+
+
+def _png() -> bytes:
+    """A 64x48 PNG, red on the left half, blue on the right."""
+    image = Image.new("RGB", (64, 48), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 32, 48))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 async def _process_request(ws: ServerConnection, request: Request) -> Response | None:
