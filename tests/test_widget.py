@@ -151,9 +151,8 @@ async def test_widget_draws_frames_and_fires_events_in_order(make_relay) -> None
         assert await page.evaluate("painted('a')") > 0.99
         assert await page.evaluate(_shadow("a", "getElementById('status').textContent")) == "Live"
         assert await page.evaluate(_shadow("a", "getElementById('status').getAttribute('role')")) == "status"
-        before = len(await _events(page, "a"))
         await page.evaluate("document.getElementById('a').prompt = 'a green sun'")
-        await _wait_frames(page, "a", 1, since=before)
+        await page.wait_for_function("window.events.a.some((e) => e.inputPrompt === 'a green sun')", timeout=WAIT_MS)
         fps = _shadow("a", "getElementById('fps').textContent")
         await page.wait_for_function(f"Number({fps}) > 0", timeout=WAIT_MS)
         assert float(await page.evaluate(_shadow("a", "getElementById('p50').textContent"))) > 0
@@ -170,7 +169,10 @@ async def test_widget_draws_frames_and_fires_events_in_order(make_relay) -> None
     assert set(kinds[2:-1]) == {"frame"} and len(kinds[2:-1]) >= 2
     frames = [e for e in events if e["type"] == "frame"]
     assert all(f["seed"] == 7 and f["size"] == [512, 512] and f["contentType"] == "image/jpeg" for f in frames)
-    assert all(f["latencyMs"] > 0 for f in frames)
+    assert all(f["latencyMs"] > 0 and f["timings"]["inference"] > 0 for f in frames)
+    assert {f["inputPrompt"] for f in frames} == {"a red cat on a blue boat", "a green sun"}
+    changes = [e for e in events if e["type"] == "statechange"]
+    assert [e["previous"] for e in changes[1:]] == [e["state"] for e in changes[:-1]]
     assert len(backend.minted) == 1
     assert relay.metric("relay_connections_total", outcome="accepted") == 1
 
