@@ -103,7 +103,9 @@ $("webcam").addEventListener("change", async () => {
 
 $("share").addEventListener("click", () => {
     // Drive a new live session: the widget reconnects with a driver ticket for it.
-    preview.session = crypto.randomUUID();
+    // randomUUID exists in secure contexts only (https, loopback); getRandomValues everywhere.
+    preview.session = crypto.randomUUID?.()
+        ?? Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
     const link = Object.assign(document.createElement("a"), {
         id: "watch-link", href: `/?watch=${encodeURIComponent(preview.session)}`, target: "_blank",
         textContent: "watch link",
