@@ -86,6 +86,42 @@ class ConnectionLimits:
                 del self.per_user[sub]
 
 
+def as_relay_error(exc: Exception) -> RelayError:
+    """What a broken splice direction means for the client: the peer's protocol error, a refused
+    input, or a bug (logged; the client is only told to reconnect)."""
+    if isinstance(exc, splice.FrameTooLarge):
+        return protocol.FrameTooLarge(exc.reason)
+    if isinstance(exc, splice.InvalidData):
+        return protocol.BadFrame(exc.reason)
+    if isinstance(exc, splice.SpliceError):
+        return protocol.UpstreamError(exc.reason) if exc.upstream else protocol.ProtocolViolation(exc.reason)
+    if isinstance(exc, RelayError):
+        return exc
+    logger.error("relay failed", exc_info=exc)
+    return protocol.RelayError("the relay failed; please reconnect")
+
+
+def too_slow(settings: Settings) -> protocol.ClientTooSlow:
+    return protocol.ClientTooSlow(
+        f"nothing was read for {settings.send_timeout:g} s while frames waited; reconnect when ready")
+
+
+def close_client(client: SplicedClient, error: RelayError | None, reader: splice.ClientToUpstream,
+                 client_closed: bool) -> bool:
+    """Send the close a spliced connection ends with: its error, 1012 at shutdown (which invites a
+    reconnect), else 1000. True when the socket now waits for the client's closing frame."""
+    if error is not None:
+        client.close(error.close_code, protocol.close_reason(error.reason), error.frame())
+    elif client.shutdown.done():
+        client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
+    else:
+        client.close(protocol.CloseCode.NORMAL_CLOSURE)
+    if client_closed or not reader.discard_until_close():
+        client.transport.close()
+        return False
+    return True
+
+
 class Relay:
     """Relays one driver's connection to its upstream app until either side ends or a limit trips.
 
@@ -215,16 +251,8 @@ class Relay:
             except TimeoutError:
                 client.transport.abort()
                 return
-        if self.error is not None:
-            client.close(self.error.close_code, protocol.close_reason(self.error.reason), self.error.frame())
-        elif client.shutdown.done():
-            client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
-        else:
-            client.close(protocol.CloseCode.NORMAL_CLOSURE)
-        if self._client_closed or not self.to_upstream.discard_until_close():
-            client.transport.close()
-        else:
-            self._closing = True  # the client's closing frame ends it (see `on_client_close`)
+        # If it waits, the client's closing frame ends it (see `on_client_close`).
+        self._closing = close_client(client, self.error, self.to_upstream, self._client_closed)
 
     def _set_error(self, exc: RelayError) -> None:
         if self.error is None:
@@ -232,21 +260,11 @@ class Relay:
         self._wake.set()
 
     def _fail(self, exc: Exception) -> None:
-        """A splice direction broke: the peer's protocol error, a refused input, or a bug."""
-        if isinstance(exc, splice.FrameTooLarge):
-            exc = protocol.FrameTooLarge(exc.reason)
-        elif isinstance(exc, splice.InvalidData):
-            exc = protocol.BadFrame(exc.reason)
-        elif isinstance(exc, splice.SpliceError):
-            exc = protocol.UpstreamError(exc.reason) if exc.upstream else protocol.ProtocolViolation(exc.reason)
-        elif not isinstance(exc, RelayError):
-            logger.error("relay failed app=%s", self.target.app, exc_info=exc)
-            exc = protocol.RelayError("the relay failed; please reconnect")
-        self._set_error(exc)
+        """A splice direction broke."""
+        self._set_error(as_relay_error(exc))
 
     def _stalled(self, _: object) -> None:
-        self._set_error(protocol.ClientTooSlow(
-            f"nothing was read for {self.settings.send_timeout:g} s while frames waited; reconnect when ready"))
+        self._set_error(too_slow(self.settings))
 
     def _check_idle(self) -> None:
         """One timer per idle period instead of one per input (inputs arrive up to 60 times a second)."""

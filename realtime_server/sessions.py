@@ -14,7 +14,6 @@ load balancer routes viewers there by the `session` query parameter (see README,
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,11 +24,11 @@ from starlette.websockets import WebSocket
 from . import protocol, splice
 from .metrics import Metrics
 from .protocol import RelayError
+from .relay import as_relay_error, close_client, too_slow
 from .serving import SPLICE_EXTENSION, SplicedClient
 from .settings import Settings
 from .tickets import Ticket
 
-logger = logging.getLogger(__name__)
 SessionKey = tuple[str, str]  # (ticket issuer, session id): two backends never share a session
 
 
@@ -117,14 +116,7 @@ class Viewer:
         if client.lost.done():
             return
         self._closing = True
-        if self.error is not None:
-            client.close(self.error.close_code, protocol.close_reason(self.error.reason), self.error.frame())
-        elif client.shutdown.done():
-            client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
-        else:
-            client.close(protocol.CloseCode.NORMAL_CLOSURE)
-        if self._closed_by_client or not self.reader.discard_until_close():
-            client.transport.close()
+        close_client(client, self.error, self.reader, self._closed_by_client)
 
     def _release(self, _: object = None) -> None:
         """Break the cycle through the splice hooks once the socket is gone (freed by refcounting)."""
@@ -132,8 +124,7 @@ class Viewer:
         del self.reader
 
     def _stalled(self, _: object) -> None:
-        self._set_error(protocol.ClientTooSlow(
-            f"nothing was read for {self.settings.send_timeout:g} s while frames waited; reconnect when ready"))
+        self._set_error(too_slow(self.settings))
 
     def _set_error(self, exc: RelayError) -> None:
         if self.error is None:
@@ -141,14 +132,7 @@ class Viewer:
         self._wake.set()
 
     def _fail(self, exc: Exception) -> None:
-        if isinstance(exc, splice.FrameTooLarge):
-            exc = protocol.FrameTooLarge(exc.reason)
-        elif isinstance(exc, splice.SpliceError):
-            exc = protocol.ProtocolViolation(exc.reason)
-        elif not isinstance(exc, RelayError):
-            logger.error("viewer failed", exc_info=exc)
-            exc = protocol.RelayError("the relay failed; please reconnect")
-        self._set_error(exc)
+        self._set_error(as_relay_error(exc))
 
     # splice.ClientHooks
 

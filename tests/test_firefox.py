@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageStat
 
 from .browser import ARTIFACTS
-from .test_widget import embedding_site
+from .test_widget import assert_refused_app, embedding_site
 
 FIREFOX_DIR = Path(__file__).resolve().parent / "firefox"
 DRIVER = FIREFOX_DIR / "drive.mjs"
@@ -177,13 +177,7 @@ async def test_firefox_widget_shows_the_relays_error_for_a_refused_app(make_rela
             {"sleep": 1500},  # long enough for a retry, were there one
             {"eval": "window.events.a"},
         ]))[3::2]
-    # The relay accepts the socket to say why it refuses, so a brief "live" may come before the error.
-    sequence = [(e["type"], e.get("state") or e.get("code")) for e in events if e.get("state") != "live"]
-    assert sequence == [("statechange", "connecting"), ("error", "APP_NOT_ALLOWED"), ("statechange", "error")]
-    error = next(e for e in events if e["type"] == "error")
-    assert error["reason"] == "app local/other is not served by this relay"
-    assert status == "Stopped — APP_NOT_ALLOWED: app local/other is not served by this relay"
-    assert relay.metric("relay_connections_total", outcome="APP_NOT_ALLOWED") == 1
+    assert_refused_app(events, status, relay)
 
 
 # The demo page draws through <fal-live-canvas id="preview">; its canvas and HUD live in its shadow root.

@@ -64,17 +64,7 @@ async def relay_process(tmp_path: Path) -> AsyncIterator[RelayProcess]:
                                    stderr=subprocess.STDOUT)
     running = RelayProcess(process, port, log)
     try:
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if (await http.get("/ready", timeout=2)).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "relay did not become ready in time"
-                await asyncio.sleep(0.2)
+        await _wait_ready(process, port, log)
         running.app = running.app_pid()
         yield running
     finally:
@@ -83,6 +73,21 @@ async def relay_process(tmp_path: Path) -> AsyncIterator[RelayProcess]:
             process.wait(timeout=10)
         if running.app and _alive(running.app):  # never leave an orphan behind, whatever the test found
             os.kill(running.app, signal.SIGKILL)
+
+
+async def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Until `/ready` answers 200 (the embedded app is up), at most 90 s; fails if the process dies."""
+    deadline = time.monotonic() + 90
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if (await http.get("/ready", timeout=2)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "relay did not become ready in time"
+            await asyncio.sleep(0.2)
 
 
 def _alive(pid: int) -> bool:
@@ -185,17 +190,8 @@ async def test_console_command_with_no_configuration_serves_the_demo(tmp_path: P
     with log.open("wb") as out:
         process = subprocess.Popen([str(command)], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
+        await _wait_ready(process, port, log)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            deadline = time.monotonic() + 90
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if (await http.get("/ready", timeout=2)).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "relay did not become ready in time"
-                await asyncio.sleep(0.2)
             page = await http.get("/")
             answer = (await http.post("/dev/ticket", json={})).json()
         async with websockets.connect(f"{answer['url']}?fal_jwt_token={answer['ticket']}") as ws:

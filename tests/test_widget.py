@@ -142,6 +142,17 @@ def _shadow(element: str, script: str) -> str:
     return f"document.getElementById({element!r}).shadowRoot.{script}"
 
 
+def assert_refused_app(events: list[dict[str, Any]], status: str | None, relay: RunningRelay) -> None:
+    """What a widget for `local/other`, which the relay does not serve, must have shown and fired."""
+    # The relay accepts the socket to say why it refuses, so a brief "live" may come before the error.
+    sequence = [(e["type"], e.get("state") or e.get("code")) for e in events if e.get("state") != "live"]
+    assert sequence == [("statechange", "connecting"), ("error", "APP_NOT_ALLOWED"), ("statechange", "error")]
+    error = next(e for e in events if e["type"] == "error")
+    assert error["reason"] == "app local/other is not served by this relay"
+    assert status == "Stopped — APP_NOT_ALLOWED: app local/other is not served by this relay"
+    assert relay.metric("relay_connections_total", outcome="APP_NOT_ALLOWED") == 1
+
+
 async def test_widget_draws_frames_and_fires_events_in_order(make_relay) -> None:
     """Two lines of HTML: the widget connects, goes live, draws frames, shows its HUD, and closes when removed."""
     async with embedding(make_relay) as (relay, backend, page):
@@ -246,13 +257,7 @@ async def test_widget_shows_the_relays_error_for_a_refused_app(make_relay) -> No
         status = await page.evaluate(_shadow("a", "getElementById('status').textContent"))
         await asyncio.sleep(1.5)  # long enough for a retry, were there one
         events = await _events(page, "a")
-    # The relay accepts the socket to say why it refuses, so a brief "live" may come before the error.
-    sequence = [(e["type"], e.get("state") or e.get("code")) for e in events if e.get("state") != "live"]
-    assert sequence == [("statechange", "connecting"), ("error", "APP_NOT_ALLOWED"), ("statechange", "error")]
-    error = next(e for e in events if e["type"] == "error")
-    assert error["reason"] == "app local/other is not served by this relay"
-    assert status == "Stopped — APP_NOT_ALLOWED: app local/other is not served by this relay"
-    assert relay.metric("relay_connections_total", outcome="APP_NOT_ALLOWED") == 1
+    assert_refused_app(events, status, relay)
 
 
 async def test_keep_returns_a_decodable_jpeg(make_relay) -> None:
