@@ -4,12 +4,12 @@
     "version": "18.0.1.0.0",
     "category": "Productivity/Discuss",
     "author": "fal-realtime for Odoo",
-    "website": "https://github.com/apexive/odoo-llm",
     "license": "LGPL-3",
     "depends": [
         "base_setup",
         "llm",
         "llm_fal_ai",
+        "llm_generate_job",
         "llm_thread",
         "llm_assistant",
     ],

@@ -3,21 +3,26 @@
 The page (tests/live_canvas/harness.*) is served by a tiny Starlette app on a loopback port;
 the component module and template come straight from llm_fal_ai_realtime/static/src/live_canvas/,
 the browser client from the relay itself (one copy), and tickets from the relay's own minting
-code through an exposed function, the way Odoo's session endpoint hands them out.
+code through an exposed function, the way Odoo's session endpoint hands them out (or refuses them).
+Frames come from the embedded local/preview app, whose renderer is deterministic: the bytes of a
+frame show which prompt and seed produced it. One test puts a gate in front of it instead, an
+upstream that renders with the same renderer but answers only when the test says so.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import itertools
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import msgpack
 import uvicorn
 from PIL import Image
 from playwright.async_api import Page
@@ -25,9 +30,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from realtime_server import Settings, tickets
 from realtime_server.cli import free_port
+from realtime_server.local_app.renderer import RenderRequest, render_jpeg
 
 from .browser import ARTIFACTS, chromium
 from .conftest import running
@@ -64,6 +72,53 @@ async def harness_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+def rendered(inputs: dict[str, Any]) -> bytes:
+    """The JPEG local/preview renders for the inputs LiveCanvas sends (the renderer is deterministic)."""
+    return render_jpeg(RenderRequest(prompt=inputs["prompt"], seed=inputs["seed"], width=inputs["width"],
+                                     height=inputs["height"], num_inference_steps=inputs["num_inference_steps"],
+                                     strength=inputs["strength"]))
+
+
+class Gate:
+    """An upstream that renders like local/preview, but answers each input only when `release()` is called."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._releases = asyncio.Semaphore(0)
+        self._open = False
+
+    def release(self) -> None:
+        self._releases.release()
+
+    def open(self) -> None:
+        """Answer everything from now on, so that no handler is left waiting when the server closes."""
+        self._open = True
+        self._releases.release()
+
+    async def handler(self, ws: ServerConnection) -> None:
+        with suppress(ConnectionClosed):
+            async for message in ws:
+                inputs = msgpack.unpackb(message, raw=False)
+                await self.received.put(inputs)
+                if not self._open:
+                    await self._releases.acquire()
+                image = {"content": rendered(inputs), "width": inputs["width"], "height": inputs["height"],
+                         "content_type": "image/jpeg"}
+                await ws.send(msgpack.packb({"images": [image], "seed": inputs["seed"]}, use_bin_type=True))
+
+
+@asynccontextmanager
+async def gated_upstream() -> AsyncIterator[Gate]:
+    gate = Gate()
+    async with serve(gate.handler, "127.0.0.1", 0, compression=None) as server:
+        gate.url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}"
+        try:
+            yield gate
+        finally:
+            gate.open()
+
+
 class Tally:
     """What the page asked the Python side for, and the errors it threw."""
 
@@ -75,8 +130,9 @@ class Tally:
 @asynccontextmanager
 async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str = "driver", session: str | None = None,
                            secret: str | None = None, lifetime: int = 300,
-                           prompt: str = "") -> AsyncIterator[tuple[Page, Tally]]:
-    """A page with LiveCanvas mounted, and the tally of tickets it asked for."""
+                           prompt: str = "", refuse: str = "") -> AsyncIterator[tuple[Page, Tally]]:
+    """A page with LiveCanvas mounted, and the tally of tickets it asked for; `refuse` makes the ticket
+    source (Odoo's session endpoint in the addon) refuse with that message."""
     assert OWL.exists(), "npm ci --prefix tests/live_canvas has not been run (scripts/test runs it)"
     page = await browser.new_page()
     tally = Tally()
@@ -91,7 +147,8 @@ async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str =
                 "role": role, "session": session, "expires_in": lifetime}
 
     await page.expose_function("mintTicket", mint_ticket)
-    await page.goto(f"{origin}/harness.html?{urlencode({'relay': relay.http, 'prompt': prompt})}")
+    query = {"relay": relay.http, "prompt": prompt} | ({"refuse": refuse} if refuse else {})
+    await page.goto(f"{origin}/harness.html?{urlencode(query)}")
     await page.wait_for_function("window.harness && window.harness.ready", timeout=15_000)
     try:
         yield page, tally
@@ -114,7 +171,8 @@ async def _wait_new_canvas(page: Page, before: str, timeout: float = 15_000) -> 
 
 
 async def test_live_canvas_draws_frames_as_you_type_and_keeps_the_frame(make_relay) -> None:
-    """Typing drives the preview, frames land on the canvas with fps/latency, Keep gets the frame's bytes."""
+    """Typing drives the preview, frames land on the canvas with fps/latency, Keep gets a frame's bytes
+    with the prompt and seed that rendered them, even while typing goes on."""
     async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
         async with live_canvas_page(browser, relay, origin) as (page, tally):
             blank = str(await page.evaluate(CANVAS_DATA))
@@ -133,20 +191,89 @@ async def test_live_canvas_draws_frames_as_you_type_and_keeps_the_frame(make_rel
             assert "local" in (await page.text_content(".o_live_canvas_renderer") or "")
             assert await page.text_content(".o_live_canvas_status") == "Live"
 
-            # Quiet period: no new input, so the last frame stays the last frame.
-            await page.wait_for_timeout(500)
-            await page.click(".o_live_canvas_keep")
+            # Keep while the user goes on typing, so inputs are in flight; a JS click leaves the focus in the prompt.
+            typing = asyncio.create_task(page.keyboard.type(" and a ship", delay=30))
+            await _wait_new_canvas(page, second)
+            await page.evaluate("document.querySelector('.o_live_canvas_keep').click()")
+            await typing
             await page.wait_for_function("window.harness.kept !== null", timeout=5_000)
             kept = await page.evaluate("window.harness.kept")
-            last = await page.evaluate("window.harness.lastFrame")
-            assert kept["bytes"] == last, "Keep must hand over the bytes of the frame on the canvas"
+            frames = await page.evaluate("window.harness.frames")
+            answered = [frame["input"] for frame in frames if frame["bytes"] == kept["bytes"]]
+            assert answered, "Keep must hand over the bytes of a frame the canvas drew"
+            assert (kept["prompt"], kept["seed"]) == (answered[-1]["prompt"], answered[-1]["seed"])
             raw = base64.b64decode(kept["bytes"])
+            assert raw == rendered(answered[-1]), "the kept prompt and seed are the ones that rendered these bytes"
             assert raw[:3] == b"\xff\xd8\xff" and kept["contentType"] == "image/jpeg"
             assert Image.open(io.BytesIO(raw)).size == (kept["width"], kept["height"])
-            assert kept["prompt"] == "a lighthouse at dusk in heavy rain"
+            assert kept["prompt"].startswith("a lighthouse at dusk in heavy rain")
             assert isinstance(kept["seed"], int) and kept["app"] == "local/preview"
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "live_canvas_harness.png"))
+            assert tally.page_errors == []
+
+
+async def test_keep_records_the_input_that_produced_the_frame(make_relay) -> None:
+    """A frame that arrives after the prompt has moved on is kept with the prompt that produced it."""
+    async with gated_upstream() as gate, harness_server() as origin, \
+            make_relay(upstream_url=gate.url, allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin) as (page, _tally):
+            await page.fill(".harness_prompt", "a red kite")
+            first = await asyncio.wait_for(gate.received.get(), 15)
+            assert first["prompt"] == "a red kite"
+            # The user types on while that input renders: the newer input waits in the client.
+            await page.fill(".harness_prompt", "a red kite over a grey sea")
+            await page.wait_for_function("window.harness.sent.at(-1)?.prompt === 'a red kite over a grey sea'",
+                                         timeout=5_000)
+            gate.release()  # the frame of "a red kite" arrives while the prompt says "... over a grey sea"
+            second = await asyncio.wait_for(gate.received.get(), 15)
+            assert second["prompt"] == "a red kite over a grey sea"  # sent once the frame came; never answered
+            await page.wait_for_function(f"document.querySelector('{CANVAS}').dataset.frames === '1'", timeout=5_000)
+            await page.click(".o_live_canvas_keep")
+            await page.wait_for_function("window.harness.kept !== null", timeout=5_000)
+            kept = await page.evaluate("window.harness.kept")
+            assert (kept["prompt"], kept["seed"]) == ("a red kite", first["seed"])
+            assert base64.b64decode(kept["bytes"]) == rendered(first)
+
+
+async def test_live_canvas_says_odoo_refused_the_pass(make_relay) -> None:
+    """When Odoo refuses the first ticket, the canvas says so with Odoo's reason, not as the relay's UNAUTHORIZED."""
+    refusal = "This model is not allowed here: an administrator can allow it in Settings."
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, prompt="a red fox", refuse=refusal) as (page, tally):
+            await _wait_status(page, "error")
+            messages = await page.evaluate("window.harness.canvasMessages")
+            message = await page.text_content(".o_live_canvas_error_message")
+            assert message == messages["NO_TICKET"] == "Odoo refused to give you a pass for this live preview."
+            assert message != messages["UNAUTHORIZED"]
+            codes = await page.evaluate(f"import('{relay.http}/static/fal_realtime.js')"
+                                        ".then((client) => Object.values(client.ERROR_CODES))")
+            assert len(codes) > 10 and set(codes) <= set(messages), set(codes) - set(messages)  # words for each
+            assert await page.text_content(".o_live_canvas_error_reason") == f"NO_TICKET: {refusal}"
+            assert await page.is_visible(".o_live_canvas_retry")
+            assert tally.minted == 0 and await page.evaluate("window.harness.clients.length") == 0
+
+
+async def test_live_canvas_says_odoo_refused_a_later_pass(make_relay) -> None:
+    """A ticket Odoo refuses on reconnect reaches the canvas as the client's NO_TICKET, in the same words."""
+    refusal = "You can no longer read this conversation."
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,), idle_timeout=1.0) as relay, \
+            chromium() as browser:
+        # 5 s tickets: any reconnect after the relay's idle close asks for a fresh one.
+        async with live_canvas_page(browser, relay, origin, lifetime=5) as (page, tally):
+            await page.fill(".harness_prompt", "a paper boat")
+            await page.wait_for_function(f"Number(document.querySelector('{CANVAS}').dataset.frames) > 0",
+                                         timeout=15_000)
+            await page.evaluate(f"window.harness.refusal = {json.dumps(refusal)}")
+            await _wait_status(page, "paused")  # the relay closed the idle connection
+            await page.fill(".harness_prompt", "a paper boat on a pond")
+            await _wait_status(page, "error")
+            client_code = await page.evaluate("window.harness.clientNoTicket")
+            assert await page.evaluate("window.harness.errors.at(-1)") == client_code
+            messages = await page.evaluate("window.harness.canvasMessages")
+            assert await page.text_content(".o_live_canvas_error_message") == messages[client_code]
+            reason = await page.text_content(".o_live_canvas_error_reason") or ""
+            assert reason.startswith(f"{client_code}: ") and reason.endswith(refusal), reason
             assert tally.page_errors == []
 
 

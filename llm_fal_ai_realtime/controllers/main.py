@@ -1,26 +1,57 @@
-import logging
-
 from odoo import _, http
 from odoo.exceptions import UserError
 from odoo.http import request
 
 from odoo.addons.mail.tools.discuss import Store
 
-_logger = logging.getLogger(__name__)
+
+def _is_id(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class FalRealtimeController(http.Controller):
+    @staticmethod
+    def _use_active_companies(context):
+        """Work in the companies the web client has active, as mail's JSON routes do.
+
+        A JSON route gets no user context by itself; without this, ``env.companies`` would be every
+        company of the user, not the ones the company switcher has selected.
+
+        :param context: the web client's user context (only ``allowed_company_ids`` is used), or None
+        :raise UserError: when it is not a list of company ids
+        """
+        if context is None:
+            return
+        companies = context.get("allowed_company_ids") if isinstance(context, dict) else None
+        if companies is None:
+            return
+        if not isinstance(companies, list) or not all(_is_id(company) for company in companies):
+            raise UserError(_("allowed_company_ids must be a list of company ids."))
+        request.update_context(allowed_company_ids=companies)
+
+    @staticmethod
+    def _thread(thread_id):
+        """The ``llm.thread`` with that id, or a UserError saying what is wrong with the id."""
+        if not _is_id(thread_id):
+            raise UserError(_("thread_id must be a positive integer."))
+        thread = request.env["llm.thread"].browse(thread_id)
+        if not thread.exists():
+            raise UserError(_("This conversation does not exist (any more)."))
+        return thread
+
     @http.route("/llm_fal_ai_realtime/session", type="json", auth="user", methods=["POST"])
-    def session(self, thread_id=None, model_id=None, **kwargs):
+    def session(self, thread_id=None, model_id=None, context=None, **kwargs):
         """Issue a relay ticket for the live preview of a thread.
 
         :param thread_id: id of an ``llm.thread`` the user can read
         :param model_id: id of the realtime ``llm.model`` to open (defaults to the thread's model)
+        :param context: the web client's user context, for its active companies
         :return: ``{url, ticket, app, session, role, expires_in}``; ``url`` carries no ticket
         """
         if kwargs:
             raise UserError(_("Unexpected parameters: %s", ", ".join(sorted(kwargs))))
-        if model_id is None and isinstance(thread_id, int) and not isinstance(thread_id, bool):
+        self._use_active_companies(context)
+        if model_id is None and _is_id(thread_id):
             thread = request.env["llm.thread"].browse(thread_id)
             if thread.exists():
                 thread.check_access("read")
@@ -28,7 +59,7 @@ class FalRealtimeController(http.Controller):
         return request.env["llm.fal.realtime.relay"]._issue_session(thread_id, model_id)
 
     @http.route("/llm_fal_ai_realtime/keep", type="json", auth="user", methods=["POST"])
-    def keep(self, thread_id=None, image=None, prompt="", seed=None, app=None):
+    def keep(self, thread_id=None, image=None, prompt="", seed=None, app=None, context=None):
         """Post the current live frame into the thread.
 
         :param thread_id: id of the ``llm.thread`` to post into
@@ -36,15 +67,30 @@ class FalRealtimeController(http.Controller):
         :param prompt: the prompt that produced it
         :param seed: its seed
         :param app: the realtime app that rendered it
+        :param context: the web client's user context, for its active companies
         :return: ``{message_id, store}``: the new message with its attachment and author, in the
             mail store format, so the chat shows the image at once
         """
-        if not isinstance(thread_id, int) or isinstance(thread_id, bool) or thread_id <= 0:
-            raise UserError(_("thread_id must be a positive integer."))
-        thread = request.env["llm.thread"].browse(thread_id)
-        if not thread.exists():
-            raise UserError(_("This conversation does not exist (any more)."))
-        message = thread.fal_realtime_keep_frame(image, prompt, seed=seed, app=app)
+        self._use_active_companies(context)
+        message = self._thread(thread_id).fal_realtime_keep_frame(image, prompt, seed=seed, app=app)
         store = Store()
         message._to_store(store)
         return {"message_id": message.id, "store": store.get_result()}
+
+    @http.route("/llm_fal_ai_realtime/render_final", type="json", auth="user", methods=["POST"])
+    def render_final(self, thread_id=None, prompt="", seed=None, context=None):
+        """Render the prompt and seed at full quality with the model's normal fal endpoint.
+
+        :param thread_id: id of the ``llm.thread`` whose model renders it
+        :param prompt: the prompt of the frame on the canvas
+        :param seed: its seed
+        :param context: the web client's user context, for its active companies
+        :return: ``{message_id, job_id, state, error, store}``: the request message (store format)
+            and the generation job's state; ``error`` says why fal did not take it (state ``failed``)
+        """
+        self._use_active_companies(context)
+        message, job = self._thread(thread_id).fal_realtime_render_final(prompt, seed=seed)
+        store = Store()
+        message._to_store(store)
+        return {"message_id": message.id, "job_id": job.id, "state": job.state, "error": job.error_message or "",
+                "store": store.get_result()}

@@ -14,7 +14,7 @@ import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from odoo import _, api, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import UserError
 
 _logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class FalRealtimeRelay(models.AbstractModel):
         :param model_id: id of the realtime ``llm.model`` to open
         :return: dict ``{url, ticket, app, session, role, expires_in}``; ``url`` carries the session
             (for load-balancer affinity) but never the ticket
-        :raise AccessError: the user cannot read the thread or the model's company
+        :raise AccessError: the user cannot read the thread, or the model's provider is in no active company
         :raise UserError: the model is not realtime or not allowed, or the relay is not configured
         """
         if not isinstance(thread_id, int) or isinstance(thread_id, bool) or thread_id <= 0:
@@ -205,8 +205,7 @@ class FalRealtimeRelay(models.AbstractModel):
         if not model.exists():
             raise UserError(_("This model does not exist (any more)."))
         model.check_access("read")
-        if model.provider_id.company_id and model.provider_id.company_id not in self.env.user.company_ids:
-            raise AccessError(_("The provider of model %s belongs to a company you do not work for.", model.name))
+        model._check_fal_realtime_company()
         if not model.is_realtime:
             raise UserError(_("Model %s has no realtime endpoint.", model.name))
         config = self._get_config()

@@ -1,7 +1,10 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 
-from .fal_realtime_relay import APP_ID_RE
+from .fal_realtime_relay import APP_ID_RE, LOCAL_PREVIEW_APP
+
+# fal realtime apps that only transform an input image: the live canvas sends prompts, no image.
+IMAGE_INPUT_APPS = frozenset({"fal-ai/lcm-sd15-i2i"})
 
 
 class LLMModel(models.Model):
@@ -38,6 +41,36 @@ class LLMModel(models.Model):
     @api.constrains("realtime_app_id")
     def _check_realtime_app_id(self):
         for model in self:
-            if model.realtime_app_id and not APP_ID_RE.match(model.realtime_app_id):
+            app = model.realtime_app_id
+            if app and not APP_ID_RE.match(app):
                 raise ValidationError(_("'%(app)s' is not a realtime app id (expected owner/alias, e.g. %(example)s).",
-                                        app=model.realtime_app_id, example="fal-ai/fast-lcm-diffusion"))
+                                        app=app, example="fal-ai/fast-lcm-diffusion"))
+            if app in IMAGE_INPUT_APPS:
+                raise ValidationError(_("%s turns an input image into another one, and the live canvas only sends "
+                                        "prompts: choose a text-to-image realtime app such as "
+                                        "fal-ai/fast-lcm-diffusion.", app))
+
+    @api.model
+    def _fal_realtime_company_domain(self):
+        """Models of providers in the active companies (``env.companies``, the company switcher's choice)."""
+        return [("provider_id.company_id", "in", self.env.companies.ids)]
+
+    def _check_fal_realtime_company(self):
+        """Refuse a model whose provider belongs to none of the active companies.
+
+        :raise AccessError: naming the model, when its provider's company is not active
+        """
+        for model in self:
+            if model.sudo().provider_id.company_id not in self.env.companies:
+                raise AccessError(_("The provider of model %s belongs to a company that is not active: switch to "
+                                    "that company to use its live preview.", model.name))
+
+    @api.model
+    def fal_realtime_apps(self):
+        """The realtime models the chat may open a live canvas for, in the active companies.
+
+        :return: list of ``{id, app, can_render_final}``; the embedded preview app has no final render
+        """
+        models = self.search([("is_realtime", "=", True)] + self._fal_realtime_company_domain())
+        return [{"id": model.id, "app": model.realtime_app_id,
+                 "can_render_final": model.realtime_app_id != LOCAL_PREVIEW_APP} for model in models]

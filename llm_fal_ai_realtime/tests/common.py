@@ -3,6 +3,8 @@ import os
 
 from odoo.tests import HttpCase, new_test_user
 
+from odoo.addons.llm_fal_ai_realtime.models.llm_provider import REALTIME_MODELS, realtime_model_details
+
 RELAY_URL_ENV = "FAL_REALTIME_TEST_RELAY_URL"
 RELAY_SECRET_ENV = "FAL_REALTIME_TEST_RELAY_SECRET"
 FALLBACK_SECRET = "odoo-test-secret-0123456789abcdef-0123456789"
@@ -36,25 +38,20 @@ class FalRealtimeCase(HttpCase):
             "service": "fal_ai",
             "api_key": "fal-test-key-not-used",
         })
+        # The realtime models as Fetch Models imports them.
         Model = cls.env["llm.model"]
-        cls.preview_model = Model.create({
-            "name": "local/preview",
-            "provider_id": cls.provider.id,
-            "model_use": "image_generation",
-            "details": {"realtime": {"app_id": "local/preview"}},
-        })
-        cls.turbo_model = Model.create({
-            "name": "fal-ai/fast-turbo-diffusion",
-            "provider_id": cls.provider.id,
-            "model_use": "image_generation",
-            "details": {"realtime": {"app_id": "fal-ai/fast-turbo-diffusion"}},
-        })
-        cls.lcm_model = Model.create({
-            "name": "fal-ai/fast-lcm-diffusion",
-            "provider_id": cls.provider.id,
-            "model_use": "image_generation",
-            "details": {"realtime": {"app_id": "fal-ai/fast-lcm-diffusion"}},
-        })
+        realtime = {
+            app: Model.create({
+                "name": app,
+                "provider_id": cls.provider.id,
+                "model_use": "image_generation",
+                "details": realtime_model_details(app, description, final_steps),
+            })
+            for app, description, final_steps in REALTIME_MODELS
+        }
+        cls.preview_model = realtime["local/preview"]
+        cls.turbo_model = realtime["fal-ai/fast-turbo-diffusion"]
+        cls.lcm_model = realtime["fal-ai/fast-lcm-diffusion"]
         cls.plain_model = Model.create({
             "name": "fal-ai/flux/dev",
             "provider_id": cls.provider.id,

@@ -1,8 +1,10 @@
+from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
 from .common import FalRealtimeCase
 
-REALTIME_APPS = {"fal-ai/fast-lcm-diffusion", "fal-ai/fast-turbo-diffusion", "fal-ai/lcm-sd15-i2i", "local/preview"}
+REALTIME_APPS = {"fal-ai/fast-lcm-diffusion", "fal-ai/fast-turbo-diffusion", "local/preview"}
+REALTIME_ONLY_FIELDS = {"strength", "width", "height", "image_bytes"}
 
 
 @tagged("post_install", "-at_install")
@@ -26,8 +28,7 @@ class TestFetchModels(FalRealtimeCase):
             self.assertEqual(lines[app].model_use, "image_generation", app)
             self.assertEqual(lines[app].details["realtime"]["app_id"], app)
             self.assertIn("realtime", lines[app].details["capabilities"])
-        self.assertTrue(lines["fal-ai/lcm-sd15-i2i"].details["realtime"]["image_to_image"])
-        self.assertIn("image_bytes", lines["fal-ai/lcm-sd15-i2i"].details["input_schema"]["properties"])
+        self.assertNotIn("fal-ai/lcm-sd15-i2i", lines, "image-to-image only: the live canvas sends no image")
         # The seed's models now land where the wizard reads their capabilities, too.
         self.assertEqual(lines["fal-ai/flux/dev"].model_use, "image_generation")
         self.assertFalse(lines["fal-ai/flux/dev"].details.get("realtime"))
@@ -56,10 +57,23 @@ class TestFetchModels(FalRealtimeCase):
         wizard = self.fetch(default_model_to_fetch="fal-ai/fast-lcm-diffusion")
         self.assertEqual(wizard.line_ids.mapped("name"), ["fal-ai/fast-lcm-diffusion"])
 
+    def test_schemas_split_the_normal_endpoint_from_the_live_frames(self):
+        """input_schema is the normal endpoint's (what Render final may send); the live frames have their own."""
+        lines = {line.name: line for line in self.fetch().line_ids}
+        for app in ("fal-ai/fast-lcm-diffusion", "fal-ai/fast-turbo-diffusion"):
+            final = set(lines[app].details["input_schema"]["properties"])
+            self.assertIn("prompt", final)
+            self.assertIn("seed", final)
+            self.assertFalse(final & REALTIME_ONLY_FIELDS, app)
+            live = set(lines[app].details["realtime"]["input_schema"]["properties"])
+            self.assertEqual(live, {"prompt", "seed", "strength", "num_inference_steps", "width", "height"})
+        self.assertNotIn("input_schema", lines["local/preview"].details, "the embedded app has no normal endpoint")
+
     def test_manual_app_id_is_checked(self):
-        """A hand-typed realtime app id must look like owner/alias."""
-        from odoo.exceptions import ValidationError
+        """A hand-typed realtime app id must look like owner/alias and be one the live canvas can drive."""
         with self.assertRaisesRegex(ValidationError, "is not a realtime app id"):
             self.plain_model.realtime_app_id = "no slash here"
+        with self.assertRaisesRegex(ValidationError, "the live canvas only sends prompts"):
+            self.plain_model.realtime_app_id = "fal-ai/lcm-sd15-i2i"
         self.plain_model.realtime_app_id = "fal-ai/fast-lcm-diffusion"
         self.assertTrue(self.plain_model.is_realtime)

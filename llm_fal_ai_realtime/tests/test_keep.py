@@ -3,7 +3,6 @@ import io
 
 from PIL import Image
 
-from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from .common import FalRealtimeCase
@@ -57,30 +56,5 @@ class TestKeep(FalRealtimeCase):
         self.assertRpcError(response, "odoo.exceptions.UserError", "not valid base64")
         response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "prompt": "x", "seed": "seven",
                                         "image": base64.b64encode(jpeg_bytes()).decode()})
-        self.assertRpcError(response, "odoo.exceptions.UserError", "seed must be an integer")
+        self.assertRpcError(response, "odoo.exceptions.UserError", "seed must be a non-negative integer")
         self.assertFalse(self.thread.message_ids.attachment_ids)
-
-
-@tagged("post_install", "-at_install")
-class TestRenderFinal(FalRealtimeCase):
-    def test_local_preview_cannot_render_final(self):
-        """The embedded preview app has no final render: the user is told to Keep instead."""
-        message = self.thread.with_user(self.owner).message_post(body="a castle", llm_role="user",
-                                                                 author_id=self.owner.partner_id.id)
-        with self.assertRaisesRegex(UserError, "only renders live frames"):
-            list(self.thread.with_user(self.owner)._generate_response(message))
-
-    def test_composer_prompt_becomes_the_generation_input(self):
-        """A composer message in a fal realtime thread renders with its text as the prompt."""
-        self.thread.sudo().model_id = self.turbo_model
-        message = self.thread.with_user(self.owner).message_post(body="a castle <at> night", llm_role="user",
-                                                                 author_id=self.owner.partner_id.id)
-        inputs = self.thread.with_user(self.owner)._fal_realtime_final_inputs(message)
-        self.assertEqual(inputs, {"prompt": "a castle <at> night"})
-        kept = self.thread.with_user(self.owner).message_post(body="x", llm_role="user",
-                                                              body_json={"prompt": "from keep", "seed": 3})
-        self.assertEqual(self.thread._fal_realtime_final_inputs(kept), {"prompt": "from keep", "seed": 3})
-        empty = self.thread.with_user(self.owner).message_post(body="", llm_role="user",
-                                                               author_id=self.owner.partner_id.id)
-        with self.assertRaisesRegex(UserError, "needs one"):
-            self.thread._fal_realtime_final_inputs(empty)

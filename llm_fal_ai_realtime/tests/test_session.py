@@ -111,6 +111,23 @@ class TestSessionTicket(FalRealtimeCase):
         response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.preview_model.id})
         self.assertRpcError(response, "odoo.http.SessionExpiredException", "Session expired")
 
+    def test_ticket_lifetime_is_capped_at_ten_minutes(self):
+        """A lifetime parameter above 600 s (set outside the settings form) still gives tickets of at most 600 s."""
+        self.env["ir.config_parameter"].sudo().set_param("llm_fal_ai_realtime.ticket_lifetime", "3600")
+        self.authenticate("rt_owner", "rt_owner")
+        result = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.preview_model.id})["result"]
+        claims = self.decode(result["ticket"])
+        self.assertEqual(claims["exp"] - claims["iat"], 600)
+        self.assertEqual(result["expires_in"], 600)
+
+    def test_ticket_lifetime_has_a_floor(self):
+        """A lifetime parameter below 30 s gives 30 s tickets: the canvas renews at 80 %, so shorter would thrash."""
+        self.env["ir.config_parameter"].sudo().set_param("llm_fal_ai_realtime.ticket_lifetime", "5")
+        self.authenticate("rt_owner", "rt_owner")
+        result = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.preview_model.id})["result"]
+        claims = self.decode(result["ticket"])
+        self.assertEqual(claims["exp"] - claims["iat"], 30)
+
     def test_https_relay_gives_wss_url(self):
         """An https relay URL (with a path prefix) becomes a wss:// URL under the same prefix."""
         self.env["ir.config_parameter"].sudo().set_param("llm_fal_ai_realtime.relay_url", "https://relay.example.com/rt/")

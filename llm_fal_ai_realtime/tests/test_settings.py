@@ -17,17 +17,18 @@ class TestSettings(FalRealtimeCase):
         self.settings(
             fal_realtime_relay_url="https://relay.example.com/",
             fal_realtime_shared_secret="a-brand-new-secret-0123456789-abcdefghijkl",
-            fal_realtime_allowed_apps="local/preview,fal-ai/lcm-sd15-i2i",
+            fal_realtime_allowed_apps="local/preview,fal-ai/fast-turbo-diffusion",
             fal_realtime_ticket_lifetime=240,
         ).execute()
         params = self.env["ir.config_parameter"].sudo()
         self.assertEqual(params.get_param("llm_fal_ai_realtime.relay_url"), "https://relay.example.com")
         self.assertEqual(params.get_param("llm_fal_ai_realtime.shared_secret"),
                          "a-brand-new-secret-0123456789-abcdefghijkl")
-        self.assertEqual(params.get_param("llm_fal_ai_realtime.allowed_apps"), "local/preview,fal-ai/lcm-sd15-i2i")
+        self.assertEqual(params.get_param("llm_fal_ai_realtime.allowed_apps"),
+                         "local/preview,fal-ai/fast-turbo-diffusion")
         self.assertEqual(params.get_param("llm_fal_ai_realtime.ticket_lifetime"), "240")
         config = self.env["llm.fal.realtime.relay"]._get_config()
-        self.assertEqual(config["allowed_apps"], ["local/preview", "fal-ai/lcm-sd15-i2i"])
+        self.assertEqual(config["allowed_apps"], ["local/preview", "fal-ai/fast-turbo-diffusion"])
         self.assertEqual(config["lifetime"], 240)
 
     def test_secret_is_never_read_back(self):

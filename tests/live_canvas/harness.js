@@ -1,10 +1,11 @@
 /**
  * Mounts the addon's LiveCanvas with the real @odoo/owl and the one browser client, imported
  * from the relay under test. The Python test (tests/test_live_canvas.py) exposes `mintTicket`
- * and reads what happened through `window.harness`.
+ * and reads what happened through `window.harness`; setting `harness.refusal` (or `?refuse=`)
+ * makes the ticket source refuse, as Odoo's session endpoint does.
  */
 import { App, Component, useState, xml } from "@odoo/owl";
-import { LiveCanvas } from "/addon/live_canvas/live_canvas.js";
+import { ERROR_MESSAGES, LiveCanvas } from "/addon/live_canvas/live_canvas.js";
 
 const params = new URLSearchParams(location.search);
 const relayHttp = params.get("relay");
@@ -20,9 +21,13 @@ function toBase64(bytes) {
 const harness = (window.harness = {
     ready: false,
     clients: [],
-    lastFrame: null, // base64 of the last frame's image bytes, as the client decoded them
+    sent: [], // every input LiveCanvas handed to the client
+    frames: [], // {bytes, input}: each frame's image bytes (base64) and the input the client says it answers
     kept: null, // what LiveCanvas handed to onKeep
     errors: [],
+    refusal: params.get("refuse"), // when set, the ticket source refuses with this message
+    clientNoTicket: null, // the client module's NO_TICKET export
+    canvasMessages: ERROR_MESSAGES,
 });
 
 class Harness extends Component {
@@ -38,16 +43,30 @@ class Harness extends Component {
 
     setup() {
         this.state = useState({ prompt: params.get("prompt") || "", shown: true });
-        this.getTicket = () => window.mintTicket();
+        this.getTicket = () => this._getTicket();
         this.createClient = (options) => this._createClient(options);
         this.onKeep = (frame) => this._onKeep(frame);
     }
 
+    async _getTicket() {
+        if (harness.refusal) {
+            throw new Error(harness.refusal);
+        }
+        return window.mintTicket();
+    }
+
     async _createClient(options) {
-        const { RealtimeClient } = await import(`${relayHttp}/static/fal_realtime.js`);
-        const client = new RealtimeClient(options);
+        const module = await import(`${relayHttp}/static/fal_realtime.js`);
+        harness.clientNoTicket = module.NO_TICKET;
+        const client = new module.RealtimeClient(options);
+        const send = client.send.bind(client);
+        client.send = (input) => {
+            harness.sent.push(input);
+            send(input);
+        };
+        // Added before LiveCanvas's own listener, so it sees each frame first.
         client.addEventListener("frame", (ev) => {
-            harness.lastFrame = toBase64(ev.detail.image.content);
+            harness.frames.push({ bytes: toBase64(ev.detail.image.content), input: ev.detail.input });
         });
         client.addEventListener("error", (ev) => harness.errors.push(ev.detail.code));
         harness.clients.push(client);

@@ -2,8 +2,9 @@
 /**
  * Odoo glue for LiveCanvas (kept thin on purpose): which threads get a live canvas, where
  * tickets come from (the session endpoint), where the one browser client comes from (the
- * relay that serves `static/fal_realtime.js`), and where kept frames go (the Keep endpoint,
- * then the mail store so the message shows at once).
+ * relay that serves `static/fal_realtime.js`), where kept frames go (the Keep endpoint, then
+ * the mail store so the message shows at once) and where final renders go (a generation job).
+ * Every call carries the user context, so the server works in the companies the switcher has active.
  */
 import { _t } from "@web/core/l10n/translation";
 import { LLMChatContainer } from "@llm_thread/components/llm_chat_container/llm_chat_container";
@@ -11,6 +12,7 @@ import { llmStoreService } from "@llm_thread/services/llm_store_service";
 import { rpc } from "@web/core/network/rpc";
 import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
+import { user } from "@web/core/user";
 import { LiveCanvas } from "@llm_fal_ai_realtime/live_canvas/live_canvas";
 
 const clientModules = new Map();
@@ -43,6 +45,20 @@ export function loadRealtimeClient(base) {
     return clientModules.get(base);
 }
 
+/**
+ * Call one of the addon's JSON routes with the user context; an error becomes an Error with
+ * the server's message (what LiveCanvas shows).
+ * @param {string} route
+ * @param {object} params
+ */
+async function callRoute(route, params) {
+    try {
+        return await rpc(route, { ...params, context: user.context });
+    } catch (error) {
+        throw new Error(error.data?.message || error.message);
+    }
+}
+
 function bytesToBase64(bytes) {
     let binary = "";
     for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -57,13 +73,13 @@ patch(llmStoreService, {
         const { orm } = services;
         const getDataLoaders = llmStore.getDataLoaders.bind(llmStore);
         Object.assign(llmStore, {
-            // Map<modelId, realtime app id> of the realtime models
+            // Map<modelId, {app, can_render_final}> of the realtime models of the active companies
             realtimeApps: new Map(),
             async loadRealtimeModels() {
-                const models = await orm.searchRead("llm.model", [["is_realtime", "=", true]], ["realtime_app_id"]);
+                const models = await orm.call("llm.model", "fal_realtime_apps", []);
                 this.realtimeApps.clear();
-                for (const model of models) {
-                    this.realtimeApps.set(model.id, model.realtime_app_id);
+                for (const { id, ...model } of models) {
+                    this.realtimeApps.set(id, model);
                 }
             },
             getDataLoaders() {
@@ -107,51 +123,56 @@ patch(LLMChatContainer.prototype, {
         return super.isMediaGenerationModel(thread);
     },
 
-    async liveCanvasGetTicket(threadId, modelId) {
-        try {
-            return await rpc("/llm_fal_ai_realtime/session", { thread_id: threadId, model_id: modelId });
-        } catch (error) {
-            throw new Error(error.data?.message || error.message);
-        }
+    liveCanvasGetTicket(threadId, modelId) {
+        return callRoute("/llm_fal_ai_realtime/session", { thread_id: threadId, model_id: modelId });
     },
 
     async liveCanvasCreateClient(modelId, options) {
-        const app = this.llmStore.realtimeApps.get(modelId);
+        const { app } = this.llmStore.realtimeApps.get(modelId);
         const { RealtimeClient } = await loadRealtimeClient(relayHttpBase(options.url, app));
         return new RealtimeClient(options);
     },
 
     /** The embedded preview app has no final render; fal's realtime models do (their normal endpoint). */
     get liveCanvasCanRenderFinal() {
-        const app = this.llmStore.realtimeApps?.get(this.liveCanvasModelId);
-        return Boolean(app && app !== "local/preview" && this.llmStore.postGenerationMessage);
+        return Boolean(this.llmStore.realtimeApps?.get(this.liveCanvasModelId)?.can_render_final);
     },
 
-    /** Render final through llm_generate / llm_fal_ai's generation path (message + streamed job). */
-    async liveCanvasRenderFinal(threadId, inputs) {
-        await this.llmStore.postGenerationMessage(threadId, inputs);
-    },
-
-    async liveCanvasKeep(threadId, frame) {
-        let kept;
-        try {
-            kept = await rpc("/llm_fal_ai_realtime/keep", {
-                thread_id: threadId,
-                image: bytesToBase64(frame.bytes),
-                prompt: frame.prompt,
-                seed: frame.seed,
-                app: frame.app,
-            });
-        } catch (error) {
-            throw new Error(error.data?.message || error.message);
-        }
-        // The whole store payload (message, attachment, author), so the image shows at once.
-        this.mailStore.insert(kept.store, { html: true });
-        const message = this.mailStore.Message.get(kept.message_id);
+    /** Show a message the server just posted (the store payload: message, attachments, author) at once. */
+    liveCanvasShowMessage(threadId, { store, message_id }) {
+        this.mailStore.insert(store, { html: true });
+        const message = this.mailStore.Message.get(message_id);
         const thread = this.mailStore.Thread.get({ model: "llm.thread", id: threadId });
         if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
             thread.messages.push(message);
         }
+    },
+
+    /**
+     * Render final as an llm_fal_ai generation job; the image arrives in the thread when fal has
+     * finished. A job fal did not take is an error LiveCanvas shows, never a success.
+     */
+    async liveCanvasRenderFinal(threadId, { prompt, seed }) {
+        const answer = await callRoute("/llm_fal_ai_realtime/render_final", { thread_id: threadId, prompt, seed });
+        this.liveCanvasShowMessage(threadId, answer);
+        if (answer.state === "failed") {
+            throw new Error(_t("fal.ai did not take the final render: %s", answer.error));
+        }
+        this.liveCanvasNotification.add(
+            _t("Rendering at full quality: the image will appear in the conversation when fal.ai has finished."),
+            { type: "info" }
+        );
+    },
+
+    async liveCanvasKeep(threadId, frame) {
+        const kept = await callRoute("/llm_fal_ai_realtime/keep", {
+            thread_id: threadId,
+            image: bytesToBase64(frame.bytes),
+            prompt: frame.prompt,
+            seed: frame.seed,
+            app: frame.app,
+        });
+        this.liveCanvasShowMessage(threadId, kept);
         this.liveCanvasNotification.add(_t("The frame is kept in the conversation."), { type: "success" });
     },
 });

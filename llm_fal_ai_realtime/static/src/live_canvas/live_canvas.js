@@ -29,7 +29,14 @@ const STATUS_LABELS = Object.freeze({
     closed: "Closed",
 });
 
-/** Relay error codes in words a user can act on; the relay's own reason is shown beneath. */
+/**
+ * The browser client's `NO_TICKET` (static/fal_realtime.js): `getTicket` failed, so Odoo, not the
+ * relay, refused the pass. This module cannot import the client (it arrives through `createClient`);
+ * the LiveCanvas browser test checks that the two agree.
+ */
+export const NO_TICKET = "NO_TICKET";
+
+/** Error codes in words a user can act on; the reason (the relay's, or Odoo's) is shown beneath. */
 export const ERROR_MESSAGES = Object.freeze({
     UNAUTHORIZED: "The preview server did not accept your pass. Reload the page; if it keeps happening, an administrator should check the relay's shared secret.",
     TICKET_EXPIRED: "Your preview pass expired. Reconnecting with a fresh one…",
@@ -39,6 +46,7 @@ export const ERROR_MESSAGES = Object.freeze({
     BAD_FRAME: "The preview server could not read the input.",
     BAD_REQUEST: "The preview server could not understand the request.",
     RATE_LIMITED: "You are going faster than the preview allows. It will catch up in a moment.",
+    CLIENT_TOO_SLOW: "This page stopped taking frames for a while (a busy or hidden tab). Reconnecting…",
     TOO_MANY_CONNECTIONS: "Too many live previews are open right now. Close another one or try again shortly.",
     UPSTREAM_UNAVAILABLE: "The image model cannot be reached right now. Trying again…",
     UPSTREAM_ERROR: "The image model reported an error.",
@@ -48,7 +56,7 @@ export const ERROR_MESSAGES = Object.freeze({
     SESSION_EXPIRED: "This live preview reached its time limit. Type to start a new one.",
     TIMEOUT: "The preview server took too long to answer.",
     INTERNAL_ERROR: "The preview server had a problem.",
-    TICKET_REFUSED: "Odoo did not open a live preview for this conversation.",
+    [NO_TICKET]: "Odoo refused to give you a pass for this live preview.",
 });
 
 const DEFAULT_ERROR = "The live preview stopped.";
@@ -66,13 +74,19 @@ export class LiveCanvas extends Component {
     static props = {
         /** The prompt driving the preview (e.g. the chat composer's text). */
         prompt: { type: String },
-        /** `async () => ({url, ticket, app, role, expires_in})`: fetches a fresh ticket. */
+        /**
+         * `async () => ({url, ticket, app, role, expires_in})`: fetches a fresh ticket. A rejection
+         * means Odoo refused it; its message is shown as the reason.
+         */
         getTicket: { type: Function },
         /** `(options) => RealtimeClient | Promise<RealtimeClient>`: builds the one browser client. */
         createClient: { type: Function },
         /** `async ({bytes, contentType, width, height, prompt, seed, app}) => void`: posts a frame. */
         onKeep: { type: Function, optional: true },
-        /** `async ({prompt, seed}) => void`: asks for a full-quality render (the model's normal endpoint). */
+        /**
+         * `async ({prompt, seed}) => void`: asks for a full-quality render (the model's normal endpoint)
+         * of the frame on the canvas (or of the current prompt and seed before the first frame).
+         */
         onRenderFinal: { type: Function, optional: true },
         /** Initial seed; the user can change it. */
         seed: { type: Number, optional: true, validate: (s) => Number.isInteger(s) && s >= 0 },
@@ -118,7 +132,7 @@ export class LiveCanvas extends Component {
         });
         this.client = null;
         this.sessionEnded = false;
-        this.lastFrame = null; // {image, seed, prompt}
+        this.lastFrame = null; // {image, prompt, seed}: the frame on the canvas and the input it answers
         this.firstTicket = null;
         this.destroyed = false;
         this.statsTimer = null;
@@ -142,7 +156,7 @@ export class LiveCanvas extends Component {
         try {
             first = await this.props.getTicket();
         } catch (error) {
-            this.showError("TICKET_REFUSED", error?.message || String(error));
+            this.showError(NO_TICKET, error?.message || String(error));
             return;
         }
         if (this.destroyed) {
@@ -280,7 +294,12 @@ export class LiveCanvas extends Component {
         }
     }
 
-    onFrame({ bitmap, image, result, latencyMs }) {
+    /**
+     * Draw a frame and remember what produced it: `input` is the input this frame answers (the
+     * prompt may have changed since it was sent). A viewer sends no input, so it only knows the seed
+     * the model reports.
+     */
+    onFrame({ bitmap, image, result, latencyMs, input }) {
         if (this.destroyed || !image) {
             return;
         }
@@ -293,11 +312,8 @@ export class LiveCanvas extends Component {
             canvas.getContext("2d").drawImage(bitmap, 0, 0);
             bitmap.close?.();
         }
-        this.lastFrame = {
-            image,
-            seed: Number.isInteger(result?.seed) ? result.seed : this.state.seed,
-            prompt: this.props.prompt.trim(),
-        };
+        const seed = [input?.seed, result?.seed].find(Number.isInteger) ?? null;
+        this.lastFrame = { image, prompt: typeof input?.prompt === "string" ? input.prompt : "", seed };
         this.state.frames += 1;
         this.state.waiting = false;
         this.state.renderer = result?.renderer ? String(result.renderer) : "";
@@ -331,7 +347,7 @@ export class LiveCanvas extends Component {
         this.state.errorCode = code;
         this.state.errorMessage = ERROR_MESSAGES[code] || DEFAULT_ERROR;
         this.state.errorReason = reason || "";
-        if (code === "TICKET_REFUSED" || !this.client || this.client.state === "error") {
+        if (code === NO_TICKET || !this.client || this.client.state === "error") {
             this.state.status = LIVE_STATUS.ERROR;
         }
     }
@@ -379,18 +395,22 @@ export class LiveCanvas extends Component {
     }
 
     get canRenderFinal() {
-        return Boolean(this.props.onRenderFinal && this.isDriver && this.props.prompt.trim() && !this.state.rendering);
+        const prompt = this.lastFrame?.prompt || this.props.prompt.trim();
+        return Boolean(this.props.onRenderFinal && this.isDriver && prompt && !this.state.rendering);
     }
 
-    /** Ask for a final render of the current prompt and seed. */
+    /** Ask for a final render of what the canvas shows: the last frame's prompt and seed. */
     async onRenderFinal() {
         if (!this.canRenderFinal) {
             return;
         }
+        const frame = this.lastFrame?.prompt ? this.lastFrame : null;
+        const prompt = frame ? frame.prompt : this.props.prompt.trim();
+        const seed = frame && frame.seed !== null ? frame.seed : this.state.seed;
         this.state.rendering = true;
         this.state.keepError = "";
         try {
-            await this.props.onRenderFinal({ prompt: this.props.prompt.trim(), seed: this.state.seed });
+            await this.props.onRenderFinal({ prompt, seed });
         } catch (error) {
             this.state.keepError = error?.message || String(error);
         } finally {
