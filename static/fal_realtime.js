@@ -72,6 +72,8 @@ const FATAL_CLOSE_CODES = new Set([
     CLOSE_CODES.SESSION_ENDED,
 ]);
 const STALL_MS = 3000;
+const RENEW_RETRY_MS = 5000; // first retry of a refused ticket renewal (at most a tenth of the lifetime)
+const RENEW_RETRY_MAX_MS = 60000;
 const STATS_WINDOW_MS = 2000;
 const LATENCY_SAMPLES = 120;
 
@@ -233,9 +235,16 @@ export class RealtimeClient extends EventTarget {
         }
         const lifetime = (answer.expires_in || 300) * 1000;
         this._ticketExpiresAt = Date.now() + lifetime;
+        // Renew at 80% of the lifetime so a reconnect never waits for a ticket round trip; a refused
+        // renewal is tried again soon, then less and less often (the open connection does not need it).
+        this._scheduleRenewal(lifetime * 0.8, Math.min(RENEW_RETRY_MS, lifetime * 0.1));
+    }
+
+    _scheduleRenewal(delayMs, retryMs) {
         clearTimeout(this._renewTimer);
-        // Renew at 80% of the lifetime so a reconnect never waits for a ticket round trip.
-        this._renewTimer = setTimeout(() => this._renewTicket().catch(() => {}), lifetime * 0.8);
+        this._renewTimer = setTimeout(() => this._renewTicket().catch(() => {
+            this._scheduleRenewal(retryMs, Math.min(RENEW_RETRY_MAX_MS, retryMs * 2));
+        }), delayMs);
     }
 
     _stopRenewing() {

@@ -47,6 +47,7 @@ class Backend:
     relay: RunningRelay | None = None
     lifetime: int = 300
     delay: float = 0.0  # seconds the ticket endpoint takes to answer
+    refuse: int = 0  # how many of the next ticket requests to refuse (503)
     minted: list[dict[str, Any]] = field(default_factory=list)
     server: Starlette | None = None
 
@@ -63,6 +64,9 @@ class Backend:
             assert self.relay is not None
             body = await request.json()
             await asyncio.sleep(self.delay)
+            if self.refuse:
+                self.refuse -= 1
+                return JSONResponse({"error": "try again"}, status_code=503)
             app = body.get("app") or "local/preview"
             session = body.get("session")
             token = self.relay.ticket(
@@ -230,6 +234,24 @@ async def test_widget_renews_its_ticket_before_expiry_while_live(make_relay) -> 
     assert second["at"] < first["exp"]
     assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
     assert relay.metric("relay_connections_total", outcome="accepted") == 1
+
+
+async def test_widget_retries_a_refused_renewal(make_relay) -> None:
+    """The backend refuses the renewal at 80 % of a four-second ticket: the widget asks again soon and has
+    a fresh ticket before the first expires, without disturbing the open connection."""
+    async with embedding(make_relay, lifetime=4) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket"'
+                                   + ' prompt="a lighthouse"></fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        backend.refuse = 1
+        async with asyncio.timeout(WAIT_MS / 1000):
+            while len(backend.minted) < 2:
+                await asyncio.sleep(0.05)
+        events = await _events(page, "a")
+    first, second = backend.minted[:2]
+    assert backend.refuse == 0 and second["at"] < first["exp"]
+    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
+    assert not [e for e in events if e["type"] == "error"]
 
 
 async def test_widget_stops_asking_for_tickets_once_removed_or_refused(make_relay) -> None:
