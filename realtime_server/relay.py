@@ -150,7 +150,6 @@ class Relay:
         self._rate = RateLimit(settings.max_inputs_per_second)
         self._loop = asyncio.get_running_loop()
         self._last_input = time.monotonic()
-        self._written = self._dropped = 0  # the client sink's counts already published to metrics
 
     async def run(self, websocket: WebSocket) -> RelayError | None:
         """Accept, splice, relay; close the client with the error that ended it (returned) or normally."""
@@ -283,10 +282,9 @@ class Relay:
     def _publish_sink_counts(self) -> None:
         if self.client is None:
             return
-        sink, counts = self.client.sink, self._counts
-        counts.frames_out += sink.written - self._written
-        counts.dropped_out += sink.dropped - self._dropped
-        self._written, self._dropped = sink.written, sink.dropped
+        written, dropped = self.client.sink.take_counts()
+        self._counts.frames_out += written
+        self._counts.dropped_out += dropped
 
     # splice.ClientHooks: client -> upstream
 

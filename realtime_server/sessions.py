@@ -58,20 +58,13 @@ class Viewer:
         client = self.client
         if client is None or self._closing or self.error is not None:
             return
-        sink = client.sink
-        if sink.congested():
-            if output:  # the newest output replaces a parked one; a text frame is skipped
-                if sink.parked is not None:
-                    sink.dropped += 1
-                    self.counts.dropped_viewers += 1
-                sink.parked = frame
-            else:
-                sink.dropped += 1
-                self.counts.dropped_viewers += 1
-            return
-        sink.transport.write(frame)
-        sink.written += 1
-        self.counts.frames_out += 1
+        client.sink.offer(frame, output)
+        self._publish_counts(client)
+
+    def _publish_counts(self, client: SplicedClient) -> None:
+        written, dropped = client.sink.take_counts()  # parked frames written on resume included
+        self.counts.frames_out += written
+        self.counts.dropped_viewers += dropped
 
     def end(self) -> None:
         """The driver left."""
@@ -99,6 +92,7 @@ class Viewer:
             self._set_error(exc)
         finally:
             self._close(client)
+            self._publish_counts(client)
             self.skipped = client.sink.dropped
             client.lost.add_done_callback(self._release)
         return self.error

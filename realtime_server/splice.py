@@ -123,6 +123,7 @@ class Sink:
     written: int = 0  # frames written (outputs and forwarded text)
     _run: int = -1  # start of the current run of forwarded bytes in the chunk being fed
     _parking: bytearray | None = None
+    _counted: tuple[int, int] = (0, 0)  # (written, dropped) as of the last `take_counts`
 
     def congested(self) -> bool:
         """Paused with bytes still queued. The flag alone can be stale: the loop may deliver the next
@@ -139,12 +140,34 @@ class Sink:
             self.dropped += 1
         return False
 
+    def park(self, frame: bytes) -> None:
+        """Hold a whole frame until the transport drains; one parked before it is dropped (latest wins)."""
+        if self.parked is not None:
+            self.dropped += 1
+        self.parked = frame
+
+    def offer(self, frame: bytes, output: bool) -> None:
+        """Write one whole frame now; while congested, park it if it is an output, else skip it."""
+        if not self.congested():
+            self.transport.write(frame)
+            self.written += 1
+        elif output:
+            self.park(frame)
+        else:
+            self.dropped += 1
+
     def resume(self) -> None:
         self.paused = False
         if self.parked is not None:
             frame, self.parked = self.parked, None
             self.transport.write(frame)
             self.written += 1
+
+    def take_counts(self) -> tuple[int, int]:
+        """Frames written and dropped since the last call, for the owner to add to its metrics."""
+        written, dropped = self._counted
+        self._counted = (self.written, self.dropped)
+        return self.written - written, self.dropped - dropped
 
 
 class UpstreamHooks(Protocol):
@@ -305,9 +328,8 @@ class UpstreamToClients:
         self.frames += 1
         for sink in self.sinks:
             if sink._parking is not None:
-                if sink.parked is not None:
-                    sink.dropped += 1
-                sink.parked, sink._parking = bytes(sink._parking), None
+                sink.park(bytes(sink._parking))
+                sink._parking = None
                 if not sink.paused:  # drained while the frame was coming in
                     sink.resume()
             elif self._output:

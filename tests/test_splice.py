@@ -306,3 +306,19 @@ def test_after_the_relays_close_inputs_are_dropped_and_the_clients_close_still_r
     up.feed(client_frame(pack(seed=1)))
     up.feed(client_frame(b"\x03\xe8", splice.OP_CLOSE))
     assert upstream.writes == [] and hooks.inputs == [] and hooks.closes == [b""] and up.closed
+
+
+def test_whole_frames_offered_to_a_congested_sink_are_parked_or_skipped_and_counted() -> None:
+    """`Sink.offer` (a viewer's frames): outputs are parked, the newest winning; text frames are
+    skipped while congested; `take_counts` reports each write and drop once, the resumed one included."""
+    sink = splice.Sink(FakeTransport())
+    sink.offer(b"a", output=True)
+    assert sink.take_counts() == (1, 0)
+    sink.paused = True
+    sink.offer(b"b", output=True)
+    sink.offer(b"note", output=False)
+    sink.offer(b"c", output=True)
+    assert sink.parked == b"c" and sink.take_counts() == (0, 2)
+    sink.resume()
+    assert sink.transport.writes == [b"a", b"c"]  # type: ignore[attr-defined]
+    assert sink.take_counts() == (1, 0) and sink.take_counts() == (0, 0)
