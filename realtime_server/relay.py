@@ -101,49 +101,99 @@ def as_relay_error(exc: Exception) -> RelayError:
     return protocol.RelayError("the relay failed; please reconnect")
 
 
-def too_slow(settings: Settings) -> protocol.ClientTooSlow:
-    return protocol.ClientTooSlow(
-        f"nothing was read for {settings.send_timeout:g} s while frames waited; reconnect when ready")
+class SplicedConnection:
+    """What a driver (`Relay`) and a live session's viewer (`sessions.Viewer`) share: a spliced client
+    socket read by `reader` (whose hooks the subclass implements), the error that ends it, the event
+    that wakes the task waiting on it, and the closing handshake. Hooks run inside read callbacks,
+    so they only set state and wake the task."""
+
+    reader: splice.ClientToUpstream  # set by the subclass
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.error: RelayError | None = None
+        self.client: SplicedClient | None = None
+        self._wake = asyncio.Event()
+        self._client_closed = False
+        self._closing = False  # the relay's close frame is out
+
+    async def _accept(self, websocket: WebSocket) -> SplicedClient:
+        """Accept, and splice the socket to `reader` at once (no await may come between the two)."""
+        await websocket.accept()
+        client = self.client = websocket.scope["extensions"][SPLICE_EXTENSION]["start"](self.reader.feed)
+        client.stalled.add_done_callback(self._stalled)
+        return client
+
+    def _expired(self) -> protocol.SessionExpired:
+        return protocol.SessionExpired(
+            f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on")
+
+    def _done(self, client: SplicedClient) -> bool:
+        return self.error is not None or self._client_closed or client.lost.done() or client.shutdown.done()
+
+    async def _wait(self, client: SplicedClient, *also: asyncio.Future[None]) -> None:
+        """Until a hook wakes this task, or the client's socket (or any of `also`) goes; `_wake` is
+        cleared by the caller before it checks whether to wait."""
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait([waiter, client.lost, client.shutdown, *also], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+    def _close(self, client: SplicedClient) -> None:
+        """Send the close the connection ends with: its error, 1012 at shutdown (which invites a
+        reconnect), else 1000. The socket then waits for the client's closing frame (see
+        `on_client_close`) unless the client already sent it or can no longer be read."""
+        if client.lost.done():
+            return
+        self._closing = True
+        error = self.error
+        if error is not None:
+            client.close(error.close_code, protocol.close_reason(error.reason), error.frame())
+        elif client.shutdown.done():
+            client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
+        else:
+            client.close(protocol.CloseCode.NORMAL_CLOSURE)
+        if self._client_closed or not self.reader.discard_until_close():
+            client.transport.close()
+
+    def _set_error(self, exc: RelayError) -> None:
+        if self.error is None:
+            self.error = exc
+        self._wake.set()
+
+    def _fail(self, exc: Exception) -> None:
+        """A splice direction broke."""
+        self._set_error(as_relay_error(exc))
+
+    def _stalled(self, _: object) -> None:
+        self._set_error(protocol.ClientTooSlow(
+            f"nothing was read for {self.settings.send_timeout:g} s while frames waited; reconnect when ready"))
+
+    def on_client_close(self, payload: bytes) -> None:
+        """splice.ClientHooks: the client's closing frame, before or after the relay's."""
+        self._client_closed = True
+        if self._closing and self.client is not None:
+            self.client.transport.close()
+        self._wake.set()
 
 
-def close_client(client: SplicedClient, error: RelayError | None, reader: splice.ClientToUpstream,
-                 client_closed: bool) -> bool:
-    """Send the close a spliced connection ends with: its error, 1012 at shutdown (which invites a
-    reconnect), else 1000. True when the socket now waits for the client's closing frame."""
-    if error is not None:
-        client.close(error.close_code, protocol.close_reason(error.reason), error.frame())
-    elif client.shutdown.done():
-        client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
-    else:
-        client.close(protocol.CloseCode.NORMAL_CLOSURE)
-    if client_closed or not reader.discard_until_close():
-        client.transport.close()
-        return False
-    return True
-
-
-class Relay:
+class Relay(SplicedConnection):
     """Relays one driver's connection to its upstream app until either side ends or a limit trips.
 
-    It implements the hooks of both splice directions; they run inside read callbacks, so they
-    only set state and wake `run`, which does everything that awaits.
+    It implements the hooks of both splice directions; `run` does everything that awaits.
     """
 
     def __init__(self, settings: Settings, target: upstream.Target, metrics: Metrics,
                  fanout: Callable[[bytes], None] | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.target = target
         self.metrics = metrics
         self._counts = metrics.counts
         self._fanout = fanout  # a live session's viewers, when this client drives one
-        self.to_upstream = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)
+        self.reader = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)  # client -> upstream
         self.down: splice.UpstreamToClients | None = None  # the current upstream leg's frames
-        self.error: RelayError | None = None
-        self.client: SplicedClient | None = None
         self._transport: asyncio.Transport | None = None  # the current upstream leg
-        self._wake = asyncio.Event()
-        self._client_closed = False
-        self._closing = False  # the relay's close frame is out
         self._upstream_idle = False
         self._resent = False  # the unanswered input was sent again once after an upstream TIMEOUT
         self._sent_at = 0.0  # when the oldest unanswered input came in (monotonic), for the latency histogram
@@ -153,26 +203,23 @@ class Relay:
 
     async def run(self, websocket: WebSocket) -> RelayError | None:
         """Accept, splice, relay; close the client with the error that ended it (returned) or normally."""
-        await websocket.accept()
-        client = self.client = websocket.scope["extensions"][SPLICE_EXTENSION]["start"](self.to_upstream.feed)
+        client = await self._accept(websocket)
         self._idle = self._loop.call_later(self.settings.idle_timeout, self._check_idle)
-        client.stalled.add_done_callback(self._stalled)
         try:
             for data in client.early_inputs:  # parsed by uvicorn before the splice: framed anew
                 self.on_input(data)
-                self.to_upstream.send_input(splice.masked_frame(splice.OP_BINARY, data))
+                self.reader.send_input(splice.masked_frame(splice.OP_BINARY, data))
             async with asyncio.timeout(self.settings.max_session_seconds):
                 await self._relay(client)
         except TimeoutError:
-            self._set_error(protocol.SessionExpired(
-                f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on"))
+            self._set_error(self._expired())
         except RelayError as exc:
             self._set_error(exc)
         except Exception as exc:  # a bug: the client still gets an x-fal-error and a close, not a dead socket
             self._fail(exc)
         finally:
             self._idle.cancel()
-            self.to_upstream.closed = True  # no more inputs go upstream
+            self.reader.closed = True  # no more inputs go upstream
             try:
                 await self._close_client(client)  # may wait for the rest of a frame from upstream
             finally:
@@ -186,7 +233,7 @@ class Relay:
         finished connection is freed at once instead of waiting for the cycle collector."""
         self.client = self.down = self._transport = None
         self._idle.cancel()
-        del self._idle, self.to_upstream  # the timer's callback and the splice's hooks point back here
+        del self._idle, self.reader  # the timer's callback and the splice's hooks point back here
 
     def _close_upstream(self) -> None:
         """Say goodbye to the app with a close frame (masked, as a client must), then hang up."""
@@ -208,16 +255,16 @@ class Relay:
             up.on_pause = self._upstream_paused
             self._upstream_idle = False
             up.take_buffered(down.feed)
-            self.to_upstream.attach(transport)
+            self.reader.attach(transport)
             await self._until(client, up.lost)
             if self._done(client):
                 return
             if not self._upstream_idle:
                 raise protocol.UpstreamError("upstream closed the connection unexpectedly (code 1006)")
             self._close_upstream()
-            self.to_upstream.upstream = None  # inputs wait in `pending` for the next leg
+            self.reader.upstream = None  # inputs wait in `pending` for the next leg
             logger.info("upstream idle app=%s; reopens on next input", self.target.app)
-            if self.to_upstream.pending is None:
+            if self.reader.pending is None:
                 await self._until(client)
                 if self._done(client):
                     return
@@ -225,16 +272,9 @@ class Relay:
     async def _until(self, client: SplicedClient, *also: asyncio.Future[None]) -> None:
         """Wait for a hook to wake this task, or the client's socket (or upstream's) to go."""
         self._wake.clear()
-        if self._done(client) or self._upstream_idle and self.to_upstream.pending is not None:
+        if self._done(client) or self._upstream_idle and self.reader.pending is not None:
             return
-        waiter: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait([waiter, client.lost, client.shutdown, *also], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-
-    def _done(self, client: SplicedClient) -> bool:
-        return (self.error is not None or self._client_closed or client.lost.done() or client.shutdown.done())
+        await self._wait(client, *also)
 
     async def _close_client(self, client: SplicedClient) -> None:
         if client.lost.done():
@@ -250,20 +290,7 @@ class Relay:
             except TimeoutError:
                 client.transport.abort()
                 return
-        # If it waits, the client's closing frame ends it (see `on_client_close`).
-        self._closing = close_client(client, self.error, self.to_upstream, self._client_closed)
-
-    def _set_error(self, exc: RelayError) -> None:
-        if self.error is None:
-            self.error = exc
-        self._wake.set()
-
-    def _fail(self, exc: Exception) -> None:
-        """A splice direction broke."""
-        self._set_error(as_relay_error(exc))
-
-    def _stalled(self, _: object) -> None:
-        self._set_error(too_slow(self.settings))
+        self._close(client)
 
     def _check_idle(self) -> None:
         """One timer per idle period instead of one per input (inputs arrive up to 60 times a second)."""
@@ -275,9 +302,9 @@ class Relay:
 
     def _upstream_paused(self, paused: bool) -> None:
         if paused:
-            self.to_upstream.upstream_paused = True
+            self.reader.upstream_paused = True
         else:
-            self.to_upstream.resume()
+            self.reader.resume()
 
     def _publish_sink_counts(self) -> None:
         if self.client is None:
@@ -298,8 +325,8 @@ class Relay:
         counts = self._counts
         counts.frames_in += 1
         counts.bytes_in += len(payload)
-        to_upstream = self.to_upstream
-        if to_upstream.pending is not None and (to_upstream.upstream is None or to_upstream.upstream_paused):
+        reader = self.reader
+        if reader.pending is not None and (reader.upstream is None or reader.upstream_paused):
             counts.dropped_in += 1  # the waiting input is about to be replaced by this one
         if not self._sent_at:
             self._sent_at = now
@@ -314,16 +341,10 @@ class Relay:
         elif self.client is not None:
             self.client.transport.write(pong)
 
-    def on_client_close(self, payload: bytes) -> None:
-        self._client_closed = True
-        if self._closing and self.client is not None:
-            self.client.transport.close()
-        self._wake.set()
-
     # splice.UpstreamHooks: upstream -> client
 
     def on_upstream_frame(self, length: int) -> None:
-        self.to_upstream.unanswered = None
+        self.reader.unanswered = None
         counts = self._counts
         counts.frames_upstream += 1
         counts.bytes_upstream += length
@@ -347,11 +368,11 @@ class Relay:
     def _absorb_timeout(self) -> None:
         """Upstream ended an idle session: the client stays; an unanswered input is sent again, once."""
         self._upstream_idle = True
-        to_upstream = self.to_upstream
-        to_upstream.upstream = None
-        if to_upstream.pending is None and to_upstream.unanswered is not None and not self._resent:
-            to_upstream.pending, self._resent = to_upstream.unanswered, True
-        to_upstream.unanswered = None
+        reader = self.reader
+        reader.upstream = None
+        if reader.pending is None and reader.unanswered is not None and not self._resent:
+            reader.pending, self._resent = reader.unanswered, True
+        reader.unanswered = None
         self._sent_at = 0.0
         self._wake.set()
 

@@ -17,15 +17,14 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.websockets import WebSocket
 
 from . import protocol, splice
 from .metrics import Metrics
 from .protocol import RelayError
-from .relay import as_relay_error, close_client, too_slow
-from .serving import SPLICE_EXTENSION, SplicedClient
+from .relay import SplicedConnection
+from .serving import SplicedClient
 from .settings import Settings
 from .tickets import Ticket
 
@@ -37,20 +36,15 @@ def _text_frame(text: str) -> bytes:
     return splice.frame_header(splice.OP_TEXT, len(body)) + body
 
 
-class Viewer:
+class Viewer(SplicedConnection):
     """One viewer's socket: frames written whole (so the relay's own pongs never cut into one),
     latest frame wins while it is congested, and anything it sends besides pings and its close
     refused. Implements `splice.ClientHooks`."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.counts = metrics.counts
         self.reader = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)
-        self.client: SplicedClient | None = None  # set once the socket is accepted and spliced
-        self.error: RelayError | None = None
-        self._closed_by_client = False
-        self._closing = False
-        self._wake = asyncio.Event()
         self.skipped = 0  # frames this viewer skipped, once it has gone
 
     def deliver(self, frame: bytes, output: bool) -> None:
@@ -72,9 +66,7 @@ class Viewer:
 
     async def run(self, websocket: WebSocket, session: LiveSession) -> RelayError | None:
         """Accept, splice, show the session until it ends or the viewer goes; close with the reason."""
-        await websocket.accept()
-        client = self.client = websocket.scope["extensions"][SPLICE_EXTENSION]["start"](self.reader.feed)
-        client.stalled.add_done_callback(self._stalled)
+        client = await self._accept(websocket)
         try:
             if client.early_inputs:
                 self.on_input(b"")
@@ -84,10 +76,11 @@ class Viewer:
             elif session.last_frame is not None:
                 self.deliver(session.last_frame, output=True)
             async with asyncio.timeout(self.settings.max_session_seconds):
-                await self._until_done(client)
+                while not self._done(client):
+                    self._wake.clear()
+                    await self._wait(client)
         except TimeoutError:
-            self._set_error(protocol.SessionExpired(
-                f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on"))
+            self._set_error(self._expired())
         except RelayError as exc:
             self._set_error(exc)
         finally:
@@ -97,36 +90,10 @@ class Viewer:
             client.lost.add_done_callback(self._release)
         return self.error
 
-    async def _until_done(self, client: SplicedClient) -> None:
-        while not (self.error is not None or self._closed_by_client or client.lost.done() or client.shutdown.done()):
-            self._wake.clear()
-            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait([waiter, client.lost, client.shutdown], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-
-    def _close(self, client: SplicedClient) -> None:
-        if client.lost.done():
-            return
-        self._closing = True
-        close_client(client, self.error, self.reader, self._closed_by_client)
-
     def _release(self, _: object = None) -> None:
         """Break the cycle through the splice hooks once the socket is gone (freed by refcounting)."""
         self.client = None
         del self.reader
-
-    def _stalled(self, _: object) -> None:
-        self._set_error(too_slow(self.settings))
-
-    def _set_error(self, exc: RelayError) -> None:
-        if self.error is None:
-            self.error = exc
-        self._wake.set()
-
-    def _fail(self, exc: Exception) -> None:
-        self._set_error(as_relay_error(exc))
 
     # splice.ClientHooks
 
@@ -136,12 +103,6 @@ class Viewer:
     def on_client_ping(self, payload: bytes) -> None:
         if self.client is not None and not self._closing:
             self.client.transport.write(splice.frame_header(splice.OP_PONG, len(payload)) + payload)
-
-    def on_client_close(self, payload: bytes) -> None:
-        self._closed_by_client = True
-        if self._closing and self.client is not None:
-            self.client.transport.close()
-        self._wake.set()
 
 
 @dataclass
