@@ -8,10 +8,13 @@ import gc
 import os
 import secrets
 import struct
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import httpx
 import msgpack
 import websockets
 
@@ -204,3 +207,19 @@ def _parse_server_frame(data: bytes) -> tuple[int, bytes, int] | None:
     if len(data) < offset + length:
         return None
     return opcode, data[offset:offset + length], offset + length
+
+
+async def wait_ready(http: str, process: subprocess.Popen[bytes], log: Path | None = None, limit: float = 90.0) -> None:
+    """Until the `realtime-server` process at `http` answers `/ready` with 200 (its embedded app is
+    up); fails at once if the process dies (with its log, when given), or after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    async with httpx.AsyncClient(base_url=http) as client:
+        while True:
+            assert process.poll() is None, log.read_text() if log else f"relay exited with {process.returncode}"
+            try:
+                if (await client.get("/ready", timeout=2)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "relay did not become ready in time"
+            await asyncio.sleep(0.2)

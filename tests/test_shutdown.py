@@ -21,6 +21,7 @@ from realtime_server import tickets
 from realtime_server.cli import free_port
 
 from .conftest import SECRET, pack
+from .reliability import wait_ready
 
 DRAIN_SECONDS = 2.0  # RELAY_DRAIN_SECONDS: uvicorn's timeout_graceful_shutdown
 EXIT_MARGIN = 1.5  # the embedded app's own stop and interpreter teardown, on a loaded CI machine
@@ -64,7 +65,7 @@ async def relay_process(tmp_path: Path) -> AsyncIterator[RelayProcess]:
                                    stderr=subprocess.STDOUT)
     running = RelayProcess(process, port, log)
     try:
-        await _wait_ready(process, port, log)
+        await wait_ready(f"http://127.0.0.1:{port}", process, log)
         running.app = running.app_pid()
         yield running
     finally:
@@ -73,21 +74,6 @@ async def relay_process(tmp_path: Path) -> AsyncIterator[RelayProcess]:
             process.wait(timeout=10)
         if running.app and _alive(running.app):  # never leave an orphan behind, whatever the test found
             os.kill(running.app, signal.SIGKILL)
-
-
-async def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    """Until `/ready` answers 200 (the embedded app is up), at most 90 s; fails if the process dies."""
-    deadline = time.monotonic() + 90
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if (await http.get("/ready", timeout=2)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "relay did not become ready in time"
-            await asyncio.sleep(0.2)
 
 
 def _alive(pid: int) -> bool:
@@ -190,7 +176,7 @@ async def test_console_command_with_no_configuration_serves_the_demo(tmp_path: P
     with log.open("wb") as out:
         process = subprocess.Popen([str(command)], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        await _wait_ready(process, port, log)
+        await wait_ready(f"http://127.0.0.1:{port}", process, log)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             page = await http.get("/")
             answer = (await http.post("/dev/ticket", json={})).json()

@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import msgpack
 import pytest
 import websockets
@@ -34,6 +33,7 @@ from realtime_server import tickets
 from realtime_server.cli import free_port
 
 from .conftest import SECRET, pack
+from .reliability import wait_ready
 
 pytestmark = pytest.mark.soak
 
@@ -119,20 +119,6 @@ async def _session(index: int, base: str, tally: Tally, stop_at: float) -> None:
             await asyncio.sleep(1.0)
 
 
-async def _wait_ready(http: str, process: subprocess.Popen[bytes], limit: float = 90.0) -> None:
-    deadline = time.monotonic() + limit
-    async with httpx.AsyncClient(base_url=http) as client:
-        while True:
-            assert process.poll() is None, f"relay exited with {process.returncode} before it was ready"
-            try:
-                if (await client.get("/ready", timeout=2)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "relay did not become ready in time"
-            await asyncio.sleep(0.2)
-
-
 async def _settled_fds(pid: int, target: int, limit: float = 15.0) -> int:
     deadline = time.monotonic() + limit
     count = _fds(pid)
@@ -158,7 +144,7 @@ async def test_soak_keeps_memory_and_fds_flat(tmp_path: Path) -> None:
     samples: list[tuple[float, int, int]] = []  # (seconds since start, RSS KiB, fds)
     app_pid = 0
     try:
-        await _wait_ready(http, process)
+        await wait_ready(http, process)
         pid = process.pid
         (app_pid,) = _children(pid)
         # One round trip first, so lazily opened fds (upstream DNS, thread pool) count in the baseline.
