@@ -242,8 +242,11 @@ export class RealtimeClient extends EventTarget {
 
     _scheduleRenewal(delayMs, retryMs) {
         clearTimeout(this._renewTimer);
+        const renewal = this._renewals;
         this._renewTimer = setTimeout(() => this._renewTicket().catch(() => {
-            this._scheduleRenewal(retryMs, Math.min(RENEW_RETRY_MAX_MS, retryMs * 2));
+            if (renewal === this._renewals) { // not closed, failed or idle while the request was out
+                this._scheduleRenewal(retryMs, Math.min(RENEW_RETRY_MAX_MS, retryMs * 2));
+            }
         }), delayMs);
     }
 

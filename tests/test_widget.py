@@ -48,6 +48,7 @@ class Backend:
     lifetime: int = 300
     delay: float = 0.0  # seconds the ticket endpoint takes to answer
     refuse: int = 0  # how many of the next ticket requests to refuse (503)
+    asked: int = 0  # ticket requests, answered or refused
     minted: list[dict[str, Any]] = field(default_factory=list)
     server: Starlette | None = None
 
@@ -63,6 +64,7 @@ class Backend:
         async def ticket(request: Request) -> Response:
             assert self.relay is not None
             body = await request.json()
+            self.asked += 1
             await asyncio.sleep(self.delay)
             if self.refuse:
                 self.refuse -= 1
@@ -252,6 +254,21 @@ async def test_widget_retries_a_refused_renewal(make_relay) -> None:
     assert backend.refuse == 0 and second["at"] < first["exp"]
     assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
     assert not [e for e in events if e["type"] == "error"]
+
+
+async def test_widget_removed_during_a_refused_renewal_asks_no_more(make_relay) -> None:
+    """The renewal is out and will be refused when the widget goes: it is not retried."""
+    async with embedding(make_relay, lifetime=3) as (relay, backend, page):
+        await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket"'
+                                   + ' prompt="a lighthouse"></fal-live-canvas>')""")
+        await _wait_frames(page, "a", 1)
+        backend.refuse, backend.delay = 100, 0.5
+        async with asyncio.timeout(WAIT_MS / 1000):
+            while backend.asked < 2:
+                await asyncio.sleep(0.02)
+        await page.evaluate("document.getElementById('a').remove()")
+        await asyncio.sleep(3.0)  # ten retry periods of a three-second ticket
+    assert backend.asked == 2
 
 
 async def test_widget_stops_asking_for_tickets_once_removed_or_refused(make_relay) -> None:
