@@ -61,8 +61,8 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         self._sink: Sink | None = None
         self._lost: asyncio.Future[None] | None = None
         self._shutdown: asyncio.Future[None] | None = None
-        self._stall: asyncio.Future[None] | None = None
-        self._stalled: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.Future[None] | None = None  # SplicedClient.stalled
+        self._stall_timer_handle: asyncio.TimerHandle | None = None
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -87,12 +87,12 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         self._sink = Sink(self.transport, paused=not self.writable.is_set())
         self._lost = self.loop.create_future()
         self._shutdown = self.loop.create_future()
-        self._stall = self.loop.create_future()
+        self._stalled = self.loop.create_future()
         if self.disconnected:
             self._lost.set_result(None)
         elif self._sink.paused:
             self._stall_timer()
-        return SplicedClient(self._sink, self.transport, early, self._lost, self._shutdown, self._stall,
+        return SplicedClient(self._sink, self.transport, early, self._lost, self._shutdown, self._stalled,
                              self.close_spliced)
 
     def close_spliced(self, code: int = 1000, reason: str = "", text: str | None = None) -> None:
@@ -143,20 +143,20 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.read_paused and not self.transport.is_closing():
             self.transport.resume_reading()
         if self._sink is not None:
-            if self._stalled is not None:
-                self._stalled.cancel()
-                self._stalled = None
+            if self._stall_timer_handle is not None:
+                self._stall_timer_handle.cancel()
+                self._stall_timer_handle = None
             self._sink.resume()
 
     def _stall_timer(self) -> None:
-        if self._stalled is None:
-            self._stalled = self.loop.call_later(self.send_timeout, self._on_stalled)
+        if self._stall_timer_handle is None:
+            self._stall_timer_handle = self.loop.call_later(self.send_timeout, self._on_stalled)
 
     def _on_stalled(self) -> None:
-        if self._stall is None or self.close_sent:
+        if self._stalled is None or self.close_sent:
             self.transport.abort()  # not spliced, or already closing: nothing more can reach it
-        elif not self._stall.done():
-            self._stall.set_result(None)
+        elif not self._stalled.done():
+            self._stalled.set_result(None)
 
     async def receive(self) -> Any:
         message = await super().receive()
@@ -175,8 +175,8 @@ class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self._stalled is not None:
-            self._stalled.cancel()
+        if self._stall_timer_handle is not None:
+            self._stall_timer_handle.cancel()
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
         # Break the reference cycles through this protocol (scope -> extension -> protocol, and the
