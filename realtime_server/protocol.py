@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from typing import Any
 
 import msgpack
@@ -64,7 +65,7 @@ class RelayError(Exception):
     close_code: CloseCode = CloseCode.INTERNAL_ERROR
 
     def __init__(self, reason: str | None = None) -> None:
-        self.reason = reason or ""
+        self.reason = one_line(reason or "")
         super().__init__(f"{self.error}: {self.reason}")
 
     def frame(self) -> str:
@@ -182,6 +183,15 @@ class SessionExpired(RelayError):
     """Raised when a connection outlives RELAY_MAX_SESSION_SECONDS."""
 
     error, close_code = ErrorCode.SESSION_EXPIRED, CloseCode.SESSION_EXPIRED
+
+
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped (a newline as `\\n`): a reason can come from upstream
+    (a model's multi-line error), and each log line must stay one event."""
+    return _LINE_BREAKING.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def error_frame(error: str, reason: str) -> str:

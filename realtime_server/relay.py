@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from . import protocol, splice, upstream
+from . import frames, protocol, splice, upstream
 from .metrics import Metrics
 from .protocol import RelayError
 from .serving import SPLICE_EXTENSION, SplicedClient
@@ -87,14 +87,9 @@ class ConnectionLimits:
 
 
 def as_relay_error(exc: Exception) -> RelayError:
-    """What a broken splice direction means for the client: the peer's protocol error, a refused
-    input, or a bug (logged; the client is only told to reconnect)."""
-    if isinstance(exc, splice.FrameTooLarge):
-        return protocol.FrameTooLarge(exc.reason)
-    if isinstance(exc, splice.InvalidData):
-        return protocol.BadFrame(exc.reason)
-    if isinstance(exc, splice.SpliceError):
-        return protocol.UpstreamError(exc.reason) if exc.upstream else protocol.ProtocolViolation(exc.reason)
+    """What a broken splice direction means for the client: the peer's error as the codec or a check
+    raised it (a client's own code, or UPSTREAM_ERROR), or a bug (logged; the client is only told
+    to reconnect)."""
     if isinstance(exc, RelayError):
         return exc
     logger.error("relay failed", exc_info=exc)
@@ -208,7 +203,7 @@ class Relay(SplicedConnection):
         try:
             for data in client.early_inputs:  # parsed by uvicorn before the splice: framed anew
                 self.on_input(data)
-                self.reader.send_input(splice.masked_frame(splice.OP_BINARY, data))
+                self.reader.send_input(frames.masked_frame(frames.OP_BINARY, data))
             async with asyncio.timeout(self.settings.max_session_seconds):
                 await self._relay(client)
         except TimeoutError:
@@ -240,7 +235,7 @@ class Relay(SplicedConnection):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        transport.write(splice.masked_frame(splice.OP_CLOSE, struct.pack(">H", protocol.CloseCode.NORMAL_CLOSURE)))
+        transport.write(frames.masked_frame(frames.OP_CLOSE, struct.pack(">H", protocol.CloseCode.NORMAL_CLOSURE)))
         transport.close()
 
     async def _relay(self, client: SplicedClient) -> None:
@@ -280,7 +275,7 @@ class Relay(SplicedConnection):
         if client.lost.done():
             return
         down = self.down
-        if down is not None and down.mid_frame:
+        if down is not None and down.mid_message:
             # Part of an upstream frame is out: close after it, or not at all if it never ends.
             stopped: asyncio.Future[None] = self._loop.create_future()
             down.stop_at_boundary(lambda: None if stopped.done() else stopped.set_result(None))
@@ -335,7 +330,7 @@ class Relay(SplicedConnection):
             self._wake.set()  # `run` opens the next leg; the input waits in `pending`
 
     def on_client_ping(self, payload: bytes) -> None:
-        pong = splice.frame_header(splice.OP_PONG, len(payload)) + payload
+        pong = frames.frame_header(frames.OP_PONG, len(payload)) + payload
         if self.down is not None and not self.down.closed:
             self.down.write_between_frames(pong)
         elif self.client is not None:
@@ -378,7 +373,7 @@ class Relay(SplicedConnection):
 
     def on_upstream_ping(self, payload: bytes) -> None:
         if self._transport is not None:
-            self._transport.write(splice.masked_frame(splice.OP_PONG, payload))
+            self._transport.write(frames.masked_frame(frames.OP_PONG, payload))
 
     def on_upstream_close(self, payload: bytes) -> None:
         code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005

@@ -30,8 +30,9 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
+from .frames import OP_CLOSE, OP_TEXT, frame_header
 from .settings import Settings
-from .splice import OP_CLOSE, OP_TEXT, Sink, frame_header
+from .splice import Sink
 
 SPLICE_EXTENSION = "fal.splice"
 CLOSE_TIMEOUT = 2.0  # after the relay's close frame, how long a spliced client has to answer with its own

@@ -7,103 +7,43 @@ client's masked input frame is unmasked once for the relay's checks, then forwar
 its own mask. No task switch, queue or allocation per frame on the fast path: everything runs in
 the transports' `data_received` callbacks.
 
+The rules of the protocol live in the codec (`frames.py`), one for both directions: every header
+is checked there before a byte of its frame is relayed, so a frame over the cap is refused from
+its header whatever the read boundaries, and nothing malformed from upstream reaches a browser.
+
 Policies kept from the relay: latest frame wins for a slow client (while its transport is paused,
 the newest whole frame is parked and older parked frames are dropped), newest input wins upstream
 (while upstream is paused, one input waits and newer ones replace it), text frames from upstream
 are shown to a hook before they are forwarded (so x-fal-error TIMEOUT can be absorbed), and binary
-upstream frames must start like a msgpack map. Keepalive is per hop: each side's pings go to a
+upstream messages must start like a msgpack map. Keepalive is per hop: each side's pings go to a
 hook for the relay to answer, never through. A fragmented input is checked whole and sent on as
 one frame.
 """
 
 from __future__ import annotations
 
-import os
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-FIN = 0x80
+# The frame constants and `frame_header` are re-exported: the connection owners frame their own
+# frames with them (pongs, session messages).
+from .frames import FIN, Framing, apply_mask, check_close, check_text, masked_frame, read_header
+from .frames import OP_BINARY as OP_BINARY
+from .frames import OP_CLOSE as OP_CLOSE
+from .frames import OP_CONT as OP_CONT
+from .frames import OP_PING as OP_PING
+from .frames import OP_PONG as OP_PONG
+from .frames import OP_TEXT as OP_TEXT
+from .frames import frame_header as frame_header
+from .protocol import BadFrame, FrameTooLarge, ProtocolViolation, UpstreamError
+
 # First byte of a msgpack map: fixmap, map16 or map32.
 MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
-
-
-class SpliceError(Exception):
-    """Raised when a peer breaks the protocol; `upstream` says which side did."""
-
-    def __init__(self, reason: str, *, upstream: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.upstream = upstream
-
-
-class FrameTooLarge(SpliceError):
-    """Raised from a client frame's header (or a fragmented input's running total) alone."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason, upstream=False)
-
-
-class InvalidData(SpliceError):
-    """Raised for a well-formed client frame whose content is wrong: text instead of an input."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason, upstream=False)
-
-
-def parse_header(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, int, int, bool] | None:
-    """`(first byte, header length, payload length, masked)` of the frame at `pos`, or None if incomplete."""
-    if end - pos < 2:
-        return None
-    b1 = buf[pos + 1]
-    length = b1 & 0x7F
-    size = 2
-    if length == 126:
-        if end - pos < 4:
-            return None
-        (length,) = struct.unpack_from(">H", buf, pos + 2)
-        size = 4
-    elif length == 127:
-        if end - pos < 10:
-            return None
-        (length,) = struct.unpack_from(">Q", buf, pos + 2)
-        size = 10
-    masked = bool(b1 & 0x80)
-    if masked:
-        size += 4
-    if end - pos < size:
-        return None
-    return buf[pos], size, length, masked
-
-
-def unmask(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR `payload` with the 4-byte masking key, as one big-integer operation (no per-byte loop)."""
-    n = len(payload)
-    if not n:
-        return b""
-    keystream = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")).to_bytes(n, "big")
-
-
-def frame_header(opcode: int, length: int, mask: bytes | None = None, fin: bool = True) -> bytes:
-    """A frame header (used by tests and for the relay's own frames; relayed frames keep theirs)."""
-    first = (FIN if fin else 0) | opcode
-    bit = 0x80 if mask else 0
-    if length < 126:
-        head = struct.pack(">BB", first, bit | length)
-    elif length < 1 << 16:
-        head = struct.pack(">BBH", first, bit | 126, length)
-    else:
-        head = struct.pack(">BBQ", first, bit | 127, length)
-    return head + (mask or b"")
-
-
-def masked_frame(opcode: int, payload: bytes) -> bytes:
-    """A whole frame as a client must send it: masked with a fresh random key (RFC 6455, 5.3)."""
-    mask = os.urandom(4)
-    return frame_header(opcode, len(payload), mask) + unmask(payload, mask)
+# What the relay holds whole from upstream: a text message (read by the relay, x-fal control JSON
+# of a few hundred bytes) and an output (parked for a slow client, copied for viewers).
+MAX_UPSTREAM_TEXT = 1 << 20
+MAX_UPSTREAM_MESSAGE = 64 << 20
 
 
 class Writer(Protocol):
@@ -187,7 +127,11 @@ class UpstreamHooks(Protocol):
 
 @dataclass(eq=False)
 class UpstreamToClients:
-    """Scans the upstream byte stream and writes each frame's own bytes to every sink (cut-through)."""
+    """Scans the upstream byte stream and writes each frame's own bytes to every sink (cut-through).
+
+    Every header goes through the codec's `Framing.check` before a byte of its frame is relayed; text
+    and control frames are held whole (capped) for the hooks, a fragmented text message until its
+    last fragment, so the text hook sees it whole and it is sent on as one frame."""
 
     hooks: UpstreamHooks
     sinks: list[Sink] = field(default_factory=list)
@@ -197,11 +141,13 @@ class UpstreamToClients:
     # forwarded text frame), as one bytes object holding its header and payload, for the viewers.
     tap: Callable[[bytes], None] | None = None
     on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
+    framing: Framing = field(default_factory=lambda: Framing(False, MAX_UPSTREAM_MESSAGE, MAX_UPSTREAM_TEXT))
     _head: bytes = b""  # a header split across reads (at most 14 bytes + 1 payload byte)
     _left: int = 0  # bytes of the current frame still to come
     _hold: bytearray | None = None  # a text or control frame, kept whole for the hook
     _hold_header: int = 0
-    _hold_opcode: int = 0
+    _hold_first: int = 0
+    _text: bytearray | None = None  # the fragments of a text message so far
     _output: bool = False  # the current frame is a whole binary message (an output)
     _length: int = 0  # its payload length
     _tapping: bytearray | None = None
@@ -213,6 +159,12 @@ class UpstreamToClients:
         """True while part of an upstream frame has gone out and the rest has not."""
         return self._left > 0 and self._hold is None
 
+    @property
+    def mid_message(self) -> bool:
+        """True while part of an upstream message has gone out: a frame, or a fragmented binary message,
+        which no data frame of the relay's own may interrupt."""
+        return self.mid_frame or self.framing.message == OP_BINARY
+
     def feed(self, data: bytes) -> None:
         """Relay one read. The common cases (a read that is exactly one output frame, or the middle of
         a frame going to one client) are handled inline: every Python call costs on this path."""
@@ -220,17 +172,14 @@ class UpstreamToClients:
             if not self._head and len(self.sinks) == 1 and self.tap is None and not self.closed:
                 sink = self.sinks[0]
                 if self._left == 0:
-                    n = len(data)
-                    if n > 2 and data[0] == 0x82 and data[1] < 0x80 and not sink.paused:
-                        length, size = data[1], 2
-                        if length == 126:
-                            (length,) = struct.unpack_from(">H", data, 2) if n >= 4 else (-1,)
-                            size = 4
-                        elif length == 127:
-                            (length,) = struct.unpack_from(">Q", data, 2) if n >= 10 else (-1,)
-                            size = 10
-                        whole = size + length
-                        if length > 0 and whole >= n > size and data[size] in MAP_MARKERS:
+                    header = read_header(data, 0, len(data)) if data and data[0] == 0x82 and not sink.paused else None
+                    if header is not None and self.framing.message < 0:
+                        _, size, length, masked = header
+                        whole, n = size + length, len(data)
+                        # 0x82: a whole binary message, no reserved bits; between messages, unmasked and
+                        # under the cap, it passes `Framing.check` and leaves its state as it was.
+                        if not masked and 0 < length <= self.framing.max_bytes and whole >= n > size \
+                                and data[size] in MAP_MARKERS:
                             sink.transport.write(data)  # one output frame as read, or the start of one
                             if whole == n:
                                 self.frames += 1
@@ -251,7 +200,7 @@ class UpstreamToClients:
             self.on_error(exc)
 
     def write_between_frames(self, frame: bytes) -> None:
-        """Write a frame of the relay's own (a pong) to every sink without cutting into an upstream frame."""
+        """Write a control frame of the relay's own (a pong) to every sink without cutting into an upstream frame."""
         if self.mid_frame:
             self._between.append(frame)
             return
@@ -259,9 +208,9 @@ class UpstreamToClients:
             sink.transport.write(frame)
 
     def stop_at_boundary(self, on_stop: Callable[[], None]) -> None:
-        """Relay nothing after the current frame (if one is part-way out); then call `on_stop`, so the
-        relay's own closing frames never land inside an upstream frame."""
-        if self.mid_frame and not self.closed:
+        """Relay nothing after the current message (if one is part-way out); then call `on_stop`, so the
+        relay's own closing frames never land inside an upstream message."""
+        if self.mid_message and not self.closed:
             self._on_stop = on_stop
             return
         self.closed = True
@@ -278,40 +227,45 @@ class UpstreamToClients:
                 if sink._parking is None:
                     sink._run = 0
         pos, end = 0, len(data)
-        while pos < end:
-            if self._left == 0:
-                header = parse_header(data, pos, end)
-                if header is None or (header[2] and end - pos < header[1] + 1):
-                    self._head = data[pos:end]  # wait for the header and the payload's first byte
-                    break
-                self._start_frame(data, pos, *header)
-            take = min(self._left, end - pos)
-            if self._hold is not None:
-                self._hold += data[pos : pos + take]
-            else:
-                if self._tapping is not None:
-                    self._tapping += data[pos : pos + take]
-                for sink in self.sinks:
-                    if sink._parking is not None:
-                        sink._parking += data[pos : pos + take]
-            pos += take
-            self._left -= take
-            if self._left == 0:
-                self._end_frame(data, pos)
-                if self.closed:
-                    return
-        self._flush(data, pos)
+        try:
+            while pos < end:
+                if self._left == 0:
+                    header = read_header(data, pos, end)
+                    if header is not None:
+                        first, size, length, masked = header
+                        self.framing.check(first, length, masked)  # refused from the header alone
+                    if header is None or (length and end - pos < size + 1):
+                        self._head = data[pos:end]  # wait for the header and the payload's first byte
+                        break
+                    self._start_frame(data, pos, first, size, length)
+                take = min(self._left, end - pos)
+                if self._hold is not None:
+                    self._hold += data[pos : pos + take]
+                else:
+                    if self._tapping is not None:
+                        self._tapping += data[pos : pos + take]
+                    for sink in self.sinks:
+                        if sink._parking is not None:
+                            sink._parking += data[pos : pos + take]
+                pos += take
+                self._left -= take
+                if self._left == 0:
+                    self._end_frame(data, pos)
+                    if self.closed:
+                        return
+        finally:
+            self._flush(data, pos)  # what came before a refused frame goes out, whatever the reads
 
-    def _start_frame(self, data: bytes, pos: int, first: int, size: int, length: int, masked: bool) -> None:
-        if masked:
-            raise SpliceError("upstream sent a masked frame", upstream=True)
+    def _start_frame(self, data: bytes, pos: int, first: int, size: int, length: int) -> None:
         opcode = first & 0x0F
-        if opcode == OP_BINARY and first & FIN and length and data[pos + size] not in MAP_MARKERS:
-            raise SpliceError("upstream sent a binary frame that is not a msgpack map", upstream=True)
+        text = opcode == OP_TEXT or opcode == OP_CONT and self.framing.message == OP_TEXT
+        self.framing.advance(first, length)
+        if opcode == OP_BINARY and length and data[pos + size] not in MAP_MARKERS:
+            raise UpstreamError("upstream sent a binary frame that is not a msgpack map")
         self._left = size + length
-        if opcode >= OP_CLOSE or opcode == OP_TEXT:
+        if opcode >= OP_CLOSE or text:
             self._flush(data, pos)
-            self._hold, self._hold_header, self._hold_opcode = bytearray(), size, opcode
+            self._hold, self._hold_header, self._hold_first = bytearray(), size, first
             return
         whole_message = self._output = opcode == OP_BINARY and bool(first & FIN)
         self._length = length
@@ -339,7 +293,7 @@ class UpstreamToClients:
             frames, self._between = self._between, []
             for frame in frames:
                 self.write_between_frames(frame)
-        if self._on_stop is not None:
+        if self._on_stop is not None and not self.mid_message:
             self._flush(data, pos)
             self.closed = True
             self._on_stop()
@@ -353,18 +307,30 @@ class UpstreamToClients:
             return
         frame, self._hold = bytes(self._hold), None
         payload = frame[self._hold_header :]
-        if self._hold_opcode == OP_CLOSE:
+        first = self._hold_first
+        opcode = first & 0x0F
+        if opcode == OP_CLOSE:
+            check_close(payload, upstream=True)
             self._flush(data, pos)
             self.closed = True
             self.hooks.on_upstream_close(payload)
-        elif self._hold_opcode == OP_PING:
+        elif opcode == OP_PING:
             self.hooks.on_upstream_ping(payload)
-        elif self._hold_opcode == OP_TEXT and self.hooks.on_upstream_text(payload):
-            for sink in self.sinks:
-                sink.transport.write(frame)
-                sink.written += 1
-            if self.tap is not None:
-                self.tap(frame)
+        elif opcode == OP_PONG:
+            pass  # the relay sends no pings upstream on a spliced connection
+        elif not first & FIN:
+            self._text = (self._text or bytearray()) + payload  # a text message continues
+        else:
+            if self._text is not None:  # its last fragment: the message goes on as one frame
+                payload, self._text = bytes(self._text + payload), None
+                frame = frame_header(OP_TEXT, len(payload)) + payload
+            check_text(payload, upstream=True)
+            if self.hooks.on_upstream_text(payload):
+                for sink in self.sinks:
+                    sink.transport.write(frame)
+                    sink.written += 1
+                if self.tap is not None:
+                    self.tap(frame)
 
     def _flush(self, data: bytes, pos: int) -> None:
         for sink in self.sinks:
@@ -394,7 +360,10 @@ class ClientHooks(Protocol):
 
 @dataclass(eq=False)
 class ClientToUpstream:
-    """Parses the client's masked frames, checks each input, forwards its original bytes upstream."""
+    """Parses the client's masked frames, checks each input, forwards its original bytes upstream.
+
+    Every header goes through the codec's `Framing.check` as soon as it is whole, so a frame over the
+    cap is refused before its payload is read, whatever the read boundaries."""
 
     hooks: ClientHooks
     max_frame_bytes: int
@@ -409,30 +378,16 @@ class ClientToUpstream:
     _broken: bool = False  # a frame could not be parsed: frame boundaries are lost
     _discarding: bool = False  # after the relay's close: wait for the client's close, drop all else
     _fragments: list[bytes] | None = None  # unmasked parts of a fragmented input
-    _fragmented_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        self.framing = Framing(True, self.max_frame_bytes)
 
     def feed(self, data: bytes) -> None:
-        """Take one read. The usual case, a read that is exactly one masked binary frame of up to
-        64 KiB, is handled inline (no copy, few calls); anything else goes the general way."""
+        """Take one read: the frames it completes are handled, the rest waits for the next read."""
         try:
-            n = len(data)
-            if not self._buf and n > 6 and data[0] == 0x82 and data[1] & 0x80 and not self.closed \
-                    and self._fragments is None and not self._discarding:
-                length, size = data[1] & 0x7F, 6
-                if length == 126:
-                    length, size = (data[2] << 8 | data[3]) if n > 8 else -1, 8
-                if length + size == n and length <= self.max_frame_bytes:
-                    self.hooks.on_input(unmask(data[size:], data[size - 4 : size]))
-                    upstream = self.upstream
-                    if upstream is None or self.upstream_paused:
-                        self.send_input(data)
-                    else:
-                        upstream.write(data)
-                        self.unanswered = data
-                    return
             self._feed(data)
         except Exception as exc:
-            self._broken = isinstance(exc, SpliceError)
+            self._broken = isinstance(exc, ProtocolViolation | FrameTooLarge)
             if self.on_error is None:
                 raise
             self.closed = True  # nothing more is relayed once a side broke the protocol
@@ -451,94 +406,59 @@ class ClientToUpstream:
         if self.closed:
             return
         buf = self._buf
-        if not buf:  # one read holding exactly one whole frame: no copy
-            header = parse_header(data, 0, len(data))
-            if header is not None and self._check(header) == len(data):
-                self._frame(header[0], data, header[1])
-                return
+        if not buf:  # one read holding exactly one whole frame (the usual input): no copy
+            header = read_header(data, 0, len(data))
+            if header is not None:
+                first, size, length, masked = header
+                self.framing.check(first, length, masked)
+                if size + length == len(data):
+                    self._frame(first, data, size, length)
+                    return
         buf += data
         pos, end = 0, len(buf)
         try:
             while not self.closed:
-                header = parse_header(buf, pos, end)
+                header = read_header(buf, pos, end)
                 if header is None:
                     break
                 first, size, length, masked = header
-                if end - pos < self._check(header):
+                self.framing.check(first, length, masked)
+                if end - pos < size + length:
                     break
                 frame = bytes(buf[pos : pos + size + length])
                 pos += size + length
-                self._frame(first, frame, size)
+                self._frame(first, frame, size, length)
         finally:
             del buf[:pos]
 
-    def _check(self, header: tuple[int, int, int, bool]) -> int:
-        """Refuse a frame from its header alone (oversized, unmasked, reserved bits); return its length."""
-        first, size, length, masked = header
-        if length > self.max_frame_bytes:
-            raise FrameTooLarge(f"frame is {length} bytes; this relay accepts at most {self.max_frame_bytes}")
-        if not masked:
-            raise SpliceError("client frames must be masked", upstream=False)
-        if first & 0x70:
-            raise SpliceError("reserved bits are set but no extension was negotiated", upstream=False)
-        if first & 0x08 and (length > 125 or not first & FIN):
-            raise SpliceError("control frames must be whole and at most 125 bytes", upstream=False)
-        return size + length
-
-    def _frame(self, first: int, frame: bytes, size: int) -> None:
+    def _frame(self, first: int, frame: bytes, size: int, length: int) -> None:
+        """One whole frame that `Framing.check` let through."""
+        self.framing.advance(first, length)
         opcode = first & 0x0F
         if self._discarding:
             if opcode == OP_CLOSE:
                 self.closed = True
                 self.hooks.on_client_close(b"")
             return
-        if opcode == OP_BINARY and self._fragments is None:
-            if first & FIN:
-                self.hooks.on_input(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
-                self.send_input(frame)
-            else:
-                self._fragments, self._fragmented_bytes = [], 0
-                self._fragment(frame, size)
-        elif opcode == OP_CONT and self._fragments is not None:
-            self._fragment(frame, size)
+        if opcode == OP_BINARY and first & FIN:
+            self.hooks.on_input(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
+            self.send_input(frame)
+        elif opcode == OP_BINARY:
+            self._fragments = [apply_mask(memoryview(frame)[size:], frame[size - 4 : size])]
+        elif opcode == OP_CONT and self._fragments is not None:  # `check` allows it only inside a message
+            self._fragments.append(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
             if first & FIN:
                 self._reframe(b"".join(self._fragments))
         elif opcode == OP_PING:
-            self.hooks.on_client_ping(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
-        elif opcode == OP_PONG:
-            pass  # the relay sends no pings of its own on a spliced connection
+            self.hooks.on_client_ping(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
         elif opcode == OP_CLOSE:
-            self._check_close(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
+            payload = apply_mask(memoryview(frame)[size:], frame[size - 4 : size])
+            check_close(payload)
             self.closed = True
-            self.hooks.on_client_close(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
+            self.hooks.on_client_close(payload)
         elif opcode == OP_TEXT:
-            raise InvalidData("expected a binary msgpack frame, got a text frame")
-        elif opcode == OP_CONT:
-            raise SpliceError("a continuation frame came with no message to continue", upstream=False)
-        else:
-            raise SpliceError(f"unexpected frame (opcode {opcode}) in the middle of a message", upstream=False)
-
-    @staticmethod
-    def _check_close(payload: bytes) -> None:
-        """RFC 6455 section 7.4: no code, or a code a peer may send, then a UTF-8 reason."""
-        if not payload:
-            return
-        if len(payload) == 1:
-            raise SpliceError("a close frame cannot carry one byte", upstream=False)
-        (code,) = struct.unpack_from(">H", payload)
-        if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
-            raise SpliceError(f"close code {code} is not one a client may send", upstream=False)
-        try:
-            payload[2:].decode()
-        except UnicodeDecodeError:
-            raise InvalidData("the close reason is not valid UTF-8") from None
-
-    def _fragment(self, frame: bytes, size: int) -> None:
-        assert self._fragments is not None
-        self._fragmented_bytes += len(frame) - size
-        if self._fragmented_bytes > self.max_frame_bytes:
-            raise FrameTooLarge(f"message is over {self.max_frame_bytes} bytes; this relay accepts at most that")
-        self._fragments.append(unmask(memoryview(frame)[size:], frame[size - 4 : size]))
+            raise BadFrame("expected a binary msgpack frame, got a text frame")
+        # A pong: the relay sends no pings of its own on a spliced connection.
 
     def _reframe(self, payload: bytes) -> None:
         """A fragmented input is checked whole and sent upstream as one frame with a fresh mask."""

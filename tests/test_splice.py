@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from realtime_server import protocol, splice
+from realtime_server import frames, protocol, splice
 
 from .conftest import pack
 
@@ -63,13 +63,13 @@ class Hooks:
         self.closes.append(payload)
 
 
-def server_frame(payload: bytes, opcode: int = splice.OP_BINARY) -> bytes:
-    return splice.frame_header(opcode, len(payload)) + payload
+def server_frame(payload: bytes, opcode: int = frames.OP_BINARY) -> bytes:
+    return frames.frame_header(opcode, len(payload)) + payload
 
 
-def client_frame(payload: bytes, opcode: int = splice.OP_BINARY) -> bytes:
+def client_frame(payload: bytes, opcode: int = frames.OP_BINARY) -> bytes:
     mask = os.urandom(4)
-    return splice.frame_header(opcode, len(payload), mask) + splice.unmask(payload, mask)
+    return frames.frame_header(opcode, len(payload), mask) + frames.unmask(payload, mask)
 
 
 def output(size: int, seq: int = 0) -> bytes:
@@ -77,22 +77,22 @@ def output(size: int, seq: int = 0) -> bytes:
     return packed
 
 
-def test_parse_header_reads_each_length_encoding() -> None:
+def test_read_header_reads_each_length_encoding() -> None:
     """7-bit, 16-bit and 64-bit lengths, with and without a mask; None until the header is whole."""
     for length, size in ((5, 2), (300, 4), (70_000, 10)):
-        head = splice.frame_header(splice.OP_BINARY, length)
-        assert splice.parse_header(head, 0, len(head)) == (0x82, size, length, False)
-        assert splice.parse_header(head, 0, len(head) - 1) is None
-        masked = splice.frame_header(splice.OP_BINARY, length, b"abcd")
-        assert splice.parse_header(masked, 0, len(masked)) == (0x82, size + 4, length, True)
+        head = frames.frame_header(frames.OP_BINARY, length)
+        assert frames.read_header(head, 0, len(head)) == (0x82, size, length, False)
+        assert frames.read_header(head, 0, len(head) - 1) is None
+        masked = frames.frame_header(frames.OP_BINARY, length, b"abcd")
+        assert frames.read_header(masked, 0, len(masked)) == (0x82, size + 4, length, True)
 
 
 def test_unmask_matches_the_bytewise_definition() -> None:
-    """The big-integer XOR equals RFC 6455's per-byte masking, and undoes itself."""
+    """websockets' apply_mask equals RFC 6455's per-byte masking, and undoes itself."""
     for n in (0, 1, 3, 4, 5, 200, 4097):
         data, key = os.urandom(n), os.urandom(4)
-        assert splice.unmask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
-        assert splice.unmask(splice.unmask(data, key), key) == data
+        assert frames.unmask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
+        assert frames.unmask(frames.unmask(data, key), key) == data
 
 
 def test_upstream_frames_reach_the_client_unchanged_however_reads_split() -> None:
@@ -126,7 +126,7 @@ def test_text_frames_go_through_the_hook_and_close_frames_stop_the_stream() -> N
     down = splice.UpstreamToClients(hooks, [sink])
     timeout = protocol.error_frame("TIMEOUT", "no inputs").encode()
     first = server_frame(output(4))
-    down.feed(first + server_frame(timeout, splice.OP_TEXT) + server_frame(b"\x03\xe8", splice.OP_CLOSE)
+    down.feed(first + server_frame(timeout, frames.OP_TEXT) + server_frame(b"\x03\xe8", frames.OP_CLOSE)
               + server_frame(output(5)))
     assert hooks.texts == [timeout] and hooks.closes == [b"\x03\xe8"] and hooks.outputs == 1
     assert sink.transport.data == first  # type: ignore[attr-defined]
@@ -136,9 +136,9 @@ def test_text_frames_go_through_the_hook_and_close_frames_stop_the_stream() -> N
 def test_a_binary_frame_that_is_not_a_msgpack_map_is_refused() -> None:
     """Upstream output must start like a msgpack map, as relay.py requires."""
     down = splice.UpstreamToClients(Hooks(), [splice.Sink(FakeTransport())])
-    with pytest.raises(splice.SpliceError) as exc:
+    with pytest.raises(protocol.UpstreamError) as exc:
         down.feed(server_frame(b"\x93\x01\x02\x03"))
-    assert exc.value.upstream and exc.value.reason == "upstream sent a binary frame that is not a msgpack map"
+    assert exc.value.reason == "upstream sent a binary frame that is not a msgpack map"
 
 
 def test_a_paused_viewer_gets_only_the_newest_frame_when_it_drains() -> None:
@@ -168,18 +168,18 @@ def test_client_inputs_are_checked_unmasked_and_forwarded_as_framed() -> None:
 @pytest.mark.parametrize(
     ("frame", "reason"),
     [
-        (client_frame(pack(prompt="x"), splice.OP_TEXT), "expected a binary msgpack frame, got a text frame"),
+        (client_frame(pack(prompt="x"), frames.OP_TEXT), "expected a binary msgpack frame, got a text frame"),
         (server_frame(pack(prompt="x")), "client frames must be masked"),
-        (splice.frame_header(splice.OP_BINARY, 2_000_000, b"abcd"),
+        (frames.frame_header(frames.OP_BINARY, 2_000_000, b"abcd"),
          "frame is 2000000 bytes; this relay accepts at most 1048576"),
     ],
 )
 def test_bad_client_frames_are_refused(frame: bytes, reason: str) -> None:
     """Text, unmasked and oversized frames end the session; an oversized one from its header alone."""
     up = splice.ClientToUpstream(Hooks(), max_frame_bytes=1 << 20, upstream=FakeTransport())
-    with pytest.raises(splice.SpliceError) as exc:
+    with pytest.raises(protocol.RelayError) as exc:
         up.feed(frame)
-    assert not exc.value.upstream and exc.value.reason == reason
+    assert exc.value.reason == reason
 
 
 def test_while_upstream_is_paused_the_newest_input_wins() -> None:
@@ -198,8 +198,8 @@ def test_pings_go_to_the_hook_and_a_close_reaches_the_hook() -> None:
     """Keepalive is per hop: a client ping is handed to the relay, not forwarded; so is its close."""
     hooks, upstream = Hooks(), FakeTransport()
     up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
-    up.feed(client_frame(b"hi", splice.OP_PING) + client_frame(b"", splice.OP_PONG)
-            + client_frame(b"\x03\xe8", splice.OP_CLOSE))
+    up.feed(client_frame(b"hi", frames.OP_PING) + client_frame(b"", frames.OP_PONG)
+            + client_frame(b"\x03\xe8", frames.OP_CLOSE))
     assert upstream.writes == [] and hooks.pings == [b"hi"] and hooks.closes == [b"\x03\xe8"] and up.closed
 
 
@@ -210,22 +210,22 @@ def test_a_fragmented_input_is_checked_whole_and_sent_as_one_frame() -> None:
     payload = pack(prompt="a fragmented prompt", seed=5)
     first, rest = payload[:7], payload[7:]
     mask = os.urandom(4)
-    up.feed(splice.frame_header(splice.OP_BINARY, len(first), mask, fin=False) + splice.unmask(first, mask)
-            + client_frame(b"p", splice.OP_PING)
-            + splice.frame_header(splice.OP_CONT, len(rest), mask) + splice.unmask(rest, mask))
+    up.feed(frames.frame_header(frames.OP_BINARY, len(first), mask, fin=False) + frames.unmask(first, mask)
+            + client_frame(b"p", frames.OP_PING)
+            + frames.frame_header(frames.OP_CONT, len(rest), mask) + frames.unmask(rest, mask))
     assert hooks.inputs == [payload] and hooks.pings == [b"p"]
-    header = splice.parse_header(upstream.data, 0, len(upstream.data))
+    header = frames.read_header(upstream.data, 0, len(upstream.data))
     assert header is not None and header[0] == 0x82 and header[2] == len(payload) and header[3]
-    assert splice.unmask(upstream.data[header[1]:], upstream.data[header[1] - 4 : header[1]]) == payload
+    assert frames.unmask(upstream.data[header[1]:], upstream.data[header[1] - 4 : header[1]]) == payload
 
 
 def test_fragments_that_add_up_past_the_limit_are_refused() -> None:
     """The running total of a fragmented input counts, not each fragment alone."""
     up = splice.ClientToUpstream(Hooks(), max_frame_bytes=100, upstream=FakeTransport())
     mask = b"abcd"
-    with pytest.raises(splice.FrameTooLarge):
-        up.feed(splice.frame_header(splice.OP_BINARY, 60, mask, fin=False) + bytes(60)
-                + splice.frame_header(splice.OP_CONT, 60, mask) + bytes(60))
+    with pytest.raises(protocol.FrameTooLarge):
+        up.feed(frames.frame_header(frames.OP_BINARY, 60, mask, fin=False) + bytes(60)
+                + frames.frame_header(frames.OP_CONT, 60, mask) + bytes(60))
 
 
 def test_upstream_pings_go_to_the_hook_and_relay_frames_wait_for_a_boundary() -> None:
@@ -233,7 +233,7 @@ def test_upstream_pings_go_to_the_hook_and_relay_frames_wait_for_a_boundary() ->
     hooks, sink = Hooks(), splice.Sink(FakeTransport())
     down = splice.UpstreamToClients(hooks, [sink])
     frame = server_frame(output(5000, 1))
-    down.feed(server_frame(b"up", splice.OP_PING) + frame[:100])
+    down.feed(server_frame(b"up", frames.OP_PING) + frame[:100])
     down.write_between_frames(b"PONG")
     assert sink.transport.data == frame[:100]  # type: ignore[attr-defined]
     down.feed(frame[100:])
@@ -283,8 +283,8 @@ def test_the_inline_paths_relay_exactly_what_the_general_path_does() -> None:
 
 def test_a_masked_upstream_frame_is_refused_even_when_its_length_fits_the_read() -> None:
     """Servers never mask: 0x80 in the second byte is refused, not read as a 128-byte length."""
-    frame = splice.frame_header(splice.OP_BINARY, 0, b"abcd") + bytes(124)
-    with pytest.raises(splice.SpliceError):
+    frame = frames.frame_header(frames.OP_BINARY, 0, b"abcd") + bytes(124)
+    with pytest.raises(protocol.UpstreamError):
         splice.UpstreamToClients(Hooks(), [splice.Sink(FakeTransport())]).feed(frame)
 
 
@@ -293,9 +293,9 @@ def test_an_error_goes_to_on_error_and_stops_the_direction() -> None:
     errors: list[Exception] = []
     upstream = FakeTransport()
     up = splice.ClientToUpstream(Hooks(), max_frame_bytes=1 << 20, upstream=upstream, on_error=errors.append)
-    up.feed(client_frame(b"hello", splice.OP_TEXT))
+    up.feed(client_frame(b"hello", frames.OP_TEXT))
     up.feed(client_frame(pack(seed=1)))
-    assert [type(e) for e in errors] == [splice.InvalidData] and upstream.writes == [] and up.closed
+    assert [type(e) for e in errors] == [protocol.BadFrame] and upstream.writes == [] and up.closed
 
 
 def test_after_the_relays_close_inputs_are_dropped_and_the_clients_close_still_reported() -> None:
@@ -304,7 +304,7 @@ def test_after_the_relays_close_inputs_are_dropped_and_the_clients_close_still_r
     up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
     assert up.discard_until_close()
     up.feed(client_frame(pack(seed=1)))
-    up.feed(client_frame(b"\x03\xe8", splice.OP_CLOSE))
+    up.feed(client_frame(b"\x03\xe8", frames.OP_CLOSE))
     assert upstream.writes == [] and hooks.inputs == [] and hooks.closes == [b""] and up.closed
 
 
