@@ -1,0 +1,240 @@
+"""The wire at adversarial TCP splits: a real relay, inputs written as raw TCP pieces with pauses
+between them, and a hand-written upstream that records every byte the relay forwards to it and
+sends back whatever frames a test asks for, malformed ones included."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import re
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import msgpack
+import pytest
+
+from realtime_server import frames, protocol
+
+from .conftest import RunningRelay
+from .reliability import RawSocket, wait_for
+from .test_frames import UPSTREAM_VIOLATIONS
+
+APP = "raw/up"
+PAUSE = 0.02  # between pieces: long enough for each piece to be its own read on the relay
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+@dataclass
+class RawUpstream:
+    """Records what the relay sends after the handshake; answers each input `{"ack": n, "input": bytes}`,
+    or, when the input has `raw`, writes those bytes as they are (in pieces, if it is a list)."""
+
+    url: str = ""
+    received: list[bytearray] = field(default_factory=list)  # per connection
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head)
+            assert match is not None
+            accept = base64.b64encode(hashlib.sha1(match.group(1) + _GUID).digest())
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            received = bytearray()
+            self.received.append(received)
+            buf, count = b"", 0
+            while chunk := await reader.read(65536):
+                received += chunk
+                buf += chunk
+                while (header := frames.read_header(buf, 0, len(buf))) and len(buf) >= header[1] + header[2]:
+                    first, size, length, _ = header
+                    payload = frames.unmask(buf[size : size + length], buf[size - 4 : size])
+                    buf = buf[size + length :]
+                    if first & 0x0F == frames.OP_CLOSE:
+                        return
+                    if first & 0x0F != frames.OP_BINARY:
+                        continue
+                    count += 1
+                    raw = msgpack.unpackb(payload, raw=False).get("raw")
+                    for piece in [raw] if isinstance(raw, bytes) else raw or []:
+                        writer.write(piece)
+                        await writer.drain()
+                        await asyncio.sleep(PAUSE)
+                    if raw is None:
+                        answer = msgpack.packb({"ack": count, "input": payload}, use_bin_type=True)
+                        writer.write(frames.frame_header(frames.OP_BINARY, len(answer)) + answer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def raw_upstream() -> AsyncIterator[RawUpstream]:
+    upstream = RawUpstream()
+    server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0)
+    upstream.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield upstream
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def wired(make_relay) -> AsyncIterator[tuple[RunningRelay, RawUpstream]]:
+    async with raw_upstream() as upstream, make_relay(upstream_url=upstream.url, allowed_apps=(APP,),
+                                                      max_connections_per_user=64) as relay:
+        yield relay, upstream
+
+
+async def _open(relay: RunningRelay) -> RawSocket:
+    return await RawSocket.open(relay, f"/{APP}/realtime?fal_jwt_token={relay.ticket(sub='wire', apps=(APP,))}")
+
+
+async def _send_in_pieces(raw: RawSocket, data: bytes, cuts: list[int]) -> None:
+    for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        raw.writer.write(data[a:b])
+        await raw.writer.drain()
+        await asyncio.sleep(PAUSE)
+
+
+def _sent_frames(received: bytes) -> list[tuple[int, int]]:
+    """(opcode, declared length) of each frame the relay sent upstream, the last one possibly partial."""
+    out, pos = [], 0
+    while (header := frames.read_header(received, pos, len(received))) is not None:
+        out.append((header[0] & 0x0F, header[2]))
+        pos += header[1] + header[2]
+    return out
+
+
+def _input_frame(size: int) -> tuple[bytes, bytes]:
+    payload = msgpack.packb({"prompt": "a cat", "image_bytes": bytes(range(256)) * (size // 256)}, use_bin_type=True)
+    return payload, frames.masked_frame(frames.OP_BINARY, payload)
+
+
+# Cut points that fall inside and at the edges of a header with a 64-bit length (14 bytes with the mask),
+# at the 133-byte read the old inline path misread, and byte by byte through the header.
+CUTS_64 = [[c] for c in (1, 2, 3, 9, 10, 13, 14, 15, 133, 65_536)] + [list(range(1, 16)), [1, 14, 133, 50_000]]
+
+
+async def test_a_100kb_input_split_at_any_point_is_answered(wired) -> None:
+    """A valid 100 KB input written in pieces with pauses, cut at each adversarial point: answered, and
+    forwarded upstream as the client framed it."""
+    relay, upstream = wired
+    payload, frame = _input_frame(100_000)
+    assert len(frame) - len(payload) == 14
+
+    async def one(cuts: list[int]) -> None:
+        raw = await _open(relay)
+        try:
+            await _send_in_pieces(raw, frame, cuts)
+            answer = await raw.next_frame(limit=15)
+            assert answer is not None and answer[0] == frames.OP_BINARY, (cuts, answer and answer[1][:200])
+            assert msgpack.unpackb(answer[1], raw=False)["input"] == payload, cuts
+        finally:
+            raw.close()
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(one(cuts) for cuts in CUTS_64))
+    assert sum(bytes(r).count(frame) for r in upstream.received) == len(CUTS_64)
+
+
+async def test_a_16_bit_input_with_a_7_byte_first_read_is_answered(wired) -> None:
+    """A 16-bit length read 7 bytes first (the old inline path computed length -1 and refused it)."""
+    relay, _ = wired
+    payload, frame = _input_frame(300)
+    raw = await _open(relay)
+    try:
+        for cuts in ([7], [1, 2, 3, 4, 5, 6, 7, 8], [4], [8]):
+            await _send_in_pieces(raw, frame, cuts)
+            answer = await raw.next_frame(limit=15)
+            assert answer is not None and msgpack.unpackb(answer[1], raw=False)["input"] == payload, cuts
+    finally:
+        raw.close()
+
+
+async def test_a_header_declaring_2gb_is_refused_and_never_reaches_upstream(wired) -> None:
+    """After a valid input, a header declaring 2 GB, cut anywhere: FRAME_TOO_LARGE, close 1009, and upstream
+    got the valid input and the relay's close, not a byte of the oversized frame."""
+    relay, upstream = wired
+    payload, good = _input_frame(1000)
+    bad = frames.frame_header(frames.OP_BINARY, 2**31, b"abcd") + b"\0" * 20
+
+    async def one(cuts: list[int]) -> None:
+        raw = await _open(relay)
+        try:
+            raw.writer.write(good)
+            answer = await raw.next_frame(limit=15)
+            assert answer is not None and answer[0] == frames.OP_BINARY
+            await _send_in_pieces(raw, bad, cuts)
+            error = await raw.next_frame(limit=15)
+            assert error is not None and error[0] == frames.OP_TEXT, error
+            refused = json.loads(error[1])
+            assert (refused["error"], refused["reason"]) == (
+                "FRAME_TOO_LARGE", f"frame is {2**31} bytes; this relay accepts at most {relay.settings.max_frame_bytes}")
+            close = await raw.next_frame(limit=15)
+            assert close is not None and close[0] == frames.OP_CLOSE
+            assert struct.unpack(">H", close[1][:2])[0] == protocol.CloseCode.MESSAGE_TOO_BIG
+        finally:
+            raw.close()
+
+    cut_sets = [[c] for c in range(1, 15)] + [list(range(1, 15))]
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(one(cuts) for cuts in cut_sets))
+    await wait_for(lambda: relay.app.state.limits.total == 0, what="connections released")
+    await asyncio.sleep(0.2)  # the relay's close frames reach the upstream
+    assert len(upstream.received) == len(cut_sets)
+    for received in upstream.received:
+        sent = _sent_frames(bytes(received))
+        assert sent[0] == (frames.OP_BINARY, len(payload)) and all(length < 2**20 for _, length in sent), sent
+        assert [op for op, _ in sent[1:]] in ([], [frames.OP_CLOSE]), sent
+
+
+@pytest.mark.parametrize("name", list(UPSTREAM_VIOLATIONS))
+async def test_an_upstream_that_breaks_the_protocol_is_an_upstream_error(wired, name: str) -> None:
+    """Each malformed upstream frame, written in two pieces: the client gets UPSTREAM_ERROR and close 1014,
+    and not a byte of the bad frame."""
+    relay, _ = wired
+    bad, reason = UPSTREAM_VIOLATIONS[name]
+    raw = await _open(relay)
+    try:
+        raw.writer.write(frames.masked_frame(frames.OP_BINARY, msgpack.packb({"raw": [bad[:1], bad[1:]]})))
+        got = []
+        while (frame := await raw.next_frame(limit=15)) is not None and frame[0] != frames.OP_CLOSE:
+            got.append(frame)
+    finally:
+        raw.close()
+    assert frame is not None and struct.unpack(">H", frame[1][:2])[0] == protocol.CloseCode.BAD_GATEWAY
+    assert [(op, json.loads(body)) for op, body in got] == [
+        (frames.OP_TEXT, {"type": "x-fal-error", "error": "UPSTREAM_ERROR", "reason": reason})]
+
+
+async def test_a_fragmented_upstream_error_is_read_whole_and_logged_on_one_line(wired, caplog) -> None:
+    """An x-fal-error from upstream in three fragments, a ping between, with a multi-line reason: the client
+    gets it as one frame, closed with 1011; every log line of the relay is one line."""
+    relay, _ = wired
+    text = json.dumps({"type": "x-fal-error", "error": "MODEL_FAILED",
+                       "reason": "1 validation error\nprompt\n  field required"}).encode()
+    pieces = [frames.frame_header(frames.OP_TEXT, 10, fin=False) + text[:10],
+              frames.frame_header(frames.OP_PING, 1) + b"p",
+              frames.frame_header(frames.OP_CONT, 15, fin=False) + text[10:25],
+              frames.frame_header(frames.OP_CONT, len(text) - 25) + text[25:]]
+    caplog.set_level(logging.INFO, logger="realtime_server")
+    raw = await _open(relay)
+    try:
+        raw.writer.write(frames.masked_frame(frames.OP_BINARY, msgpack.packb({"raw": pieces})))
+        first = await raw.next_frame(limit=15)
+        close = await raw.next_frame(limit=15)
+    finally:
+        raw.close()
+    assert first == (frames.OP_TEXT, text)
+    assert close is not None and struct.unpack(">H", close[1][:2])[0] == protocol.CloseCode.INTERNAL_ERROR
+    await wait_for(lambda: relay.app.state.limits.total == 0, what="connection released")
+    ended = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connection ended")]
+    assert ended and "reason=1 validation error\\nprompt\\n  field required" in ended[0], ended
+    assert all("\n" not in r.getMessage() for r in caplog.records if r.name.startswith("realtime_server"))
