@@ -26,7 +26,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Complete
     cmd = [
         sys.executable, "-m", "realtime_server.bench", "--sizes", "4k,64k", "--sessions", "3", "--rate", "20",
         "--duration", "0.4", "--concurrency-duration", "0.5", "--warmup", "3", "--stall-seconds", "0.6",
-        "--fanout", "1,3", "--fanout-duration", "0.5", "--out", str(out),
+        "--fanout", "1,3", "--fanout-duration", "0.5", "--image-inputs", "16k", "--out", str(out),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -48,7 +48,7 @@ def _check_point(point: dict[str, Any]) -> None:
 def test_smoke_run_writes_table_json_and_png(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """The CLI prints the tables and writes bench.txt, bench.json and bench.png."""
     done, out = smoke
-    for title in ("Frame sizes", "Concurrency", "Fan-out", "Ratios", "Targets"):
+    for title in ("Frame sizes", "Image-to-image (16 KB inputs", "Concurrency", "Fan-out", "Ratios", "Targets"):
         assert title in done.stdout
         assert title in (out / "bench.txt").read_text()
     assert "relay" in done.stdout and "direct" in done.stdout
@@ -65,9 +65,11 @@ def test_smoke_json_has_every_route_percentile_and_ratio(smoke: tuple[subprocess
     assert set(measured) == {"direct", "relay", "floor"} | ({"nginx"} if nginx_present else set())
     sizes = {(p["route"], p["frame_bytes"]) for p in result["sizes"]}
     assert sizes == {(r, s) for r in measured for s in (4096, 65536)}
+    inputs = {(p["route"], p["frame_bytes"], p["input_bytes"]) for p in result["inputs"]}
+    assert inputs == {(r, 65536, 16384) for r in measured}
     conc = {(p["route"], p["sessions"]) for p in result["concurrency"]}
     assert conc == {(r, 3) for r in measured if r != "floor"}  # the floor is measured on frame sizes only
-    for point in result["sizes"] + result["concurrency"]:
+    for point in result["sizes"] + result["inputs"] + result["concurrency"]:
         _check_point(point)
     vs = {key for row in result["comparisons"]["sizes"] if row["route"] == "relay" for key in row}
     assert "vs_direct" in vs and ("vs_nginx" in vs) is nginx_present

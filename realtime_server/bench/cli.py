@@ -65,6 +65,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency-frame-bytes", type=lambda t: _ints(t)[0], default=65536,
                         help="reply size in the concurrency sweep (64k)")
     parser.add_argument("--input-bytes", type=int, default=200, help="size of each input frame")
+    parser.add_argument("--image-inputs", type=_counts, default=[65536],
+                        help="image-to-image: inputs carrying image_bytes of these sizes, 64 KB replies, closed "
+                             "loop (64k); 0 skips")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per frame-size point")
     parser.add_argument("--concurrency-duration", type=float, default=4.0, help="seconds per concurrency point")
     parser.add_argument("--max-frames", type=int, default=200_000, help="cap on frames per session per point")
@@ -129,6 +132,11 @@ def plan(args: argparse.Namespace, routes: dict[str, Route]) -> Iterator[tuple[s
                                            duration_s=args.duration, **base)
     if args.mode == "render":
         return
+    for input_bytes in args.image_inputs:
+        for route in live:
+            yield "inputs", route, LoadSpec(url=route.url(app), headers=route.headers, frame_bytes=65536,
+                                            duration_s=args.duration, **base | {"input_bytes": input_bytes,
+                                                                                 "image": True})
     for sessions in args.sessions:
         for route in (r for r in live if r.name != "floor"):
             yield "concurrency", route, LoadSpec(
@@ -176,6 +184,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         if args.mode == "transport" else "local/preview (fal SDK app, CPU renderer)",
     }
     sizes: list[Point] = []
+    inputs: list[Point] = []  # image-to-image: large inputs
     conc: list[Point] = []
     fanout: list[FanoutPoint] = []
     stalls: list[dict[str, Any]] = []
@@ -196,9 +205,11 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                     fanout.append(measure_fanout(route, spec, upstream))
                 else:
                     label = f"{phase}: {route.name} {spec.frame_bytes // 1024} KB × {spec.sessions}"
+                    if phase == "inputs":
+                        label += f", {spec.input_bytes // 1024} KB inputs"
                     progress.update(task, description=label)
                     point = measure(route, spec, upstream)
-                    (sizes if phase == "sizes" else conc).append(point)
+                    {"sizes": sizes, "inputs": inputs, "concurrency": conc}[phase].append(point)
                 progress.advance(task)
             for route in stall_routes:
                 progress.update(task, description=f"stalled viewer: {route.name}")
@@ -213,12 +224,13 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     growth = {s["route"]: s["growth_bytes"] for s in stalls}
     result: dict[str, Any] = {
         "meta": meta, "routes": meta.pop("routes"),
-        "sizes": [p.to_json() for p in sizes], "concurrency": [p.to_json() for p in conc],
+        "sizes": [p.to_json() for p in sizes], "inputs": [p.to_json() for p in inputs],
+        "concurrency": [p.to_json() for p in conc],
         "fanout": [p.to_json() for p in fanout],
         "comparisons": {
             phase: [row for subj, bases in pairs.items() if subj in present
                     for row in comparisons(pts, subj, [b for b in bases if b in present])]
-            for phase, pts in (("sizes", sizes), ("concurrency", conc))
+            for phase, pts in (("sizes", sizes), ("inputs", inputs), ("concurrency", conc))
         },
         "stall": stalls,
         "targets": [

@@ -45,6 +45,7 @@ class LoadSpec:
     rate: float | None = None  # inputs/s per session; None = closed loop
     frame_bytes: int = 65536
     input_bytes: int = 200
+    image: bool = False  # the input carries `input_bytes` of `image_bytes`, as image-to-image does
     duration_s: float = 3.0
     max_frames: int = 1_000_000  # per session
     warmup_frames: int = 20  # per session, before `ready`
@@ -74,13 +75,16 @@ class Session:
         self.spec = spec
         base = msgpack.packb({"size": spec.frame_bytes, "seq": 0, "note": b""}, use_bin_type=True)
         self._note = b"n" * max(0, spec.input_bytes - len(base) - 8)
+        self._field = "image_bytes" if spec.image else "note"
+        if spec.image:  # incompressible, like a JPEG from a webcam
+            self._note = random.randbytes(len(self._note))
         self.seq = 0
 
     def next_input(self) -> tuple[int, bytes]:
         self.seq += 1
         if self.spec.mode == "render":
             return self.seq, msgpack.packb(RENDER_INPUT | {"seed": self.seq}, use_bin_type=True)
-        payload = {"size": self.spec.frame_bytes, "seq": self.seq, "note": self._note}
+        payload = {"size": self.spec.frame_bytes, "seq": self.seq, self._field: self._note}
         return self.seq, msgpack.packb(payload, use_bin_type=True)
 
     def reply_seq(self, frame: bytes | str) -> int | None:

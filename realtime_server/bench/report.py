@@ -51,6 +51,12 @@ def points_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def _frame_label(row: dict[str, Any]) -> str:
+    """The reply size, and the input size when inputs are large (the image-to-image point)."""
+    size = _size(row["frame_bytes"])
+    return f"{size}, {_size(row['input_bytes'])} in" if row.get("input_bytes", 0) >= 1024 else size
+
+
 def ratios_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("route", "frame", "sessions", "vs", "added p50 ms", "added p99 ms", "p50 ×", "p99 ×", "p99.9 ×",
@@ -62,7 +68,7 @@ def ratios_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
                 continue
             r, added = cmp["ratio"], cmp["added_ms"]
             table.add_row(
-                row["route"], _size(row["frame_bytes"]), str(row["sessions"]), key[3:],
+                row["route"], _frame_label(row), str(row["sessions"]), key[3:],
                 _f(added["p50"]), _f(added["p99"]), _f(r["p50"], 2), _f(r["p99"], 2), _f(r["p99.9"], 2),
                 _f(r["frames_per_s"], 2), _f(r["proxy_cpu_us_per_frame"], 2), _f(r["proxy_peak_rss_bytes"], 2),
             )
@@ -112,13 +118,16 @@ def print_report(result: dict[str, Any], console: Console) -> None:
     for name, route in result["routes"].items():
         if not route["available"]:
             console.print(f"[yellow]route {name} not measured:[/] {route['reason']}")
-    measured = result["sizes"] + result["concurrency"] + result.get("fanout", [])
+    measured = result["sizes"] + result.get("inputs", []) + result["concurrency"] + result.get("fanout", [])
     busy = [p for p in measured if p["client_cpu_s"] > 0.8 * p["duration_s"]]
     if busy:
         console.print(f"[yellow]the load generator used over 80% of a core in {len(busy)} point(s): "
                       "those figures are bounded by the client, not the route[/]")
     if result["sizes"]:
         console.print(points_table("Frame sizes (closed loop, one input in flight)", result["sizes"]))
+    for size in dict.fromkeys(p["input_bytes"] for p in result.get("inputs", [])):
+        console.print(points_table(f"Image-to-image ({_size(size)} inputs carrying image_bytes; closed loop)",
+                                   [p for p in result["inputs"] if p["input_bytes"] == size]))
     if result["concurrency"]:
         rate = result["meta"]["rate"]
         console.print(points_table(f"Concurrency (open loop, {rate:g} inputs/s per session)", result["concurrency"]))
@@ -134,7 +143,8 @@ def print_report(result: dict[str, Any], console: Console) -> None:
         waiting = [p for p in result["fanout"] if p["waiting_seen"] != p["viewers"]]
         if waiting:
             console.print(f"[yellow]{len(waiting)} fan-out point(s) had viewers that missed session_waiting[/]")
-    rows = result["comparisons"]["sizes"] + result["comparisons"]["concurrency"]
+    comparisons = result["comparisons"]
+    rows = comparisons["sizes"] + comparisons.get("inputs", []) + comparisons["concurrency"]
     if rows:
         console.print(ratios_table("Ratios (subject / baseline; added = subject − baseline)", rows))
     for s in result.get("stall") or []:

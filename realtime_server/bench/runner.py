@@ -129,7 +129,7 @@ def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSa
     """Drive `spec` over `route` in a fresh load-generator process and return the point's figures."""
     r = drive(route, spec, upstream, sampler)
     return make_point(route.name, spec.frame_bytes, spec.sessions, spec.rate, r.result, r.proxy_cpu_s,
-                      r.proxy_peak_rss_bytes, r.upstream_cpu_s)
+                      r.proxy_peak_rss_bytes, r.upstream_cpu_s, spec.input_bytes)
 
 
 def measure_fanout(route: Route, spec: LoadSpec, upstream: ProcessProbe) -> FanoutPoint:

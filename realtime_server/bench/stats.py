@@ -53,6 +53,7 @@ class Point:
     upstream_cpu_s: float
     client_cpu_s: float
     errors: list[str] = field(default_factory=list)
+    input_bytes: int = 200  # size of each input frame
 
     @property
     def lost(self) -> int:
@@ -66,7 +67,7 @@ class Point:
 
 def make_point(
     route: str, spec_frame_bytes: int, sessions: int, rate: float | None, result: dict[str, Any],
-    proxy_cpu_s: float | None, proxy_peak_rss: int | None, upstream_cpu_s: float,
+    proxy_cpu_s: float | None, proxy_peak_rss: int | None, upstream_cpu_s: float, input_bytes: int = 200,
 ) -> Point:
     """Turn a load-generator result and the process readings into a `Point`."""
     received = int(result["received"])
@@ -79,7 +80,7 @@ def make_point(
         proxy_cpu_s=proxy_cpu_s,
         proxy_cpu_us_per_frame=(proxy_cpu_s / received * 1e6) if proxy_cpu_s is not None and received else None,
         proxy_peak_rss_bytes=proxy_peak_rss, upstream_cpu_s=upstream_cpu_s,
-        client_cpu_s=float(result["client_cpu_s"]), errors=list(result.get("errors", [])),
+        client_cpu_s=float(result["client_cpu_s"]), errors=list(result.get("errors", [])), input_bytes=input_bytes,
     )
 
 
@@ -111,7 +112,8 @@ def comparisons(points: Sequence[Point], subject: str, baselines: Sequence[str])
     for p in points:
         if p.route != subject:
             continue
-        row: dict[str, Any] = {"route": subject, "frame_bytes": p.frame_bytes, "sessions": p.sessions}
+        row: dict[str, Any] = {"route": subject, "frame_bytes": p.frame_bytes, "sessions": p.sessions,
+                               "input_bytes": p.input_bytes}
         for base in baselines:
             other = index.get((base, p.frame_bytes, p.sessions))
             if other is not None:

@@ -21,6 +21,7 @@ class EchoInput(BaseModel):
     size: int = Field(65536, ge=0, le=MAX_ECHO_BYTES)
     seq: int = 0
     note: bytes | None = None  # ignored; lets the benchmark size its inputs like real prompts
+    image_bytes: bytes | None = None  # ignored; an image-to-image input's picture, for the benchmark
 
 
 @functools.lru_cache(maxsize=16)
