@@ -144,8 +144,7 @@ def check_session_param(websocket: WebSocket, ticket: tickets.Ticket) -> None:
 
 
 def _count_error(exc: RelayError, metrics: Metrics) -> None:
-    if not isinstance(exc, protocol.SessionEnded):
-        metrics.errors.labels(exc.error.value).inc()
+    metrics.errors.labels(exc.error.value).inc()
 
 
 async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -> None:
