@@ -14,6 +14,7 @@ A live session's viewers get a copy of each frame relayed to the driver (`sessio
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import struct
 import time
@@ -96,21 +97,53 @@ def as_relay_error(exc: Exception) -> RelayError:
     return protocol.RelayError("the relay failed; please reconnect")
 
 
+class State(enum.Enum):
+    """A spliced connection's life, as websockets' `State` with who closed first told apart:
+
+    OPEN -> CLOSING (the relay's close frame is out) -> CLOSED (the client's came back, or it cannot);
+    OPEN -> CLIENT_CLOSED (the client's close frame came first) -> CLOSED (the relay's answered it);
+    any -> CLOSED when the socket is gone. `SplicedConnection._enter` is the one place it changes.
+    """
+
+    OPEN = "open"
+    CLIENT_CLOSED = "client closed"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_TRANSITIONS = {
+    State.OPEN: {State.CLIENT_CLOSED, State.CLOSING, State.CLOSED},
+    State.CLIENT_CLOSED: {State.CLOSED},
+    State.CLOSING: {State.CLOSED},
+    State.CLOSED: set(),
+}
+
+
 class SplicedConnection:
     """What a driver (`Relay`) and a live session's viewer (`sessions.Viewer`) share: a spliced client
-    socket read by `reader` (whose hooks the subclass implements), the error that ends it, the event
-    that wakes the task waiting on it, and the closing handshake. Hooks run inside read callbacks,
-    so they only set state and wake the task."""
+    socket read by `reader` (whose hooks the subclass implements), its `State`, the error that ends
+    it, the event that wakes the task waiting on it, and the closing handshake. Hooks run inside read
+    callbacks, so they only set state and wake the task; `_close` alone turns the error into the
+    x-fal-error and the close the client gets."""
 
     reader: splice.ClientToUpstream  # set by the subclass
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.state = State.OPEN
         self.error: RelayError | None = None
         self.client: SplicedClient | None = None
         self._wake = asyncio.Event()
-        self._client_closed = False
-        self._closing = False  # the relay's close frame is out
+
+    @property
+    def _closing(self) -> bool:
+        """The relay's close frame is out (or the socket is gone): nothing more may be written."""
+        return self.state is State.CLOSING or self.state is State.CLOSED
+
+    def _enter(self, state: State) -> None:
+        if state not in _TRANSITIONS[self.state]:
+            raise RuntimeError(f"a spliced connection cannot go from {self.state.value} to {state.value}")
+        self.state = state
 
     async def _accept(self, websocket: WebSocket) -> SplicedClient:
         """Accept, and splice the socket to `reader` at once (no await may come between the two)."""
@@ -124,7 +157,8 @@ class SplicedConnection:
             f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on")
 
     def _done(self, client: SplicedClient) -> bool:
-        return self.error is not None or self._client_closed or client.lost.done() or client.shutdown.done()
+        return (self.error is not None or self.state is not State.OPEN or client.lost.done()
+                or client.shutdown.done())
 
     async def _wait(self, client: SplicedClient, *also: asyncio.Future[None]) -> None:
         """Until a hook wakes this task, or the client's socket (or any of `also`) goes; `_wake` is
@@ -139,9 +173,12 @@ class SplicedConnection:
         """Send the close the connection ends with: its error, 1012 at shutdown (which invites a
         reconnect), else 1000. The socket then waits for the client's closing frame (see
         `on_client_close`) unless the client already sent it or can no longer be read."""
-        if client.lost.done():
+        if self.state is State.CLOSED:
             return
-        self._closing = True
+        if client.lost.done():
+            self._enter(State.CLOSED)
+            return
+        answering = self.state is State.CLIENT_CLOSED
         error = self.error
         if error is not None:
             client.close(error.close_code, protocol.close_reason(error.reason), error.frame())
@@ -149,8 +186,11 @@ class SplicedConnection:
             client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
         else:
             client.close(protocol.CloseCode.NORMAL_CLOSURE)
-        if self._client_closed or not self.reader.discard_until_close():
+        if answering or not self.reader.discard_until_close():
+            self._enter(State.CLOSED)
             client.transport.close()
+        else:
+            self._enter(State.CLOSING)
 
     def _set_error(self, exc: RelayError) -> None:
         if self.error is None:
@@ -167,9 +207,12 @@ class SplicedConnection:
 
     def on_client_close(self, payload: bytes) -> None:
         """splice.ClientHooks: the client's closing frame, before or after the relay's."""
-        self._client_closed = True
-        if self._closing and self.client is not None:
-            self.client.transport.close()
+        if self.state is State.OPEN:
+            self._enter(State.CLIENT_CLOSED)
+        elif self.state is State.CLOSING:
+            self._enter(State.CLOSED)
+            if self.client is not None:
+                self.client.transport.close()
         self._wake.set()
 
 
@@ -272,11 +315,9 @@ class Relay(SplicedConnection):
         await self._wait(client, *also)
 
     async def _close_client(self, client: SplicedClient) -> None:
-        if client.lost.done():
-            return
         down = self.down
-        if down is not None and down.mid_message:
-            # Part of an upstream frame is out: close after it, or not at all if it never ends.
+        if down is not None and down.mid_message and not client.lost.done():
+            # Part of an upstream message is out: close after it, or not at all if it never ends.
             stopped: asyncio.Future[None] = self._loop.create_future()
             down.stop_at_boundary(lambda: None if stopped.done() else stopped.set_result(None))
             try:
@@ -284,6 +325,7 @@ class Relay(SplicedConnection):
                     await asyncio.shield(stopped)
             except TimeoutError:
                 client.transport.abort()
+                self._enter(State.CLOSED)
                 return
         self._close(client)
 
