@@ -10,6 +10,8 @@ import msgpack
 import pytest
 
 from realtime_server import frames, protocol, splice
+from realtime_server.relay import SplicedConnection, State
+from realtime_server.settings import Settings
 
 from .conftest import pack
 
@@ -322,3 +324,19 @@ def test_whole_frames_offered_to_a_congested_sink_are_parked_or_skipped_and_coun
     sink.resume()
     assert sink.transport.writes == [b"a", b"c"]  # type: ignore[attr-defined]
     assert sink.take_counts() == (1, 0) and sink.take_counts() == (0, 0)
+
+
+def test_a_connection_state_moves_only_along_the_closing_handshake() -> None:
+    """OPEN -> CLOSING -> CLOSED, OPEN -> CLIENT_CLOSED -> CLOSED, anything -> CLOSED; nothing back."""
+    for path in ([State.CLOSING, State.CLOSED], [State.CLIENT_CLOSED, State.CLOSED], [State.CLOSED]):
+        connection = SplicedConnection(Settings())
+        for state in path:
+            connection._enter(state)
+        assert connection.state is State.CLOSED and connection._closing
+    connection = SplicedConnection(Settings())
+    connection._enter(State.CLIENT_CLOSED)
+    with pytest.raises(RuntimeError) as refused:
+        connection._enter(State.CLOSING)
+    assert str(refused.value) == "a spliced connection cannot go from client closed to closing"
+    with pytest.raises(RuntimeError):
+        SplicedConnection(Settings())._enter(State.OPEN)
