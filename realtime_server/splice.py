@@ -36,7 +36,7 @@ from .frames import OP_PING as OP_PING
 from .frames import OP_PONG as OP_PONG
 from .frames import OP_TEXT as OP_TEXT
 from .frames import frame_header as frame_header
-from .protocol import BadFrame, FrameTooLarge, ProtocolViolation, UpstreamError
+from .protocol import BadFrame, FrameTooLarge, ProtocolViolation, RelayError, UpstreamError
 
 # First byte of a msgpack map: fixmap, map16 or map32.
 MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
@@ -377,7 +377,7 @@ class ClientToUpstream:
     closed: bool = False
     on_error: Callable[[Exception], None] | None = None  # set: errors go here instead of the read callback
     _buf: bytearray = field(default_factory=bytearray)
-    _broken: bool = False  # a frame could not be parsed: frame boundaries are lost
+    _broken: bool = False  # frame boundaries are lost, or the client's bad close frame came: nothing to wait for
     _discarding: bool = False  # after the relay's close: wait for the client's close, drop all else
     _fragments: list[bytes] | None = None  # unmasked parts of a fragmented input
 
@@ -389,7 +389,7 @@ class ClientToUpstream:
         try:
             self._feed(data)
         except Exception as exc:
-            self._broken = isinstance(exc, ProtocolViolation | FrameTooLarge)
+            self._broken = self._broken or isinstance(exc, ProtocolViolation | FrameTooLarge)
             if self.on_error is None:
                 raise
             self.closed = True  # nothing more is relayed once a side broke the protocol
@@ -455,7 +455,11 @@ class ClientToUpstream:
             self.hooks.on_client_ping(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
         elif opcode == OP_CLOSE:
             payload = apply_mask(memoryview(frame)[size:], frame[size - 4 : size])
-            check_close(payload)
+            try:
+                check_close(payload)
+            except RelayError:
+                self._broken = True  # the client's closing frame is in, malformed: no other will come
+                raise
             self.closed = True
             self.hooks.on_client_close(payload)
         elif opcode == OP_TEXT:
