@@ -173,7 +173,7 @@ class SplicedConnection:
         """Send the close the connection ends with: its error, 1012 at shutdown (which invites a
         reconnect), else 1000. The socket then waits for the client's closing frame (see
         `on_client_close`) unless the client already sent it or can no longer be read."""
-        if self.state is State.CLOSED:
+        if self._closing:  # already sent, or nothing left to send it on
             return
         if client.lost.done():
             self._enter(State.CLOSED)
