@@ -138,6 +138,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.sessions = [1] if remote else [1, 10, 50, 200]
     if args.image_sizes is None:
         args.image_sizes = [] if remote else _ints("16k,64k,256k")
+    if args.mode == "browser":  # each frame is rendered, decoded and painted: fewer of them
+        for name, value in (("duration", 20.0), ("max_frames", 100), ("warmup", 5)):
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     if not remote:  # a target's defaults depend on whether it is local: see compare.apply_defaults
         for name, value in (("duration", 4.0), ("max_frames", 200_000), ("warmup", 50)):
             if getattr(args, name) is None:
@@ -175,7 +179,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     started = time.monotonic()
-    if args.target:
+    if args.target and args.mode != "browser":
         from .compare import apply_defaults, endpoints
 
         apply_defaults(args, endpoints(args))

@@ -205,8 +205,9 @@ def print_report(result: dict[str, Any], console: Console) -> None:
                       "those figures are bounded by the client, not the route[/]")
     runs = meta.get("repeat", 1)
     note = (f"median of {runs} interleaved runs (min–max)" if runs > 1 else "one run: no spread; use --repeat 3")
-    console.print(f"Figures: {note}. Open loop: {meta.get('open_loop', '')}. Load average at start "
-                  f"{meta['machine']['loadavg_at_start']}, at end {meta.get('loadavg_at_end', '-')}.")
+    open_loop = f" Open loop: {meta['open_loop']}." if any(p.get("rate") for p in measured) else ""
+    console.print(f"Figures: {note}.{open_loop} Load average at start {meta['machine']['loadavg_at_start']}, "
+                  f"at end {meta.get('loadavg_at_end', '-')}.")
     if result.get("sizes"):
         console.print(points_table("Frame sizes (closed loop, one input in flight)", result["sizes"]))
     if result.get("images"):
