@@ -202,9 +202,10 @@ def test_median_point_takes_every_figure_s_median_and_keeps_its_range() -> None:
     from realtime_server.bench.stats import comparisons, make_point
 
     def point(route: str, run: int, ms: list[int], cpu: float) -> Any:
-        result = {"sent": len(ms), "received": len(ms), "elapsed_s": 1.0, "latencies_ns": [m * 1_000_000 for m in ms],
+        ns = [m * 1_000_000 for m in ms]
+        result = {"sent": len(ms), "received": len(ms), "elapsed_s": 1.0, "latencies_ns": ns,
                   "bytes_received": 100 * len(ms), "client_cpu_s": 0.1, "errors": [f"{route}{run}"],
-                  "timings_ns": {"inference": [500_000] * len(ms)}, "remainder_ns": [m * 1_000_000 - 500_000 for m in ms]}
+                  "timings_ns": {"inference": [500_000] * len(ms)}, "remainder_ns": [n - 500_000 for n in ns]}
         p = make_point(route, 4096, 1, None, result, cpu, 1000, 0.0)
         p.run = run
         return p
@@ -235,7 +236,7 @@ def test_repeat_interleaves_every_point_and_rotates_the_routes() -> None:
 
 
 def test_open_loop_counts_from_the_scheduled_send() -> None:
-    """The client stalls 300 ms mid-run: inputs due meanwhile leave late and count the wait (no coordinated omission)."""
+    """The client stalls 300 ms: inputs due meanwhile leave late and count the wait (no coordinated omission)."""
     import asyncio
     import time
 

@@ -32,8 +32,8 @@ from rich.table import Table
 
 from .. import tickets
 from . import procs
-from .record import Record, stop_on_signals
 from .progress import progress_bar
+from .record import Record, stop_on_signals
 from .spread import medians
 from .stats import latency_summary
 from .target import Endpoint
@@ -47,8 +47,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  # refuse its WebSocket to a loopback relay (Local Network Access).
                  "--disable-features=LocalNetworkAccessChecks"]
 PARTS = {"input_to_pixels_ms": "input to pixels", "send_delay_ms": "  send delay", "round_trip_ms": "  round trip",
-         "upstream_ms": "    upstream (reported)", "network_ms": "    network + relay", "decode_draw_ms": "  decode + draw",
-         "paint_ms": "  paint"}
+         "upstream_ms": "    upstream (reported)", "network_ms": "    network + relay",
+         "decode_draw_ms": "  decode + draw", "paint_ms": "  paint"}
 
 # Before any page script: the browser's WebSocket, subclassed to note each send and each binary arrival.
 WEBSOCKET_PROBE = """
@@ -73,7 +73,8 @@ MEASURE = """
 async ({count, warmup, deadlineMs, timeoutMs}) => {
     const el = document.querySelector("fal-live-canvas");
     const firstAfter = (list, t) => list.find((x) => x >= t);
-    const paint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(() => resolve(performance.now()), 0)));
+    const paint = () => new Promise(
+        (resolve) => requestAnimationFrame(() => setTimeout(() => resolve(performance.now()), 0)));
     const samples = [], errors = [];
     el.addEventListener("error", (event) => errors.push(`${event.detail.code}: ${event.detail.reason}`));
     const end = performance.now() + deadlineMs;
@@ -85,7 +86,8 @@ async ({count, warmup, deadlineMs, timeoutMs}) => {
                 if (event.detail.input && event.detail.input.seed === seed) {
                     clearTimeout(timer);
                     el.removeEventListener("frame", on);
-                    resolve({ at: performance.now(), timings: event.detail.timings, latencyMs: event.detail.latencyMs });
+                    const { timings, latencyMs } = event.detail;
+                    resolve({ at: performance.now(), timings, latencyMs });
                 }
             });
         });
@@ -104,7 +106,8 @@ async ({count, warmup, deadlineMs, timeoutMs}) => {
         const roundTrip = arrived === undefined ? got.latencyMs : arrived - sent;
         samples.push({
             input_to_pixels_ms: pixels - t0, send_delay_ms: sent === undefined ? null : sent - t0,
-            round_trip_ms: roundTrip, upstream_ms: upstream, network_ms: upstream === null ? null : roundTrip - upstream,
+            round_trip_ms: roundTrip, upstream_ms: upstream,
+            network_ms: upstream === null ? null : roundTrip - upstream,
             decode_draw_ms: arrived === undefined ? null : got.at - arrived, paint_ms: pixels - got.at,
         });
     }

@@ -23,8 +23,8 @@ from rich.console import Console
 
 from .load import RENDER_INPUT, LoadSpec
 from .procs import Route
-from .record import Interrupted, Record, stop_on_signals
 from .progress import progress_bar
+from .record import Interrupted, Record, stop_on_signals
 from .runner import LoadFailed, measure
 from .spread import ratio_spreads
 from .stats import Point, comparisons

@@ -100,7 +100,8 @@ def split_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
         lat, rest = p["latency_ms"], p.get("remainder_ms") or {}
         reported = "; ".join(f"{key} {_f(v['p50'])} / {_f(v['p90'])} / {_f(v['p99'])}"
                              for key, v in p["upstream_ms"].items())
-        point = f"{_rate(p['rate'])} × {p['sessions']}" + (f", {_size(p['image_bytes'])} in" if p["image_bytes"] else "")
+        image = f", {_size(p['image_bytes'])} in" if p["image_bytes"] else ""
+        point = f"{_rate(p['rate'])} × {p['sessions']}{image}"
         table.add_row(p["route"], point, f"{_m(p, 'latency_ms.p50')} / {_f(lat['p90'])} / {_f(lat['p99'])}",
                       reported, f"{_f(rest.get('p50'))} / {_f(rest.get('p90'))} / {_f(rest.get('p99'))}")
     return table
@@ -377,7 +378,8 @@ def _plot_percentiles(plt: Any, result: dict[str, Any], path: Path) -> None:
     labels = [name for name, _ in PERCENTILES] + ["max"]
     for p in points:
         latency = p.get("latency_ms") or p.get("input_to_pixels_ms") or {}
-        name = f"{p['route']} {_rate(p.get('rate'))}" + (f" {_size(p['image_bytes'])} in" if p.get("image_bytes") else "")
+        image = f" {_size(p['image_bytes'])} in" if p.get("image_bytes") else ""
+        name = f"{p['route']} {_rate(p.get('rate'))}{image}"
         ax.plot(labels, [latency.get(k, math.nan) for k in labels], marker="o", label=name)
     ax.set_yscale("log")
     ax.set_ylabel("ms")

@@ -24,11 +24,11 @@ from rich.console import Console
 from . import procs
 from .load import LoadSpec
 from .procs import Route
+from .progress import progress_bar
 from .record import Interrupted, Record, stop_on_signals
 from .runner import LoadFailed, RssSampler, measure, measure_fanout
 from .spread import ratio_spreads
 from .stats import Target, check_image_targets, check_targets, comparisons
-from .progress import progress_bar
 
 ROUTES = ("direct", "relay", "nginx", "floor")
 FLOOR_MODULE = "realtime_server.bench.floor"  # for scale: a bare Python TCP forwarder, frame sizes only
@@ -88,7 +88,10 @@ def groups(args: argparse.Namespace, routes: dict[str, Route]) -> Iterator[tuple
 
 
 def interleave(point_groups: Iterator[tuple[str, list[Any]]], repeat: int) -> list[tuple[str, int, Any, Any]]:
-    """Each group `repeat` times before the next, its routes' order rotated by one each run: (phase, run, route, spec)."""
+    """Each group `repeat` times before the next, its routes' order rotated by one per run.
+
+    Returns (phase, run, route, spec) in the order they run.
+    """
     plan = []
     for phase, group in point_groups:
         for run in range(repeat):

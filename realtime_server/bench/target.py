@@ -65,7 +65,7 @@ class Endpoint:
         return f"{self.base_url.rstrip('/')}/{self.app}/realtime"
 
     def fetch_ticket(self) -> str:
-        """A fresh ticket from `ticket_url`: a JSON string, or an object with `ticket` or `token` (or JSON-RPC's `result`)."""
+        """A fresh ticket from `ticket_url`: a JSON string, or an object with `ticket` or `token` (or in `result`)."""
         assert self.ticket_url is not None
         alias = self.app.split("/", 1)[1]
         # The relay and Odoo read `app`; fal's token endpoint reads `allowed_apps` and `token_expiration`.
