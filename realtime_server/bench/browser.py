@@ -147,8 +147,12 @@ def browser_point(route: str, answer: dict[str, Any], elapsed: float, run: int) 
     def part(name: str) -> dict[str, float]:
         return latency_summary([round(s[name] * 1e6) for s in samples if s[name] is not None])
 
-    return BrowserPoint(route, len(samples), elapsed, **{name: part(name) for name in PARTS},
-                        errors=list(answer["errors"])[:20], run=run, samples=samples)
+    return BrowserPoint(
+        route, len(samples), elapsed, input_to_pixels_ms=part("input_to_pixels_ms"),
+        send_delay_ms=part("send_delay_ms"), round_trip_ms=part("round_trip_ms"), upstream_ms=part("upstream_ms"),
+        network_ms=part("network_ms"), decode_draw_ms=part("decode_draw_ms"), paint_ms=part("paint_ms"),
+        errors=list(answer["errors"])[:20], run=run, samples=samples,
+    )
 
 
 def _chromium() -> str:

@@ -92,7 +92,7 @@ def interleave(point_groups: Iterator[tuple[str, list[Any]]], repeat: int) -> li
 
     Returns (phase, run, route, spec) in the order they run.
     """
-    plan = []
+    plan: list[tuple[str, int, Any, Any]] = []
     for phase, group in point_groups:
         for run in range(repeat):
             k = run % len(group) if group else 0
