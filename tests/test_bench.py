@@ -270,3 +270,16 @@ def test_open_loop_counts_from_the_scheduled_send() -> None:
     # Inputs due every 20 ms during the 300 ms stall all left at its end: each counts from its own due time.
     assert waits[-1] >= 250 and sum(w > 100 for w in waits) >= 8, waits
     assert lags[-1] >= 250 and sum(lag > 100 for lag in lags) >= 8, lags
+
+
+def test_readme_benchmark_commands_parse() -> None:
+    """Every `realtime-bench` command in README's Benchmark section is one the CLI accepts."""
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Benchmark\n", 1)[1].split("\n## ", 1)[0].replace("\\\n", " ")
+    commands = [line.split("#", 1)[0] for line in section.splitlines() if line.startswith(".venv/bin/realtime-bench")]
+    assert len(commands) >= 8
+    for command in commands:
+        args = parse_args(shlex.split(command.replace('"$RELAY_API_KEY"', "k"))[1:])
+        assert args.repeat == 3 or "--repeat" in command
