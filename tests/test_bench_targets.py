@@ -185,3 +185,28 @@ def test_bad_target_arguments_are_refused_plainly(tmp_path: Path) -> None:
     assert not (tmp_path / "bench.json").exists()
 
 
+
+
+def test_browser_mode_on_two_deployed_relays(fast_relay: procs.Route, slow_dev_relay: str, tmp_path: Path) -> None:
+    """--mode browser with --target (a ticket) and --compare (a ticket URL): each widget's split, the slow app's own."""
+    assert fast_relay.secret is not None
+    ticket = tickets.mint(fast_relay.secret, sub="bench-test", apps=[APP], issuer="test", lifetime=300)
+    done = _bench(["--mode", "browser", "--target", fast_relay.base_url or "", "--ticket", ticket, "--app", APP,
+                   "--compare", f"ws://{slow_dev_relay}", "--compare-ticket-url", f"http://{slow_dev_relay}/dev/ticket",
+                   "--repeat", "1", "--max-frames", "4", "--warmup", "1"], tmp_path, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "bench.json").read_text())
+    points = {p["route"]: p for p in result["browser"]}
+    assert set(points) == {"target", "compare"}
+    assert all(p["frames"] == 4 and not p["errors"] for p in points.values())
+    assert points["compare"]["upstream_ms"]["p50"] == pytest.approx(SLOW_S * 1000)
+    assert points["compare"]["input_to_pixels_ms"]["p50"] > SLOW_S * 1000
+    assert 0 < points["target"]["upstream_ms"]["p50"] < points["target"]["round_trip_ms"]["p50"]
+
+
+def test_browser_mode_refuses_a_key_it_cannot_send(tmp_path: Path) -> None:
+    """A page cannot send `Authorization: Key`: browser mode against a target asks for a ticket instead."""
+    done = _bench(["--mode", "browser", "--target", "ws://127.0.0.1:9", "--app", APP, "--key", "k"], tmp_path,
+                  timeout=30)
+    assert done.returncode == 2
+    assert "--mode browser needs a ticket or a ticket URL for target" in done.stdout

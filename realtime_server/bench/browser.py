@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from html import escape
 from typing import Any
 
 from rich.console import Console
@@ -32,11 +34,11 @@ from rich.table import Table
 
 from .. import tickets
 from . import procs
+from .compare import endpoints
 from .progress import progress_bar
 from .record import Record, stop_on_signals
 from .spread import medians
 from .stats import latency_summary
-from .target import Endpoint
 
 APP = "local/preview"
 PAGE_PATH = "/__realtime_bench__"
@@ -163,26 +165,38 @@ def _chromium() -> str:
 
 
 def _page(app: str, prompt: str, ticket: str | None, ticket_url: str | None) -> str:
-    credentials = f'ticket="{ticket}"' if ticket else f'ticket-url="{ticket_url}"'
+    credentials = f'ticket="{escape(ticket)}"' if ticket else f'ticket-url="{escape(ticket_url or "")}"'
     return f"""<!doctype html><meta charset="utf-8"><title>realtime-bench</title>
 <script type="module" src="/static/fal_live_canvas.js"></script>
-<fal-live-canvas app="{app}" {credentials} prompt="{prompt}" seed="999" width="512" height="512"></fal-live-canvas>"""
+<fal-live-canvas app="{escape(app)}" {credentials} prompt="{escape(prompt)}" seed="999" width="512" height="512">
+</fal-live-canvas>"""
 
 
-async def _measure(origin: str, html: Callable[[], str], args: argparse.Namespace, runs: Iterator[tuple[int, str]],
-                   record: Record, step: Callable[[str], None]) -> None:
+@dataclass(frozen=True)
+class Widget:
+    """One relay the widget is measured on: its name in the tables, its origin, and the page (fresh per run)."""
+
+    name: str
+    origin: str
+    page: Callable[[], str]
+
+
+async def _measure(widgets: list[tuple[int, Widget]], args: argparse.Namespace, record: Record,
+                   step: Callable[[str], None]) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:
-            for run, name in runs:
-                step(f"browser: {name} widget, input to pixels" + (f" (run {run + 1}/{args.repeat})"
-                                                                    if args.repeat > 1 else ""))
+            for run, widget in widgets:
+                step(f"browser: {widget.name} widget, input to pixels" + (f" (run {run + 1}/{args.repeat})"
+                                                                           if args.repeat > 1 else ""))
                 page = await browser.new_page(viewport={"width": 640, "height": 640})
                 await page.add_init_script(WEBSOCKET_PROBE)
-                await page.route(origin + PAGE_PATH, lambda route: route.fulfill(body=html(), content_type="text/html"))
-                await page.goto(origin + PAGE_PATH)
+                html = widget.page()
+                await page.route(widget.origin + PAGE_PATH,
+                                 lambda route: route.fulfill(body=html, content_type="text/html"))
+                await page.goto(widget.origin + PAGE_PATH)
                 await page.wait_for_function("document.querySelector('fal-live-canvas').state === 'live'",
                                              timeout=30_000)
                 loop = asyncio.get_running_loop()
@@ -191,41 +205,49 @@ async def _measure(origin: str, html: Callable[[], str], args: argparse.Namespac
                     "count": args.max_frames, "warmup": args.warmup, "deadlineMs": args.duration * 1000,
                     "timeoutMs": FRAME_TIMEOUT_MS,
                 })
-                record.add("browser", browser_point(name, answer, loop.time() - started, run))
+                record.add("browser", browser_point(widget.name, answer, loop.time() - started, run))
                 await page.close()
         finally:
             await browser.close()
 
 
+def _remote_widgets(args: argparse.Namespace, prompt: str) -> list[Widget]:
+    """`--target` (and `--compare`): relays that hand the page a ticket, or take one given."""
+    widgets = []
+    for ep in endpoints(args):
+        if not (ep.ticket or ep.ticket_url):
+            raise ValueError(f"--mode browser needs a ticket or a ticket URL for {ep.name}: a page cannot send a key")
+        origin = ep.base_url.replace("ws", "http", 1).rstrip("/")
+        widgets.append(Widget(ep.name, origin, functools.partial(_page, ep.app, prompt, ep.ticket, ep.ticket_url)))
+    return widgets
+
+
 def run_browser(args: argparse.Namespace, console: Console, record: Record) -> dict[str, Any]:
-    """The widget against the local relay (in front of `local/preview`), or against `--target`'s relay."""
+    """The widget on the local relay (in front of `local/preview`), or on `--target`'s (and `--compare`'s) relay."""
     prompt = "a lighthouse at dusk, long exposure"
     with ExitStack() as stack:
         if args.target:
-            ep = Endpoint("target", args.target, args.app, args.key, args.ticket, args.ticket_url)
-            if not (ep.ticket or ep.ticket_url):
-                raise ValueError("--mode browser needs --ticket or --ticket-url: a page cannot send a key")
-            origin = ep.base_url.replace("ws", "http", 1).rstrip("/")
-            name, app = "target", ep.app
-
-            def html() -> str:
-                return _page(app, prompt, ep.ticket, ep.ticket_url)
+            widgets = _remote_widgets(args, prompt)
         else:
             upstream_url, _ = stack.enter_context(procs.upstream())
             relay = stack.enter_context(procs.relay(upstream_url, apps=APP, log_path=args.relay_log))
             assert relay.base_url is not None and relay.secret is not None
-            origin, name, app, secret = relay.base_url.replace("ws://", "http://", 1), "relay", APP, relay.secret
+            secret = relay.secret
 
-            def html() -> str:  # a fresh ticket for every page: a ticket lives five minutes
+            def page() -> str:  # a fresh ticket for every page: a ticket lives minutes, a sweep may not
                 ticket = tickets.mint(secret, sub="bench-browser-" + secrets.token_hex(4), apps=[APP],
                                       issuer="realtime-bench", lifetime=tickets.MAX_LIFETIME)
-                return _page(app, prompt, ticket, None)
-        record.meta["routes"] = {name: {"available": True, "reason": "", "url": origin, "app": app}}
+                return _page(APP, prompt, ticket, None)
+
+            widgets = [Widget("relay", relay.base_url.replace("ws://", "http://", 1), page)]
+        record.meta["routes"] = {w.name: {"available": True, "reason": "", "url": w.origin,
+                                          "app": args.app or APP} for w in widgets}
         record.meta["browser"] = "Debian's Chromium via Playwright, headless, one <fal-live-canvas>, closed loop"
+        # Each run takes every widget in turn, the order rotating by one per run, as the local sweep does.
+        plan = [(run, widgets[(run + i) % len(widgets)]) for run in range(args.repeat) for i in range(len(widgets))]
         try:
-            with stop_on_signals(), progress_bar(console, args.repeat) as step:
-                asyncio.run(_measure(origin, html, args, iter([(r, name) for r in range(args.repeat)]), record,
-                                     step))
+            with stop_on_signals(), progress_bar(console, len(plan)) as step:
+                asyncio.run(_measure(plan, args, record, step))
         except Exception as exc:  # Ctrl+C, a ticket refused, the browser gone: keep what was measured, say why
             record.stop(exc)
     points = medians(record.runs.get("browser", []), lambda p: p.route)
