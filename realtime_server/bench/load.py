@@ -18,7 +18,7 @@ to which each input adds `seed` = its sequence number; `image_bytes` adds a JPEG
 webcam image-to-image stream sends. A reply is matched to its input by `seq`, else by `seed` (fal's
 image apps echo it), else it answers the oldest input in flight. A reply's `timings` (seconds, as
 fal's apps report them) are kept per frame, so the round trip splits into the upstream's own time
-and the rest (network and relay).
+(`inference`, else the sum of the fields) and the rest (network and relay).
 
 Fan-out (`viewer_urls` set, see `fanout.py`): the viewers connect first, then one driver sends on
 the open-loop schedule, and each viewer's receipt of each frame is timed against the driver's send.
@@ -79,7 +79,7 @@ class Recorder:
     bytes_received: int = 0
     input_bytes: int = 0  # the size of one input as sent (the last one)
     errors: list[str] = field(default_factory=list)
-    # Per frame that reported `timings`: each key's value, and the round trip less their sum.
+    # Per frame that reported `timings`: each key's value, and the round trip less the upstream's time.
     timings_ns: dict[str, list[int]] = field(default_factory=dict)
     remainder_ns: list[int] = field(default_factory=list)
     send_lag_ns: list[int] = field(default_factory=list)  # open loop: actual send minus scheduled send
@@ -91,7 +91,13 @@ class Recorder:
         if timings:
             for key, seconds in timings.items():
                 self.timings_ns.setdefault(key, []).append(round(seconds * 1e9))
-            self.remainder_ns.append(rtt_ns - round(sum(timings.values()) * 1e9))
+            self.remainder_ns.append(rtt_ns - round(upstream_seconds(timings) * 1e9))
+
+
+def upstream_seconds(timings: dict[str, float]) -> float:
+    """The upstream's own time in a reply's `timings`: `inference` when given (other keys, such as a total,
+    may overlap it), else the sum of the fields."""
+    return timings["inference"] if "inference" in timings else sum(timings.values())
 
 
 def _timings(decoded: Any) -> dict[str, float] | None:

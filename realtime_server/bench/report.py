@@ -227,7 +227,7 @@ def print_report(result: dict[str, Any], console: Console) -> None:
     split = [p for phase in ("sizes", "images", "target") for p in result.get(phase) or [] if p.get("upstream_ms")]
     if split:
         console.print(split_table("Where the time goes (upstream: the `timings` the app reported per frame; "
-                                  "network + relay: the round trip less their sum)", split))
+                                  "network + relay: the round trip less `inference`, or their sum)", split))
     if result.get("fanout"):
         routes = ", ".join(dict.fromkeys(p["route"] for p in result["fanout"]))
         title = (f"Fan-out on the {routes} (1 driver at {meta['fanout_rate']:g} inputs/s, "
