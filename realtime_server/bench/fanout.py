@@ -9,7 +9,7 @@ Load-generator side (`run_fanout`): the viewers connect first (each must get `se
 which proves it joined before the driver), then the driver connects, warms up closed loop, and on
 `go` sends inputs at a fixed rate (open loop, as the concurrency sweep does): a closed loop would pace
 the driver by its own round trip and hide the queueing the viewers see behind each other. The
-driver and the viewers share this process, so one clock (`perf_counter_ns`) times the driver's send
+driver and the viewers share this process, so one clock (`perf_counter_ns`) times the driver's (scheduled) send
 and each viewer's receipt of the same frame, matched by `seq`, with no skew between processes. The
 price: the viewers share one event loop, so the last of N viewers read also waits for the client's
 own parsing of the others' frames; the client's CPU is reported with every point for that reason.

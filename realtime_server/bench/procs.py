@@ -151,23 +151,27 @@ def upstream(session_timeout: float = 30.0) -> Iterator[tuple[str, ProcessProbe]
 
 @contextlib.contextmanager
 def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str = "realtime_server.cli",
-          log_path: Path | None = None, name: str = "relay") -> Iterator[Route]:
+          log_path: Path | None = None, name: str = "relay", dev_mode: bool = False) -> Iterator[Route]:
     """The relay as a deployment runs it, with limits opened wide enough not to shape the load.
 
     `module` may name another server configured the same way (the bare forwarder, `floor`).
+    `dev_mode`: no shared secret, so the relay hands loopback clients tickets at `/dev/ticket`.
     """
     port = free_port()
-    secret = secrets.token_urlsafe(32)
+    secret = None if dev_mode else secrets.token_urlsafe(32)
     # API keys for the plain routes; the shared secret for live-session tickets (a driver and its
     # viewers, the fan-out), with the viewer and session limits opened as wide as the rest.
     env = os.environ | {
         "RELAY_UPSTREAM_URL": upstream_url, "RELAY_API_KEYS": BENCH_KEY, "RELAY_ALLOWED_APPS": apps,
-        "RELAY_SHARED_SECRET": secret, "RELAY_HOST": "127.0.0.1", "PORT": str(port),
+        "RELAY_HOST": "127.0.0.1", "PORT": str(port),
         "RELAY_LOG_LEVEL": "warning", "RELAY_MAX_INPUTS_PER_SECOND": "1000000",
         "RELAY_MAX_CONNECTIONS_PER_USER": "100000", "RELAY_MAX_CONNECTIONS": "100000",
         "RELAY_MAX_VIEWERS_PER_SESSION": "100000", "RELAY_MAX_SESSIONS_PER_USER": "100000",
     }
     env.pop("FAL_KEY", None)
+    env.pop("RELAY_SHARED_SECRET", None)
+    if secret is not None:
+        env["RELAY_SHARED_SECRET"] = secret
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     child = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:

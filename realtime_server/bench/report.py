@@ -34,6 +34,27 @@ def _f(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _get(point: dict[str, Any], figure: str) -> float | None:
+    value: Any = point
+    for part in figure.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, int | float) else None
+
+
+def _m(point: dict[str, Any], figure: str, digits: int = 3, scale: float = 1.0) -> str:
+    """A figure as its median, with the min–max over the runs in brackets when there were several."""
+    value = _get(point, figure)
+    text = _f(value * scale if value is not None else None, digits)
+    spread = (point.get("spread") or {}).get(figure)
+    if spread and point.get("runs", 1) > 1:
+        text += f" ({_f(spread[0] * scale, digits)}–{_f(spread[1] * scale, digits)})"
+    return text
+
+
+def _rate(rate: float | None) -> str:
+    return f"{rate:g}/s" if rate else "closed"
+
+
 def points_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("route", "frame", "sessions", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "frames/s",
@@ -44,35 +65,93 @@ def points_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
         rss = p["proxy_peak_rss_bytes"]
         table.add_row(
             p["route"], _size(p["frame_bytes"]), str(p["sessions"]),
-            *(_f(lat[k]) for k in ("p50", "p90", "p99", "p99.9", "max")),
-            _f(p["frames_per_s"], 0), _f(p["bytes_per_s"] / 1e6, 1), _f(p["proxy_cpu_us_per_frame"], 1),
+            _m(p, "latency_ms.p50"), _f(lat["p90"]), _m(p, "latency_ms.p99"), _f(lat["p99.9"]), _f(lat["max"]),
+            _m(p, "frames_per_s", 0), _f(p["bytes_per_s"] / 1e6, 1), _m(p, "proxy_cpu_us_per_frame", 1),
             _f(rss / 1e6 if rss else None, 1), _f(100 * p["client_cpu_s"] / p["duration_s"], 0), str(p["lost"]),
         )
     return table
 
 
-def _frame_label(row: dict[str, Any]) -> str:
-    """The reply size, and the input size when inputs are large (the image-to-image point)."""
-    size = _size(row["frame_bytes"])
-    return f"{size}, {_size(row['input_bytes'])} in" if row.get("input_bytes", 0) >= 1024 else size
+def images_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
+    """Image inputs: one row per route, image size and input rate."""
+    table = Table(title=title, title_justify="left")
+    for name in ("route", "image in", "rate", "p50 ms", "p90 ms", "p99 ms", "max ms", "frames/s",
+                 "proxy CPU µs/frame", "send lag p99 ms", "lost"):
+        table.add_column(name, justify="left" if name == "route" else "right", no_wrap=True)
+    for p in points:
+        lag = p.get("send_lag_ms") or {}
+        table.add_row(
+            p["route"], _size(p.get("input_bytes") or p["image_bytes"]), _rate(p["rate"]), _m(p, "latency_ms.p50"),
+            _f(p["latency_ms"]["p90"]), _m(p, "latency_ms.p99"), _f(p["latency_ms"]["max"]), _m(p, "frames_per_s", 0),
+            _m(p, "proxy_cpu_us_per_frame", 1), _f(lag.get("p99")), str(p["lost"]),
+        )
+    return table
+
+
+def split_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
+    """Where the time goes: the round trip, what the upstream reported of it, and the rest."""
+    table = Table(title=title, title_justify="left")
+    for name in ("route", "point", "round trip p50 / p90 / p99 ms", "upstream (reported)",
+                 "network + relay p50 / p90 / p99 ms"):
+        table.add_column(name, justify="left" if name in ("route", "point", "upstream (reported)") else "right")
+    for p in points:
+        if not p.get("upstream_ms"):
+            continue
+        lat, rest = p["latency_ms"], p.get("remainder_ms") or {}
+        reported = "; ".join(f"{key} {_f(v['p50'])} / {_f(v['p90'])} / {_f(v['p99'])}"
+                             for key, v in p["upstream_ms"].items())
+        image = f", {_size(p['image_bytes'])} in" if p["image_bytes"] else ""
+        point = f"{_rate(p['rate'])} × {p['sessions']}{image}"
+        table.add_row(p["route"], point, f"{_m(p, 'latency_ms.p50')} / {_f(lat['p90'])} / {_f(lat['p99'])}",
+                      reported, f"{_f(rest.get('p50'))} / {_f(rest.get('p90'))} / {_f(rest.get('p99'))}")
+    return table
+
+
+def target_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
+    """`--target`/`--compare`: one row per endpoint and point."""
+    table = Table(title=title, title_justify="left")
+    for name in ("route", "rate", "image in", "sessions", "p50 ms", "p90 ms", "p99 ms", "max ms", "frames/s",
+                 "sent", "lost", "errors"):
+        table.add_column(name, justify="left" if name == "route" else "right")
+    for p in points:
+        table.add_row(p["route"], _rate(p["rate"]), _size(p["input_bytes"]) if p["image_bytes"] else "-",
+                      str(p["sessions"]), _m(p, "latency_ms.p50"), _f(p["latency_ms"]["p90"]), _m(p, "latency_ms.p99"),
+                      _f(p["latency_ms"]["max"]), _m(p, "frames_per_s", 1), str(p["sent"]), str(p["lost"]),
+                      str(len(p["errors"])))
+    return table
 
 
 def ratios_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left")
-    for name in ("route", "frame", "sessions", "vs", "added p50 ms", "added p99 ms", "p50 ×", "p99 ×", "p99.9 ×",
+    for name in ("route", "point", "vs", "added p50 ms", "added p99 ms", "p50 ×", "p99 ×", "p99.9 ×",
                  "frames/s ×", "CPU/frame ×", "peak RSS ×"):
-        table.add_column(name, justify="left" if name in ("route", "vs") else "right")
+        table.add_column(name, justify="left" if name in ("route", "vs", "point") else "right")
     for row in rows:
         for key, cmp in row.items():
             if not key.startswith("vs_"):
                 continue
             r, added = cmp["ratio"], cmp["added_ms"]
+            spread = cmp.get("ratio_spread") or {}
+
+            def ratio(name: str) -> str:
+                text = _f(r[name], 2)
+                return text + (f" ({spread[name][0]:.2f}–{spread[name][1]:.2f})" if name in spread else "")
+
             table.add_row(
-                row["route"], _frame_label(row), str(row["sessions"]), key[3:],
-                _f(added["p50"]), _f(added["p99"]), _f(r["p50"], 2), _f(r["p99"], 2), _f(r["p99.9"], 2),
-                _f(r["frames_per_s"], 2), _f(r["proxy_cpu_us_per_frame"], 2), _f(r["proxy_peak_rss_bytes"], 2),
+                row["route"], _point(row), key[3:], _f(added["p50"]), _f(added["p99"]), ratio("p50"), ratio("p99"),
+                _f(r["p99.9"], 2), ratio("frames_per_s"), ratio("proxy_cpu_us_per_frame"),
+                _f(r["proxy_peak_rss_bytes"], 2),
             )
     return table
+
+
+def _point(row: dict[str, Any]) -> str:
+    """What a comparison row measured, briefly: frame size, sessions, and rate and image when set."""
+    parts = [f"{_size(row['image_bytes'])} image" if row.get("image_bytes") else _size(row["frame_bytes"])]
+    if row.get("rate") or row.get("image_bytes"):
+        parts.append(_rate(row.get("rate")))
+    parts.append(f"× {row['sessions']}")
+    return " ".join(parts)
 
 
 def fanout_table(title: str, points: Sequence[dict[str, Any]]) -> Table:
@@ -105,7 +184,7 @@ def _rss_growth(peak: int | None, before: int | None) -> str:
 
 
 def targets_table(targets: Sequence[dict[str, Any]]) -> Table:
-    table = Table(title="Targets (issue 4)", title_justify="left")
+    table = Table(title="Targets (judged on the medians)", title_justify="left")
     for name in ("route", "target", "measured", "limit", "unit", "met"):
         table.add_column(name)
     for t in targets:
@@ -115,24 +194,41 @@ def targets_table(targets: Sequence[dict[str, Any]]) -> Table:
 
 
 def print_report(result: dict[str, Any], console: Console) -> None:
-    for name, route in result["routes"].items():
+    meta = result["meta"]
+    for name, route in result.get("routes", {}).items():
         if not route["available"]:
             console.print(f"[yellow]route {name} not measured:[/] {route['reason']}")
-    measured = result["sizes"] + result.get("inputs", []) + result["concurrency"] + result.get("fanout", [])
+    phases = ("sizes", "images", "concurrency", "fanout", "target")
+    measured = [p for phase in phases for p in result.get(phase) or []]
     busy = [p for p in measured if p["client_cpu_s"] > 0.8 * p["duration_s"]]
     if busy:
         console.print(f"[yellow]the load generator used over 80% of a core in {len(busy)} point(s): "
                       "those figures are bounded by the client, not the route[/]")
-    if result["sizes"]:
+    runs = meta.get("repeat", 1)
+    note = (f"median of {runs} interleaved runs (min–max)" if runs > 1 else "one run: no spread; use --repeat 3")
+    open_loop = f" Open loop: {meta['open_loop']}." if any(p.get("rate") for p in measured) else ""
+    console.print(f"Figures: {note}.{open_loop} Load average at start {meta['machine']['loadavg_at_start']}, "
+                  f"at end {meta.get('loadavg_at_end', '-')}.")
+    if result.get("sizes"):
         console.print(points_table("Frame sizes (closed loop, one input in flight)", result["sizes"]))
-    for size in dict.fromkeys(p["input_bytes"] for p in result.get("inputs", [])):
-        console.print(points_table(f"Image-to-image ({_size(size)} inputs carrying image_bytes; closed loop)",
-                                   [p for p in result["inputs"] if p["input_bytes"] == size]))
-    if result["concurrency"]:
-        rate = result["meta"]["rate"]
-        console.print(points_table(f"Concurrency (open loop, {rate:g} inputs/s per session)", result["concurrency"]))
+    if result.get("images"):
+        console.print(images_table("Image inputs (JPEG image_bytes in, a frame as large out; closed loop and "
+                                   "open loop; send lag: how late inputs left against the schedule)", result["images"]))
+    if result.get("concurrency"):
+        console.print(points_table(f"Concurrency (open loop, {meta['rate']:g} inputs/s per session)",
+                                   result["concurrency"]))
+    if result.get("target"):
+        urls = ", ".join(f"{name} = {r['url']}" for name, r in result["routes"].items())
+        console.print(target_table(f"Targets: {urls}", result["target"]))
+    if result.get("browser"):
+        from .browser import browser_table
+
+        console.print(browser_table(result["browser"]))
+    split = [p for phase in ("sizes", "images", "target") for p in result.get(phase) or [] if p.get("upstream_ms")]
+    if split:
+        console.print(split_table("Where the time goes (upstream: the `timings` the app reported per frame; "
+                                  "network + relay: the round trip less `inference`, or their sum)", split))
     if result.get("fanout"):
-        meta = result["meta"]
         routes = ", ".join(dict.fromkeys(p["route"] for p in result["fanout"]))
         title = (f"Fan-out on the {routes} (1 driver at {meta['fanout_rate']:g} inputs/s, "
                  f"{_size(meta['fanout_frame_bytes'])} frames; viewer: driver's send → a viewer's receipt, all "
@@ -143,16 +239,18 @@ def print_report(result: dict[str, Any], console: Console) -> None:
         waiting = [p for p in result["fanout"] if p["waiting_seen"] != p["viewers"]]
         if waiting:
             console.print(f"[yellow]{len(waiting)} fan-out point(s) had viewers that missed session_waiting[/]")
-    comparisons = result["comparisons"]
-    rows = comparisons["sizes"] + comparisons.get("inputs", []) + comparisons["concurrency"]
+    rows = [row for rows in result.get("comparisons", {}).values() for row in rows]
     if rows:
-        console.print(ratios_table("Ratios (subject / baseline; added = subject − baseline)", rows))
+        console.print(ratios_table("Ratios (subject / baseline, of the medians; per-run range in brackets; "
+                                   "added = subject − baseline)", rows))
     for s in result.get("stall") or []:
         console.print(f"Stalled viewer on {s['route']}: RSS {s['rss_start_bytes'] / 1e6:.1f} MB → "
                       f"{s['rss_end_bytes'] / 1e6:.1f} MB (max {s['rss_max_bytes'] / 1e6:.1f} MB) while "
                       f"{s['sent']} inputs asked for {s['sent'] * s['frame_bytes'] / 1e6:.0f} MB it never read")
-    if result["targets"]:
+    if result.get("targets"):
         console.print(targets_table(result["targets"]))
+    if meta.get("stopped"):
+        console.print(f"[yellow]{meta['stopped']}[/]")
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
@@ -182,16 +280,22 @@ def write_outputs(result: dict[str, Any], out_dir: Path, console: Console) -> di
 
 def write_plot(result: dict[str, Any], path: Path) -> None:
     """Latency percentiles per route and frame size (top row); throughput and p99 vs sessions (middle);
-    per-viewer latency and relay CPU vs viewers of a live session (bottom, when the fan-out ran)."""
+    per-viewer latency and relay CPU vs viewers of a live session (when the fan-out ran); round trip vs
+    image size per input rate (when image inputs ran). A target or browser run plots its percentiles."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if "sizes" not in result:
+        _plot_percentiles(plt, result, path)
+        return
     sizes = sorted({p["frame_bytes"] for p in result["sizes"]})
-    columns = max(len(sizes), 2)
+    images = result.get("images") or []
+    rates = list(dict.fromkeys(p["rate"] for p in images))
+    columns = max(len(sizes), 2, len(rates))
     fanout = result.get("fanout") or []
-    rows = 3 if fanout else 2
+    rows = 2 + bool(fanout) + bool(images)
     fig = plt.figure(figsize=(4.2 * columns, 4 * rows), constrained_layout=True)
     grid = fig.add_gridspec(rows, columns)
     labels = [name for name, _ in PERCENTILES] + ["max"]
@@ -239,8 +343,53 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
             ax.legend()
     if fanout:
         _plot_fanout(fig.add_subplot(grid[2, 0]), fig.add_subplot(grid[2, 1]), fanout, result["meta"])
+    for col, rate in enumerate(rates):
+        _plot_images(fig.add_subplot(grid[rows - 1, col]), [p for p in images if p["rate"] == rate], rate)
     fig.suptitle(f"realtime-bench {result['meta']['date']} — {result['meta']['machine']['cpu_model']}, "
                  f"{result['meta']['machine']['nproc']} cores")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _plot_images(ax: Any, points: Sequence[dict[str, Any]], rate: float | None) -> None:
+    """p50 (line) and p99 (dashed) against the image size, one colour per route, whiskers for the runs' range."""
+    for route in dict.fromkeys(p["route"] for p in points):
+        pts = sorted((p for p in points if p["route"] == route), key=lambda p: p["image_bytes"])
+        xs = [p["image_bytes"] / 1024 for p in pts]
+        for key, style in (("p50", "-"), ("p99", "--")):
+            ys = [p["latency_ms"][key] for p in pts]
+            spreads = [(p.get("spread") or {}).get(f"latency_ms.{key}") or [y, y] for p, y in zip(pts, ys, strict=True)]
+            err = [[y - lo for y, (lo, _) in zip(ys, spreads, strict=True)],
+                   [hi - y for y, (_, hi) in zip(ys, spreads, strict=True)]]
+            ax.errorbar(xs, ys, yerr=err, fmt=style, marker="o", capsize=3, color=ROUTE_COLOURS.get(route),
+                        label=f"{route} {key}")
+    ax.set_xscale("log", base=2)
+    sizes = sorted({p["image_bytes"] / 1024 for p in points})
+    ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("image input, KB (a frame as large back)")
+    ax.set_ylabel("round trip, ms")
+    ax.set_title(f"image inputs, {_rate(rate) if rate else 'closed loop'}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def _plot_percentiles(plt: Any, result: dict[str, Any], path: Path) -> None:
+    """A target or browser run: the round-trip percentiles of every point, one line each."""
+    points = result.get("target") or result.get("browser") or []
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    labels = [name for name, _ in PERCENTILES] + ["max"]
+    for p in points:
+        latency = p.get("latency_ms") or p.get("input_to_pixels_ms") or {}
+        image = f" {_size(p['image_bytes'])} in" if p.get("image_bytes") else ""
+        name = f"{p['route']} {_rate(p.get('rate'))}{image}"
+        ax.plot(labels, [latency.get(k, math.nan) for k in labels], marker="o", label=name)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms")
+    ax.set_title(f"realtime-bench {result['meta']['date']}: round trip per point")
+    ax.grid(True, which="both", alpha=0.3)
+    if points:
+        ax.legend()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -72,12 +72,12 @@ class Readings:
     result: dict[str, Any]
     proxy_cpu_s: float | None
     proxy_peak_rss_bytes: int | None
-    upstream_cpu_s: float
+    upstream_cpu_s: float  # 0 when the upstream is not ours to read (a remote target)
     counter_delta: float | None = None  # change of `counter` over the window, when one was given
     proxy_rss_before: int | None = None  # the proxy's RSS before the load generator connected: peak minus this
 
 
-def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSampler | None = None,
+def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe | None, sampler: RssSampler | None = None,
           counter: Callable[[], float | None] | None = None) -> Readings:
     """Run `spec` over `route` in a fresh load-generator process, reading the processes around `go`..`done`.
 
@@ -86,6 +86,7 @@ def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSamp
     rss_before = route.probe.rss_bytes() if route.probe else None
     child = subprocess.Popen(
         [sys.executable, "-m", LOAD_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        start_new_session=True,  # a Ctrl+C reaches the parent only, which ends this child in `finally`
     )
     assert child.stdin is not None and child.stdout is not None
     # Every wait below is also bounded by this watchdog: a wedged child is killed, and reads end.
@@ -100,7 +101,7 @@ def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSamp
             probe.reset_peak()
         count0 = counter() if counter else None
         proxy_cpu0 = probe.cpu_seconds() if probe else 0.0
-        upstream_cpu0 = upstream.cpu_seconds()
+        upstream_cpu0 = upstream.cpu_seconds() if upstream else 0.0
         child.stdin.write("go\n")
         child.stdin.flush()
         if sampler:
@@ -108,7 +109,7 @@ def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSamp
         result = _read_event(child.stdout, child,
                              time.monotonic() + spec.duration_s + 2 * spec.drain_s + READY_TIMEOUT)
         proxy_cpu = probe.cpu_seconds() - proxy_cpu0 if probe else None
-        upstream_cpu = upstream.cpu_seconds() - upstream_cpu0
+        upstream_cpu = upstream.cpu_seconds() - upstream_cpu0 if upstream else 0.0
         peak = probe.peak_rss_bytes() if probe else None
         count1 = counter() if counter else None
         if sampler:
@@ -125,16 +126,21 @@ def drive(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSamp
     return Readings(result, proxy_cpu, peak, upstream_cpu, delta, rss_before)
 
 
-def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe, sampler: RssSampler | None = None) -> Point:
+def measure(route: Route, spec: LoadSpec, upstream: ProcessProbe | None, sampler: RssSampler | None = None,
+            run: int = 0) -> Point:
     """Drive `spec` over `route` in a fresh load-generator process and return the point's figures."""
     r = drive(route, spec, upstream, sampler)
-    return make_point(route.name, spec.frame_bytes, spec.sessions, spec.rate, r.result, r.proxy_cpu_s,
-                      r.proxy_peak_rss_bytes, r.upstream_cpu_s, spec.input_bytes)
+    point = make_point(route.name, spec.frame_bytes, spec.sessions, spec.rate, r.result, r.proxy_cpu_s,
+                       r.proxy_peak_rss_bytes, r.upstream_cpu_s, image_bytes=spec.image_bytes)
+    point.run = run
+    return point
 
 
-def measure_fanout(route: Route, spec: LoadSpec, upstream: ProcessProbe) -> FanoutPoint:
+def measure_fanout(route: Route, spec: LoadSpec, upstream: ProcessProbe, run: int = 0) -> FanoutPoint:
     """One driver and `spec.viewers` viewers of a live session on `route` (the relay), fresh tickets."""
     spec = ticketed(spec, route, APP)
     r = drive(route, spec, upstream, counter=lambda: route.metric(DROPPED_METRIC))
-    return make_fanout_point(route.name, spec.frame_bytes, spec.rate, r.result, r.proxy_cpu_s,
-                             r.proxy_peak_rss_bytes, r.upstream_cpu_s, r.counter_delta, r.proxy_rss_before)
+    point = make_fanout_point(route.name, spec.frame_bytes, spec.rate, r.result, r.proxy_cpu_s,
+                              r.proxy_peak_rss_bytes, r.upstream_cpu_s, r.counter_delta, r.proxy_rss_before)
+    point.run = run
+    return point

@@ -53,7 +53,16 @@ class Point:
     upstream_cpu_s: float
     client_cpu_s: float
     errors: list[str] = field(default_factory=list)
-    input_bytes: int = 200  # size of each input frame
+    image_bytes: int = 0  # > 0: each input carried a JPEG of about this size
+    input_bytes: int = 0  # one input as sent, in bytes
+    # The round trip split: each `timings` key the upstream reported (fal's apps: `inference`), and
+    # what is left of the round trip (network, relay, client); empty when the upstream reports none.
+    upstream_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    remainder_ms: dict[str, float] | None = None
+    send_lag_ms: dict[str, float] | None = None  # open loop: how late inputs left against their schedule
+    run: int = 0  # which of the `--repeat` runs this point was taken in
+    runs: int = 1  # > 1: a median over interleaved runs (`spread.median_point`)
+    spread: dict[str, list[float]] = field(default_factory=dict)  # figure -> [min, max] over the runs
 
     @property
     def lost(self) -> int:
@@ -67,7 +76,7 @@ class Point:
 
 def make_point(
     route: str, spec_frame_bytes: int, sessions: int, rate: float | None, result: dict[str, Any],
-    proxy_cpu_s: float | None, proxy_peak_rss: int | None, upstream_cpu_s: float, input_bytes: int = 200,
+    proxy_cpu_s: float | None, proxy_peak_rss: int | None, upstream_cpu_s: float, image_bytes: int = 0,
 ) -> Point:
     """Turn a load-generator result and the process readings into a `Point`."""
     received = int(result["received"])
@@ -80,7 +89,11 @@ def make_point(
         proxy_cpu_s=proxy_cpu_s,
         proxy_cpu_us_per_frame=(proxy_cpu_s / received * 1e6) if proxy_cpu_s is not None and received else None,
         proxy_peak_rss_bytes=proxy_peak_rss, upstream_cpu_s=upstream_cpu_s,
-        client_cpu_s=float(result["client_cpu_s"]), errors=list(result.get("errors", [])), input_bytes=input_bytes,
+        client_cpu_s=float(result["client_cpu_s"]), errors=list(result.get("errors", []))[:20],
+        image_bytes=image_bytes, input_bytes=int(result.get("input_bytes", 0)),
+        upstream_ms={key: latency_summary(ns) for key, ns in (result.get("timings_ns") or {}).items()},
+        remainder_ms=latency_summary(result["remainder_ns"]) if result.get("remainder_ns") else None,
+        send_lag_ms=latency_summary(result["send_lag_ns"]) if result.get("send_lag_ns") else None,
     )
 
 
@@ -107,19 +120,24 @@ def compare(subject: Point, baseline: Point) -> dict[str, Any]:
 
 def comparisons(points: Sequence[Point], subject: str, baselines: Sequence[str]) -> list[dict[str, Any]]:
     """For each (frame size, sessions) measured on `subject`, its comparison with each baseline route."""
-    index = {(p.route, p.frame_bytes, p.sessions): p for p in points}
+    index = {(p.route, *point_key(p)): p for p in points}
     rows = []
     for p in points:
         if p.route != subject:
             continue
         row: dict[str, Any] = {"route": subject, "frame_bytes": p.frame_bytes, "sessions": p.sessions,
-                               "input_bytes": p.input_bytes}
+                               "rate": p.rate, "image_bytes": p.image_bytes}
         for base in baselines:
-            other = index.get((base, p.frame_bytes, p.sessions))
+            other = index.get((base, *point_key(p)))
             if other is not None:
                 row[f"vs_{base}"] = compare(p, other)
         rows.append(row)
     return rows
+
+
+def point_key(p: Point) -> tuple[int, int, float | None, int]:
+    """What makes two routes' points the same measurement: frame size, sessions, rate, image size."""
+    return p.frame_bytes, p.sessions, p.rate, p.image_bytes
 
 
 @dataclass(frozen=True)
@@ -167,6 +185,31 @@ def check_targets(
     return targets
 
 
+def check_image_targets(images: Sequence[Point], subject: str = "relay") -> list[Target]:
+    """Image inputs: closed loop, the relay adds no more than nginx (+0.02 ms); at the highest rate, p99 within
+    1.5x direct's and nothing lost."""
+    index = {(p.route, p.image_bytes, p.rate): p for p in images}
+    targets: list[Target] = []
+    rates = sorted({p.rate for p in images if p.rate})
+    for size in sorted({p.image_bytes for p in images}):
+        name = f"image {size // 1024} KB"
+        relay, direct, nginx = (index.get((r, size, None)) for r in (subject, "direct", "nginx"))
+        if relay and direct and nginx:
+            added = relay.latency_ms["p50"] - direct.latency_ms["p50"]
+            limit = nginx.latency_ms["p50"] - direct.latency_ms["p50"] + 0.02
+            targets.append(Target(f"{name}: added p50 <= nginx's + 0.02 ms", added, limit, "ms", added <= limit))
+        if rates:
+            busy, direct = index.get((subject, size, rates[-1])), index.get(("direct", size, rates[-1]))
+            if busy and direct:
+                limit = 1.5 * direct.latency_ms["p99"]
+                targets.append(Target(f"{name} at {rates[-1]:g}/s: p99 <= 1.5x direct", busy.latency_ms["p99"],
+                                      limit, "ms", busy.latency_ms["p99"] <= limit))
+            if busy:
+                targets.append(Target(f"{name} at {rates[-1]:g}/s: frames lost", float(busy.lost), 0.0, "frames",
+                                      busy.lost <= 0))
+    return targets
+
+
 @dataclass
 class FanoutPoint:
     """One driver's frames fanned out to `viewers` viewers of a live session on one route (the relay).
@@ -201,6 +244,9 @@ class FanoutPoint:
     client_cpu_s: float
     per_viewer: list[dict[str, float]] = field(default_factory=list)  # p50, p99, max ms, received, lost
     errors: list[str] = field(default_factory=list)
+    run: int = 0
+    runs: int = 1
+    spread: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,7 +1,8 @@
 """`local/echo`: a real fal app (fal's server SDK, `@fal.realtime`) that answers each input at once.
 
 It exists for the latency benchmark (`realtime-bench`): each input `{size, seq}` is answered with
-`{seq, pad}` where `pad` is `size` zero bytes, so a round trip measures transport, not rendering.
+`{seq, pad, timings}` where `pad` is `size` zero bytes and `timings.inference` the handler's own time,
+so a round trip measures transport, not rendering.
 It is served exactly as `local/preview` is (same SDK, same gateway), so the routes under test see
 the frames a real fal app sends.
 """
@@ -9,6 +10,7 @@ the frames a real fal app sends.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import fal
@@ -21,7 +23,7 @@ class EchoInput(BaseModel):
     size: int = Field(65536, ge=0, le=MAX_ECHO_BYTES)
     seq: int = 0
     note: bytes | None = None  # ignored; lets the benchmark size its inputs like real prompts
-    image_bytes: bytes | None = None  # ignored; an image-to-image input's picture, for the benchmark
+    image_bytes: bytes | None = None  # ignored; an image-to-image stream's input frame (realtime-bench's image points)
 
 
 @functools.lru_cache(maxsize=16)
@@ -38,6 +40,9 @@ def make_echo_app(session_timeout: float) -> type[fal.App]:
         # input gets its answer; a coroutine runs on the event loop, not in a thread pool.
         @fal.realtime("/realtime", buffering=None, session_timeout=session_timeout)
         async def realtime(self, input: EchoInput) -> dict[str, Any]:
-            return {"seq": input.seq, "pad": _pad(input.size)}
+            started = time.perf_counter()
+            pad = _pad(input.size)
+            # What fal's apps report as `timings`: here, the handler's own time, in seconds.
+            return {"seq": input.seq, "pad": pad, "timings": {"inference": time.perf_counter() - started}}
 
     return LocalEcho
