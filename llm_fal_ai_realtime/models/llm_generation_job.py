@@ -154,16 +154,20 @@ class LLMGenerationJob(models.Model):
         if self.state != "running" or not request_id:
             return {}
         client = self.provider_id.fal_ai_get_client()
+        status = result = None
         try:
             status = client.status(self.model_id.name, request_id)
-            if isinstance(status, client.Completed):
-                if status.error:
-                    self._fal_realtime_land("ERROR", None, status.error)
-                else:
-                    self._fal_realtime_land("OK", client.result(self.model_id.name, request_id))
-                return {}
+            if isinstance(status, client.Completed) and not status.error:
+                result = client.result(self.model_id.name, request_id)
         except Exception as error:  # noqa: BLE001 - any failure to ask is a passing one; the timeout bounds it
             _logger.warning("final render status unavailable: job=%s error=%s", self.id, error)
+            status = None
+        if isinstance(status, client.Completed):
+            if status.error:
+                self._fal_realtime_land("ERROR", None, status.error)
+            else:
+                self._fal_realtime_land("OK", result)
+            return {}
         if self.started_at and fields.Datetime.now() - self.started_at > FINAL_RENDER_TIMEOUT:
             self._fal_realtime_land("ERROR", None, _("fal.ai did not finish within %s minutes.",
                                                      int(FINAL_RENDER_TIMEOUT.total_seconds() // 60)))

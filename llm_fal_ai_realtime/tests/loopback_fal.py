@@ -33,7 +33,7 @@ def public_jwk(private_key, kid):
 
 def signed_headers(private_key, request_id, body, timestamp=None, user_id="fal-user-1"):
     """Headers of a delivery signed with ``private_key``, as fal sends them."""
-    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    timestamp = str(int(time.time() if timestamp is None else timestamp))
     message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
     return {
         "Content-Type": "application/json",

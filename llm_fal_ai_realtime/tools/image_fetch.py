@@ -36,7 +36,7 @@ def fetch_image(url, max_bytes=None, timeout=None):
         raise ImageFetchError("the image URL is not an http(s) URL")
     deadline = time.monotonic() + timeout
     try:
-        with requests.get(url, stream=True, timeout=(min(timeout, 10), timeout)) as reply:
+        with requests.get(url, stream=True, timeout=timeout) as reply:
             if reply.status_code != 200:
                 raise ImageFetchError(f"{parts.hostname} answered HTTP {reply.status_code}")
             content_type = reply.headers.get("Content-Type", "").split(";")[0].strip().lower()
