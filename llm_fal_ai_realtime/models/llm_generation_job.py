@@ -28,6 +28,7 @@ WEBHOOK_ROUTE = "/llm_fal_ai_realtime/final/<int:job_id>/webhook"
 MAX_FINAL_IMAGES = 4
 FINAL_RENDER_TIMEOUT = timedelta(minutes=30)
 FINAL_STATES = ("completed", "failed", "cancelled")
+MAX_ERROR_CHARS = 1000
 
 
 class Delivery:
@@ -169,7 +170,7 @@ class LLMGenerationJob(models.Model):
                 self._fal_realtime_land("OK", result)
             return {}
         if self.started_at and fields.Datetime.now() - self.started_at > FINAL_RENDER_TIMEOUT:
-            self._fal_realtime_land("ERROR", None, _("fal.ai did not finish within %s minutes.",
+            self._fal_realtime_land("ERROR", None, _("it did not finish within %s minutes.",
                                                      int(FINAL_RENDER_TIMEOUT.total_seconds() // 60)))
             return {}
         return {"state": "running"}
@@ -195,7 +196,8 @@ class LLMGenerationJob(models.Model):
             _logger.info("final render result ignored: job=%s state=%s", job.id, job.state)
             return False
         if status != "OK":
-            job._fal_realtime_fail(_("fal.ai could not render it: %s", error or _("no reason given")))
+            reason = str(error)[:MAX_ERROR_CHARS] if error else _("no reason given")
+            job._fal_realtime_fail(_("fal.ai could not render it: %s", reason))
             return True
         urls = _image_urls(payload)
         if not urls:
