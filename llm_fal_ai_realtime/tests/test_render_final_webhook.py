@@ -18,13 +18,36 @@ from odoo.tools import mute_logger
 from odoo.addons.llm_fal_ai_realtime.models.llm_generation_job import PARAM_FINAL_RESULTS, PARAM_WEBHOOK_JWKS_URL
 from odoo.addons.llm_fal_ai_realtime.tools import fal_webhook, image_fetch
 
-from .common import FalRealtimeCase
+from .common import FalRealtimeCase, browser_test_script
 from .loopback_fal import JWKS_PATH, LoopbackFal, png_bytes, signed_headers
 from .test_render_final import SEED_LOGGERS, FalQueue
 
 RENDER = "/llm_fal_ai_realtime/render_final"
 IMAGE_PATH = "/files/final.png"
 JOB_LOGGER = "odoo.addons.llm_fal_ai_realtime.models.llm_generation_job"
+
+# Runs in the Odoo page: the owner opens the thread and sees the final image, served by Odoo.
+KEPT_IMAGE_SCRIPT = browser_test_script("render final result", """
+        const env = odoo.__WOWL_DEBUG__.root.env;
+        await env.services.action.doAction("llm_thread.action_llm_chat", {
+            additionalContext: { active_id: "llm.thread_%(thread_id)s" },
+        });
+        const image = await waitFor("the final image, loaded", () => {
+            const img = [...document.querySelectorAll(".o-mail-Message .o-mail-AttachmentImage img")]
+                .find((el) => el.closest(".o-mail-Message").textContent.includes("Rendered at full quality"));
+            return img && img.complete && img.naturalWidth > 0 && img;
+        });
+        if (!image.src.includes("/web/image/%(attachment_id)s")) {
+            throw new Error("the image must be Odoo's stored copy, not " + image.src);
+        }
+        const message = image.closest(".o-mail-Message");
+        if (!message.textContent.includes("a lighthouse at dusk") || !message.textContent.includes("seed 1234")) {
+            throw new Error("the answer must carry the prompt and seed: " + message.textContent);
+        }
+        if ([...document.querySelectorAll(".o-mail-Message img")].some((el) => el.src.startsWith(%(fal_origin)s))) {
+            throw new Error("no image may be loaded from fal's URL");
+        }
+""")
 
 
 class RenderFinalResultCase(FalRealtimeCase):
@@ -320,3 +343,18 @@ class TestRenderFinalPolling(RenderFinalResultCase):
         self.env["ir.config_parameter"].sudo().set_param("web.base.url", "")
         job, call = self.render()
         self.assertNotIn("webhook_url", call)
+
+
+@tagged("post_install", "-at_install")
+class TestRenderFinalResultInTheChat(RenderFinalResultCase):
+    def test_the_chat_shows_the_kept_image(self):
+        """After fal's signed delivery, the owner's chat shows the final image from Odoo's own copy."""
+        self.require_relay()
+        job, _call = self.render()
+        body = self.result_body()
+        self.assertEqual(self.deliver(job, body, signed_headers(self.fal_key, "request-1", body))[0], 200)
+        attachment = self.assertKept(job).attachment_ids
+        code = KEPT_IMAGE_SCRIPT % {"thread_id": self.lcm_thread.id, "attachment_id": attachment.id,
+                                    "fal_origin": json.dumps(self.fal.url("/"))}
+        self.browser_js("/odoo", code, ready="odoo.isReady", login="rt_owner", timeout=90)
+        self.assertEqual(self.fal.count(IMAGE_PATH), 1, "showing it fetched nothing from fal")
