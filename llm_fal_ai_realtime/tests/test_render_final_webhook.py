@@ -7,11 +7,14 @@ fal's queue. Deliveries go to Odoo's own test server as fal would send them, wit
 
 import json
 import time
+from datetime import timedelta
 from unittest.mock import patch
 
 import fal_client
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from odoo import fields
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -338,11 +341,47 @@ class TestRenderFinalPolling(RenderFinalResultCase):
         self.assertEqual(self.fal.count(IMAGE_PATH), 1)
 
     def test_polling_without_verification_configured(self):
-        """Without a key-set URL, deliveries could not be verified: fal gets no webhook and polling does the work."""
-        self.env["ir.config_parameter"].sudo().set_param(PARAM_WEBHOOK_JWKS_URL, " ")
-        self.env["ir.config_parameter"].sudo().set_param("web.base.url", "")
+        """Without a key-set URL or a base URL, no delivery could be verified or reach Odoo: fal gets no webhook."""
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param(PARAM_WEBHOOK_JWKS_URL, " ")
         job, call = self.render()
         self.assertNotIn("webhook_url", call)
+        self.assertFalse(job.fal_realtime_webhook)
+        params.set_param(PARAM_WEBHOOK_JWKS_URL, self.fal.url(JWKS_PATH))
+        params.set_param("web.base.url", "")
+        _job, call = self.render(seed=5)
+        self.assertNotIn("webhook_url", call)
+
+    def test_polling_survives_passing_errors_and_gives_up_after_the_timeout(self):
+        """fal's status failing is not the job failing; a job fal never finishes fails after 30 minutes."""
+        job, _call = self.render()
+
+        def unreachable(application, request_id, **kwargs):
+            raise ConnectionError("[Errno 111] Connection refused")
+
+        with patch.object(fal_client, "status", unreachable), mute_logger(JOB_LOGGER):
+            self.env["llm.generation.queue"]._check_job_statuses()
+        self.assertEqual(job.state, "running", "still running, and never moved back to queued")
+        job.started_at = fields.Datetime.now() - timedelta(minutes=31)
+        self.poll(fal_client.Queued(position=3))
+        job.invalidate_recordset()
+        self.assertEqual(job.state, "failed")
+        self.assertIn("did not finish within 30 minutes", job.error_message)
+        self.assertIn("Render final failed", str(job.output_message_id.body))
+
+    def test_settings_choose_polling_and_the_key_set(self):
+        """An administrator picks polling or the webhook and its key-set URL; a key set must be an http(s) URL."""
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param(PARAM_WEBHOOK_JWKS_URL, False)
+        settings = self.env["res.config.settings"].create({})
+        self.assertEqual((settings.fal_realtime_final_results, settings.fal_realtime_webhook_jwks_url),
+                         ("webhook", "https://rest.alpha.fal.ai/.well-known/jwks.json"), "fal's own by default")
+        self.env["res.config.settings"].create({"fal_realtime_final_results": "polling",
+                                                "fal_realtime_webhook_jwks_url": self.fal.url(JWKS_PATH)}).execute()
+        self.assertEqual((params.get_param(PARAM_FINAL_RESULTS), params.get_param(PARAM_WEBHOOK_JWKS_URL)),
+                         ("polling", self.fal.url(JWKS_PATH)))
+        with self.assertRaisesRegex(UserError, "must be an http"):
+            self.env["res.config.settings"].create({"fal_realtime_webhook_jwks_url": "file:///etc/passwd"})
 
 
 @tagged("post_install", "-at_install")
