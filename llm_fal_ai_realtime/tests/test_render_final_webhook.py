@@ -267,6 +267,17 @@ class TestRenderFinalWebhook(RenderFinalResultCase):
         self.assertIn("larger than", job.error_message)
         self.assertFalse(self.lcm_thread.message_ids.attachment_ids)
 
+    def test_oversized_delivery_is_refused_unread(self):
+        """A delivery larger than a result can be (1 MiB) is refused before it is read or verified."""
+        job, _call = self.render()
+        body = b'{"status": "OK", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+        response = self.url_open(f"/llm_fal_ai_realtime/final/{job.id}/webhook", data=body,
+                                 headers=signed_headers(self.fal_key, "request-1", body))
+        job.invalidate_recordset()
+        self.assertEqual(response.status_code, 413)
+        self.assertEqual(self.fal.count(JWKS_PATH), 0)
+        self.assertUnchanged(job)
+
     def test_open_seed_route_refuses_render_final_jobs(self):
         """llm_generate_job's unsigned route no longer completes render-final jobs: the forged request of issue 18."""
         job, _call = self.render()
