@@ -121,7 +121,8 @@ class LLMThread(models.Model):
 
         The request is posted as the user's message (prompt and seed in ``body_json``); a job is made
         from it and queued the way llm_generate_job does, so llm_fal_ai submits it to fal's queue with
-        its webhook, and the seed's webhook and status polling post the image when fal has finished.
+        this addon's verified webhook (or none, for polling alone), and the image is kept in Odoo and
+        posted when fal has finished (``llm.generation.job._fal_realtime_land``).
 
         :param prompt: the prompt of the frame on the canvas
         :param seed: its seed
@@ -160,6 +161,13 @@ class LLMThread(models.Model):
                 _logger.warning("final render could not start: job=%s error=%s", job.id, error)
         _logger.info("final render requested: thread=%s job=%s state=%s", self.id, job.id, job.state)
         return message, job
+
+    def _create_generation_job_from_message(self, last_message):
+        """Jobs of realtime threads take their result only from fal's signed webhook or from polling."""
+        job = super()._create_generation_job_from_message(last_message)
+        if self.model_id.is_realtime:
+            job.fal_realtime_final = True
+        return job
 
     def _fal_realtime_final_inputs(self, message):
         """Generation inputs for a final render of a realtime thread's user message.

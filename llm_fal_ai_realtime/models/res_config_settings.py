@@ -3,6 +3,7 @@ import logging
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
+from ..tools.fal_webhook import FAL_JWKS_URL
 from .fal_realtime_relay import (
     DEFAULT_ALLOWED_APPS,
     DEFAULT_TICKET_LIFETIME,
@@ -14,6 +15,7 @@ from .fal_realtime_relay import (
     normalize_relay_url,
     parse_app_ids,
 )
+from .llm_generation_job import PARAM_FINAL_RESULTS, PARAM_WEBHOOK_JWKS_URL, RESULTS_POLLING, RESULTS_WEBHOOK
 
 _logger = logging.getLogger(__name__)
 
@@ -48,6 +50,29 @@ class ResConfigSettings(models.TransientModel):
         default=DEFAULT_TICKET_LIFETIME,
         help="Seconds a browser ticket stays valid (30-600); the live canvas renews it before it expires.",
     )
+
+    fal_realtime_final_results = fields.Selection(
+        [(RESULTS_WEBHOOK, "fal's signed webhook (status polling as fallback)"),
+         (RESULTS_POLLING, "Status polling only (no webhook)")],
+        string="Render Final Results",
+        config_parameter=PARAM_FINAL_RESULTS,
+        default=RESULTS_WEBHOOK,
+        help="How Render final learns that fal has finished. The webhook is verified with fal's ED25519 "
+        "signature; choose polling when fal cannot reach this Odoo (polling checks once a minute).",
+    )
+    fal_realtime_webhook_jwks_url = fields.Char(
+        string="fal Webhook Keys",
+        config_parameter=PARAM_WEBHOOK_JWKS_URL,
+        default=FAL_JWKS_URL,
+        help="Where fal publishes the public keys (JWKS) its webhook deliveries are signed with.",
+    )
+
+    @api.constrains("fal_realtime_webhook_jwks_url")
+    def _check_fal_realtime_webhook_jwks_url(self):
+        for settings in self:
+            url = settings.fal_realtime_webhook_jwks_url
+            if url and not url.startswith(("https://", "http://")):
+                raise UserError(_("The fal webhook key set must be an http(s) URL, not %s.", url))
 
     def _compute_fal_realtime_secret_is_set(self):
         is_set = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))

@@ -65,7 +65,8 @@ class TestRenderFinal(FalRealtimeCase):
         self.assertEqual(call["application"], "fal-ai/fast-lcm-diffusion", "the model's normal (queue) endpoint")
         self.assertEqual(call["arguments"], {"prompt": "a lighthouse at dusk", "seed": 1234},
                          "only fields the normal endpoint accepts: no thread context, no realtime-only fields")
-        self.assertTrue(call["webhook_url"].endswith(f"/llm/generate_job/webhook/{job.id}"), call["webhook_url"])
+        self.assertEqual(call["webhook_url"], f"http://odoo.test/llm_fal_ai_realtime/final/{job.id}/webhook",
+                         "this addon's verified webhook, not llm_generate_job's open one")
         self.assertEqual(result["state"], "running")
         self.assertEqual(result["error"], "")
         self.assertEqual((job.state, job.thread_id, job.model_id, job.user_id),
