@@ -1,7 +1,7 @@
 {
     "name": "LLM - fal.ai Realtime Live Canvas",
     "summary": "Watch the picture form as you type: fal.ai realtime models in the LLM chat",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.0.1",
     "category": "Productivity/Discuss",
     "author": "fal-realtime for Odoo",
     "license": "LGPL-3",
@@ -28,6 +28,8 @@
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.scss",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.xml",
+            "llm_fal_ai_realtime/static/src/chat/composer_patch.js",
+            "llm_fal_ai_realtime/static/src/chat/composer_patch.xml",
         ],
     },
     "installable": True,

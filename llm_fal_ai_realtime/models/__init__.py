@@ -3,6 +3,7 @@ from . import (
     llm_model,
     llm_provider,
     llm_thread,
+    llm_thread_canvas,
     res_config_settings,
     res_users,
 )

@@ -213,7 +213,7 @@ class FalRealtimeRelay(models.AbstractModel):
         if app not in config["allowed_apps"]:
             raise UserError(_("The realtime app %s is not allowed here: an administrator can allow it in Settings.",
                               app))
-        role = ROLE_DRIVER if thread.sudo().user_id == self.env.user else ROLE_VIEWER
+        role = ROLE_DRIVER if thread._fal_realtime_is_driver() else ROLE_VIEWER  # the pen holder drives
         session = self._session_id(thread)
         ticket, expires_in = self._mint_ticket([app], role, session, config=config)
         _logger.info("realtime ticket issued: user=%s thread=%s app=%s role=%s", self.env.uid, thread.id, app, role)
