@@ -3,6 +3,7 @@ from . import (
     test_chat_ui,
     test_fetch_models,
     test_keep,
+    test_live_thread,
     test_render_final,
     test_secret_logging,
     test_session,

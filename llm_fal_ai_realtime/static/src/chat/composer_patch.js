@@ -9,17 +9,22 @@ import { _t } from "@web/core/l10n/translation";
 import { Composer } from "@mail/core/common/composer";
 import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
-import { callRoute } from "@llm_fal_ai_realtime/chat/llm_chat_container_patch";
+import { useState } from "@odoo/owl";
+import { callRoute, liveCanvasRevision } from "@llm_fal_ai_realtime/chat/llm_chat_container_patch";
 
 patch(Composer.prototype, {
     setup() {
         super.setup(...arguments);
         this.liveCanvasNotification = useService("notification");
         this.liveCanvasMailStore = useService("mail.store");
+        this.liveCanvasRevision = useState(liveCanvasRevision);
     },
 
     /** @returns {object|null} the live canvas settings when this composer writes into a realtime thread */
     get liveCanvasConfig() {
+        if (!this.llmStore || !this.liveCanvasRevision.value) {
+            return null; // read first, so that this composer renders again once the canvas settings arrive
+        }
         const thread = this.props.composer?.thread;
         if (thread?.model !== "llm.thread" || !this.llmStore || this.props.composer.message) {
             return null;

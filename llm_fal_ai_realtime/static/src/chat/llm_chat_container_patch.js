@@ -9,7 +9,7 @@
  * Every call carries the user context, so the server works in the companies the switcher has active.
  */
 import { _t } from "@web/core/l10n/translation";
-import { useEffect } from "@odoo/owl";
+import { reactive, useEffect } from "@odoo/owl";
 import { LLMChatContainer } from "@llm_thread/components/llm_chat_container/llm_chat_container";
 import { llmStoreService } from "@llm_thread/services/llm_store_service";
 import { rpc } from "@web/core/network/rpc";
@@ -71,6 +71,12 @@ function bytesToBase64(bytes) {
 }
 
 const PEN_NOTIFICATION = "llm_fal_ai_realtime/pen";
+
+/**
+ * Counts changes of the live canvas settings and of the realtime models. The composer reads it through
+ * its own useState, so it renders again on each change: it does not render again on the LLM store's.
+ */
+export const liveCanvasRevision = reactive({ value: 0 });
 const MAX_SEED = 2 ** 31 - 1;
 
 // The pen changes hands on the bus; the store needs the bus service for that.
@@ -95,6 +101,7 @@ patch(llmStoreService, {
                     config.inputs.seed = Math.floor(Math.random() * MAX_SEED);
                 }
                 this.liveCanvasConfigs[threadId] = config;
+                liveCanvasRevision.value += 1;
                 return config;
             },
             /** The pen changed hands (or someone asked for it): reload the thread's canvas settings. */
@@ -116,6 +123,7 @@ patch(llmStoreService, {
                 for (const { id, ...model } of models) {
                     this.realtimeApps.set(id, model);
                 }
+                liveCanvasRevision.value += 1;
             },
             getDataLoaders() {
                 return [...getDataLoaders(), this.loadRealtimeModels];

@@ -109,6 +109,8 @@ export class LiveCanvas extends Component {
         title: { type: String, optional: true },
         /** The assistant that shapes this canvas (its name is shown beside the title). */
         assistantName: { type: String, optional: true },
+        /** The role Odoo expects the ticket to carry, shown until the ticket says (no driver controls flash up). */
+        role: { type: String, optional: true, validate: (r) => ["driver", "viewer"].includes(r) },
         /** Who draws (for viewers: "waiting for <name> to draw"). */
         driverName: { type: String, optional: true },
         /** Driver only: the name of a viewer who asks for the pen, shown with a Hand over button. */
@@ -143,7 +145,7 @@ export class LiveCanvas extends Component {
         this.canvasRef = useRef("canvas");
         this.state = useState({
             status: LIVE_STATUS.CONNECTING,
-            role: "driver",
+            role: this.props.role || "driver",
             app: "",
             seed: this.props.seed,
             strength: this.props.strength,
