@@ -20,6 +20,8 @@
         "security/llm_fal_ai_realtime_security.xml",
         "views/res_config_settings_views.xml",
         "views/llm_model_views.xml",
+        "views/llm_assistant_views.xml",
+        "data/llm_assistant_data.xml",
     ],
     "assets": {
         "web.assets_backend": [

@@ -144,12 +144,17 @@ class LLMThread(models.Model):
         self.check_access("write")
         self._fal_realtime_check_final()
         self.model_id._check_fal_realtime_company()
+        self._fal_realtime_check_final_ready()
         prompt, seed = self._fal_realtime_check_prompt_seed(prompt, seed)
         if not prompt:
             raise UserError(_("Type a prompt first: the final render needs one."))
         inputs = {"prompt": prompt} if seed is None else {"prompt": prompt, "seed": seed}
         meta = _("Render final · seed %(seed)s · %(app)s",
                  seed=seed if seed is not None else "-", app=self.model_id.name)
+        assistant = self.sudo().assistant_id
+        if assistant:  # recorded with the request; prepare_generation_inputs keeps it away from fal
+            meta = _("%(meta)s · by %(assistant)s", meta=meta, assistant=assistant.name)
+            inputs = dict(inputs, assistant_id=assistant.id)
         message = self.message_post(
             body=self._fal_realtime_body(prompt, meta),
             llm_role="user",
@@ -168,6 +173,8 @@ class LLMThread(models.Model):
                 job.action_start()
             except Exception as error:  # noqa: BLE001 - as the seed's queue does: the failed job says why
                 _logger.warning("final render could not start: job=%s error=%s", job.id, error)
+        if job.state == "failed":
+            self._fal_realtime_mark_final_failed(message, job)
         _logger.info("final render requested: thread=%s job=%s state=%s", self.id, job.id, job.state)
         return message, job
 

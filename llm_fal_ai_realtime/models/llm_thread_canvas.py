@@ -9,6 +9,8 @@ prompt template and sets the realtime inputs from its default values.
 
 import logging
 
+from markupsafe import Markup
+
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import plaintext2html
@@ -170,6 +172,36 @@ class LLMThread(models.Model):
         for partner in thread.user_id.partner_id | thread.message_partner_ids:
             partner._bus_send(PEN_NOTIFICATION, payload)
 
+    # ------------------------------------------------------------------ render final: before and after
+
+    def _fal_realtime_check_final_ready(self):
+        """What can be checked before a final render is submitted, with what to fix and where.
+
+        :raise UserError: the model's provider has no API key
+        """
+        self.ensure_one()
+        if not self.sudo().model_id.provider_id.api_key:
+            raise UserError(_("The final render needs fal.ai: set the fal.ai API key of provider %s in "
+                              "LLM > Configuration > Providers.", self.sudo().model_id.provider_id.name))
+
+    def _fal_realtime_mark_final_failed(self, message, job):
+        """Mark a final render's request message as failed, in its body, so it says so after a reload too."""
+        note = Markup("<p class='o_live_canvas_final_failed text-danger small'>%s</p>") % _(
+            "Final render failed: %s", job.error_message or _("fal.ai gave no reason"))
+        message.sudo().write({"body": message.body + note, "is_error": True})
+
+    def _fal_realtime_final_failure(self):
+        """The thread's last final render, when it failed: what the canvas offers to retry.
+
+        :return: ``{message_id, error, prompt, seed}`` or False
+        """
+        job = self.env["llm.generation.job"].sudo().search([("thread_id", "=", self.id)], order="id desc", limit=1)
+        if not job or job.state != "failed":
+            return False
+        inputs = job.input_message_id.body_json if isinstance(job.input_message_id.body_json, dict) else {}
+        return {"message_id": job.input_message_id.id, "error": job.error_message or "",
+                "prompt": inputs.get("prompt") or "", "seed": inputs.get("seed")}
+
     # ------------------------------------------------------------------ the canvas
 
     def fal_realtime_canvas(self):
@@ -197,6 +229,7 @@ class LLMThread(models.Model):
             prompt_prefix=prefix,
             prompt_suffix=suffix,
             inputs=inputs,
+            final_failure=self._fal_realtime_final_failure() if drives and owns else False,
         )
 
     @api.model

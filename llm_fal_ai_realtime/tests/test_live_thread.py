@@ -12,7 +12,7 @@ from unittest.mock import patch
 
 import fal_client
 
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 
 from .common import FalRealtimeCase, browser_test_script
@@ -344,10 +344,11 @@ class TestThePen(FalRealtimeCase):
             self.thread.with_user(self.stranger).fal_realtime_request_pen()
         self.thread.with_user(self.follower).fal_realtime_request_pen()
         bus = self.env["bus.bus"].sudo()
+        self.env.cr.precommit.run()  # the bus writes its notifications when the transaction commits
         last = bus.search([], order="id desc", limit=1).id or 0
         state = self.thread.with_user(self.owner).fal_realtime_give_pen(self.follower.id, prompt="a kite", seed=3)
         self.assertEqual((state["driver"]["id"], state["request"]), (self.follower.id, False))
-        self.env.cr.precommit.run()  # the bus writes its notifications when the transaction commits
+        self.env.cr.precommit.run()
         notes = bus.search([("id", ">", last)]).filtered(lambda note: "llm_fal_ai_realtime/pen" in note.message)
         self.assertEqual(len(notes), 2, "the owner and the follower are told")
         payload = json.loads(notes[0].message)["payload"]
@@ -359,3 +360,103 @@ class TestThePen(FalRealtimeCase):
         self.thread.with_user(self.owner).fal_realtime_give_pen(self.owner.id)
         self.assertEqual((role(self.owner), role(self.follower)), ("driver", "viewer"))
         self.assertFalse(self.thread.fal_realtime_driver_id)
+
+
+ASSISTANT_SCRIPT = browser_test_script("assistant canvas", OPEN_CHAT + """
+        const canvas = await waitFor("the live canvas", () => document.querySelector(".o_live_canvas"));
+        await waitFor("the assistant's name on the canvas", () =>
+            canvas.querySelector(".o_live_canvas_assistant")?.textContent.includes("Live sketch"));
+        if (canvas.querySelector(".o_live_canvas_seed").value !== "1234") {
+            throw new Error("the assistant's seed must be the canvas's: " + canvas.querySelector(".o_live_canvas_seed").value);
+        }
+        type("a lighthouse");
+        await waitFor("a drawn frame", () => Number(canvas.dataset.frames) > 0);
+        pressEnter();
+        await waitFor("the kept image in the thread", () =>
+            document.querySelector(".o-llm-thread-area .o-mail-Message .o-mail-AttachmentImage img"));
+""")
+
+
+def render_on_the_relay(relay_url, ticket, inputs):
+    """One frame from the relay for ``inputs`` (local/preview renders deterministically): its JPEG bytes."""
+    import msgpack
+    import websocket
+
+    from ..models.fal_realtime_relay import websocket_url
+
+    conn = websocket.create_connection(f"{websocket_url(relay_url, 'local/preview')}?fal_jwt_token={ticket}",
+                                       timeout=20, suppress_origin=True)
+    try:
+        conn.send_binary(msgpack.packb(inputs, use_bin_type=True))
+        for _attempt in range(10):
+            opcode, data = conn.recv_data()
+            if opcode == websocket.ABNF.OPCODE_BINARY:
+                return msgpack.unpackb(data, raw=False)["images"][0]["content"]
+        raise AssertionError("the relay sent no frame")
+    finally:
+        conn.close(timeout=1)
+
+
+@tagged("post_install", "-at_install")
+class TestAssistantShapesTheCanvas(FalRealtimeCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.assistant = cls.env.ref("llm_fal_ai_realtime.llm_assistant_live_sketch")
+        cls.assistant.write({
+            "default_values": json.dumps({"steps": 3, "width": 320, "height": 256, "strength": 0.7, "seed": 1234,
+                                          "seed_policy": "fixed"}),
+        })
+        cls.thread.sudo().write({"assistant_id": cls.assistant.id})
+
+    def test_the_shipped_live_sketch_assistant(self):
+        """"Live sketch" ships as a noupdate record and gets the local/preview model Fetch Models imports."""
+        data = self.env["ir.model.data"].search([("module", "=", "llm_fal_ai_realtime"),
+                                                 ("name", "=", "llm_assistant_live_sketch")])
+        self.assertTrue(data.noupdate)
+        self.assertEqual(self.assistant.model_id, self.preview_model, "linked when the models were created")
+        self.assertTrue(self.assistant.fal_realtime)
+        canvas = self.thread.with_user(self.owner).fal_realtime_canvas()
+        self.assertEqual((canvas["prompt_prefix"], canvas["prompt_suffix"]), ("", ", loose pencil sketch, soft light"))
+        self.assertEqual(canvas["inputs"], {"steps": 3, "width": 320, "height": 256, "strength": 0.7, "seed": 1234,
+                                            "seed_policy": "fixed"})
+        self.assertEqual(canvas["assistant"], {"id": self.assistant.id, "name": "Live sketch"})
+
+    def test_saving_a_realtime_assistant_needs_no_prompt_template(self):
+        """A realtime assistant saves without a prompt template; a chat assistant still needs one."""
+        Assistant = self.env["llm.assistant"]
+        bare = Assistant.create({"name": "Bare live", "provider_id": self.provider.id,
+                                 "model_id": self.preview_model.id})
+        self.assertFalse(bare.prompt_id)
+        self.thread.sudo().write({"assistant_id": bare.id})
+        canvas = self.thread.with_user(self.owner).fal_realtime_canvas()
+        self.assertEqual((canvas["prompt_prefix"], canvas["prompt_suffix"], canvas["inputs"]), ("", "", {}))
+        with self.assertRaisesRegex(ValidationError, "needs a prompt template"):
+            Assistant.create({"name": "Chatty", "provider_id": self.provider.id, "model_id": self.plain_model.id})
+
+    def test_bad_defaults_are_left_out_and_templates_without_prompt_follow_it(self):
+        """Inputs of the wrong type or range keep the canvas's own; a template without {{prompt}} follows the text."""
+        prompt = self.env["llm.prompt"].create({"name": "Noir style", "template": "film noir, {{mood}}"})
+        self.assistant.write({"prompt_id": prompt.id, "default_values": json.dumps(
+            {"mood": "rain", "steps": 0, "width": "big", "strength": 2, "seed": -1, "seed_policy": "sometimes"})})
+        canvas = self.thread.with_user(self.owner).fal_realtime_canvas()
+        self.assertEqual(canvas["inputs"], {})
+        self.assertEqual((canvas["prompt_prefix"], canvas["prompt_suffix"]), ("", ", film noir, rain"))
+
+    def test_the_assistants_template_and_inputs_reach_the_relay(self):
+        """Typing "a lighthouse" sends the template's prompt with the assistant's inputs; Keep records the assistant."""
+        relay = self.require_relay()
+        self.browser_js("/odoo", ASSISTANT_SCRIPT % {"thread_id": self.thread.id}, ready="odoo.isReady",
+                        login="rt_owner", timeout=90)
+        kept = self.thread.message_ids.filtered("attachment_ids")
+        self.assertEqual(len(kept), 1)
+        self.assertEqual(kept.body_json, {"prompt": "a lighthouse, loose pencil sketch, soft light", "seed": 1234,
+                                          "assistant_id": self.assistant.id})
+        self.assertIn("by Live sketch", str(kept.body))
+        # The frame the canvas kept is the one the relay renders for exactly these inputs.
+        ticket, _expires = self.env["llm.fal.realtime.relay"].with_user(self.owner)._mint_ticket(
+            ["local/preview"], "driver", None)
+        expected = render_on_the_relay(relay, ticket, {
+            "prompt": "a lighthouse, loose pencil sketch, soft light", "seed": 1234, "strength": 0.7,
+            "num_inference_steps": 3, "width": 320, "height": 256})
+        self.assertEqual(kept.attachment_ids.raw, expected)

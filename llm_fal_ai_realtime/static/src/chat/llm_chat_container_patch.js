@@ -275,8 +275,9 @@ patch(LLMChatContainer.prototype, {
     async liveCanvasRenderFinal(threadId, { prompt, seed }) {
         const answer = await callRoute("/llm_fal_ai_realtime/render_final", { thread_id: threadId, prompt, seed });
         this.liveCanvasShowMessage(threadId, answer);
+        await this.llmStore.loadLiveCanvas(threadId); // a failure stays on the canvas, with Retry
         if (answer.state === "failed") {
-            throw new Error(_t("fal.ai did not take the final render: %s", answer.error));
+            return; // said by the canvas's failure line and marked on the request message
         }
         this.liveCanvasNotification.add(
             _t("Rendering at full quality: the image will appear in the conversation when fal.ai has finished."),

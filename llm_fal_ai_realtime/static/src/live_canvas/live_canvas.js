@@ -119,6 +119,8 @@ export class LiveCanvas extends Component {
         onRequestPen: { type: Function, optional: true },
         /** Driver: `async () => void` hands the pen to the viewer who asked. */
         onGivePen: { type: Function, optional: true },
+        /** The last final render, when it failed: `{error, prompt, seed}`, shown with Retry. */
+        finalFailure: { type: [Object, Boolean], optional: true },
         /** Viewer: the pen was asked for and the driver has not answered yet. */
         penRequested: { type: Boolean, optional: true },
         /**
@@ -161,6 +163,7 @@ export class LiveCanvas extends Component {
             keepError: "",
             keepNotice: "",
             rendering: false,
+            renderElapsed: 0,
             asking: false,
             handing: false,
             expanded: false, // narrow screens only: the canvas starts as a compact strip
@@ -433,6 +436,9 @@ export class LiveCanvas extends Component {
     }
 
     refreshStats() {
+        if (this.state.rendering) {
+            this.state.renderElapsed = Math.round((Date.now() - this.renderStarted) / 1000);
+        }
         if (!this.client) {
             return;
         }
@@ -483,23 +489,59 @@ export class LiveCanvas extends Component {
         return Boolean(this.props.onRenderFinal && this.isDriver && prompt && !this.state.rendering);
     }
 
-    /** Ask for a final render of what the canvas shows: the last frame's prompt and seed. */
-    async onRenderFinal() {
-        if (!this.canRenderFinal) {
+    /**
+     * Ask for a final render of what the canvas shows (the last frame's prompt and seed), or of `inputs`
+     * (Retry). While it is out the button says how long it has been, and Stop waiting lets go of it.
+     * @param {{prompt: string, seed: number|null}} [inputs]
+     */
+    async onRenderFinal(inputs = undefined) {
+        if (!this.canRenderFinal && !(inputs && this.props.onRenderFinal && !this.state.rendering)) {
             return;
         }
-        const frame = this.lastFrame?.prompt ? this.lastFrame : null;
-        const prompt = frame ? frame.prompt : this.props.prompt.trim();
-        const seed = frame && frame.seed !== null ? frame.seed : this.state.seed;
+        let prompt = inputs?.prompt;
+        let seed = inputs?.seed ?? null;
+        if (!inputs) {
+            const frame = this.lastFrame?.prompt ? this.lastFrame : null;
+            prompt = frame ? frame.prompt : this.props.prompt.trim();
+            seed = frame && frame.seed !== null ? frame.seed : this.state.seed;
+        }
+        const token = (this.renderToken = (this.renderToken || 0) + 1);
+        this.renderStarted = Date.now();
         this.state.rendering = true;
+        this.state.renderElapsed = 0;
         this.state.keepError = "";
         try {
             await this.props.onRenderFinal({ prompt, seed });
         } catch (error) {
-            this.state.keepError = error?.message || String(error);
+            if (token === this.renderToken && !this.destroyed) {
+                this.state.keepError = error?.message || String(error);
+            }
         } finally {
-            this.state.rendering = false;
+            if (token === this.renderToken && !this.destroyed) {
+                this.state.rendering = false;
+            }
         }
+    }
+
+    /** Stop waiting for a final render (the request may still reach fal: its message tells). */
+    onStopWaiting() {
+        this.renderToken = (this.renderToken || 0) + 1;
+        this.state.rendering = false;
+    }
+
+    onRetryFinal() {
+        const failure = this.props.finalFailure;
+        if (failure) {
+            this.onRenderFinal({ prompt: failure.prompt, seed: failure.seed ?? null });
+        }
+    }
+
+    get renderingLabel() {
+        return _t("Rendering… %s s", this.state.renderElapsed);
+    }
+
+    get finalFailureLabel() {
+        return _t("The last final render failed: %s", this.props.finalFailure?.error || "");
     }
 
     // ------------------------------------------------------------------ the pen
