@@ -85,7 +85,7 @@ class LLMThread(models.Model):
         message = poster.message_post(
             body=self._fal_realtime_body(prompt, meta),
             llm_role="user",
-            author_id=self.env.user.partner_id.id,
+            **self._fal_realtime_author(),
             message_type="comment",
             attachments=[(filename, raw)],
             body_json=body_json,

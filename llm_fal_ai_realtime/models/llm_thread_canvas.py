@@ -106,13 +106,23 @@ class LLMThread(models.Model):
         if not body.strip() and not attachment_ids:
             raise UserError(_("Type a comment first."))
         values = {"attachment_ids": list(attachment_ids)} if attachment_ids else {}
+        # A note: people talk about the picture in the thread, nobody gets an email for each remark.
         return self.message_post(
             body=plaintext2html(body.strip()),
             message_type="comment",
-            subtype_xmlid="mail.mt_comment",
-            author_id=self.env.user.partner_id.id,
+            subtype_xmlid="mail.mt_note",
+            **self._fal_realtime_author(),
             **values,
         )
+
+    def _fal_realtime_author(self):
+        """``author_id`` and ``email_from`` for a message by the current user.
+
+        mail refuses to post for an author without an email address; a colleague who has none can
+        still comment on the picture or keep a frame, under their name.
+        """
+        partner = self.env.user.partner_id
+        return {"author_id": partner.id, "email_from": partner.email_formatted or partner.name}
 
     # ------------------------------------------------------------------ the pen
 
