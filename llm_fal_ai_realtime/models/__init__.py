@@ -5,6 +5,7 @@ from . import (
     llm_provider,
     llm_thread,
     llm_thread_canvas,
+    mail_message,
     res_config_settings,
     res_users,
 )

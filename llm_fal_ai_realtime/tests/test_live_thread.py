@@ -157,6 +157,16 @@ class TestRealtimeComposer(FalRealtimeCase):
         self.assertFalse(message.llm_role)
         self.assertEqual(list(self.thread.with_user(self.owner).generate("")), [])
 
+    def test_comments_stay_in_the_chat_after_a_reload(self):
+        """The chat's message fetch returns the comments (no LLM role) with the frames, not other notices."""
+        comment = self.thread.with_user(self.follower).fal_realtime_comment("what a sky")
+        self.authenticate("rt_owner", "rt_owner")
+        result = self.jsonrpc("/mail/thread/messages", {"thread_model": "llm.thread", "thread_id": self.thread.id})
+        ids = [message["id"] for message in result["result"]["data"]["mail.message"]]
+        self.assertIn(comment.id, ids)
+        created = self.thread.message_ids.filtered(lambda message: message.message_type == "notification")
+        self.assertFalse(set(created.ids) & set(ids), "notifications stay out of the chat, as llm_thread has it")
+
     def test_comment_refusals(self):
         """A comment needs text, of sensible length, from someone who can read the thread."""
         with self.assertRaisesRegex(UserError, "Type a comment first"):
