@@ -18,10 +18,12 @@ NARROW_SCRIPT = browser_test_script("narrow canvas", """
         const messages = document.querySelector(".o-llm-thread-area");
         const stage = canvas.querySelector(".o_live_canvas_stage");
         const toggle = canvas.querySelector(".o_live_canvas_toggle");
-        if (!toggle || getComputedStyle(toggle).display === "none") { throw new Error("a narrow canvas can be opened"); }
+        if (!toggle
+            || getComputedStyle(toggle).display === "none") { throw new Error("a narrow canvas can be opened"); }
         // Folded: a strip; the messages keep the width and most of the height.
         if (canvas.getBoundingClientRect().height > 130 || stage.getBoundingClientRect().width > 64) {
-            throw new Error("the folded canvas must be a compact strip: " + JSON.stringify(canvas.getBoundingClientRect()));
+            throw new Error("the folded canvas must be a compact strip: "
+                + JSON.stringify(canvas.getBoundingClientRect()));
         }
         if (messages.getBoundingClientRect().width < 380) {
             throw new Error("the messages are squeezed to " + messages.getBoundingClientRect().width + " px");
@@ -60,7 +62,8 @@ FRENCH_SCRIPT = browser_test_script("french canvas", """
         input.focus();
         input.value = "un phare au crépuscule";
         input.dispatchEvent(new InputEvent("input", { bubbles: true }));
-        await waitFor("the status in French", () => canvas.querySelector(".o_live_canvas_status").textContent === "En direct");
+        await waitFor("the status in French", () =>
+            canvas.querySelector(".o_live_canvas_status").textContent === "En direct");
 """)
 
 

@@ -89,7 +89,8 @@ VIEWER_SCRIPT = browser_test_script("viewer chat", """
         if (canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_controls")) {
             throw new Error("viewers get neither Keep nor controls");
         }
-        if (!canvas.textContent.includes("Waiting for Realtime Owner to draw") || canvas.querySelector(".o_live_canvas_error")) {
+        if (!canvas.textContent.includes("Waiting for Realtime Owner to draw")
+            || canvas.querySelector(".o_live_canvas_error")) {
             throw new Error("unexpected viewer canvas: " + canvas.textContent);
         }
         if (!canvas.querySelector(".o_live_canvas_ask_pen")) {

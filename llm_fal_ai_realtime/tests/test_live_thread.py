@@ -34,7 +34,8 @@ OPEN_CHAT = """
         await env.services.action.doAction("llm_thread.action_llm_chat", {
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
         });
-        const composer = await waitFor("the composer", () => document.querySelector(".o-llm-composer-area .o-mail-Composer-input"));
+        const composer = await waitFor("the composer", () =>
+            document.querySelector(".o-llm-composer-area .o-mail-Composer-input"));
         function type(text) {
             composer.focus();
             composer.value = text;
@@ -81,13 +82,15 @@ DRIVER_ENTER_SCRIPT = browser_test_script("driver enter", OPEN_CHAT + """
             const el = document.querySelector(".o_live_canvas");
             return el && el !== canvas && el;
         });
-        const lcmComposer = await waitFor("its composer", () => document.querySelector(".o-llm-composer-area .o-mail-Composer-input"));
+        const lcmComposer = await waitFor("its composer", () =>
+            document.querySelector(".o-llm-composer-area .o-mail-Composer-input"));
         await waitFor("Keep on the send button", () => sendButton()?.textContent.trim() === "Keep");
         lcmComposer.focus();
         lcmComposer.value = "a red fox";
         lcmComposer.dispatchEvent(new InputEvent("input", { bubbles: true }));
         lcmComposer.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true, cancelable: true }));
-        await waitFor("the notice", () => lcm.querySelector(".o_live_canvas_keep_notice")?.textContent.includes("Nothing to keep yet"));
+        await waitFor("the notice", () =>
+            lcm.querySelector(".o_live_canvas_keep_notice")?.textContent.includes("Nothing to keep yet"));
         await sleep(500);
         if (lcmComposer.value !== "a red fox") {
             throw new Error("the typed text must stay in the composer, got: " + lcmComposer.value);
@@ -110,7 +113,8 @@ VIEWER_ENTER_SCRIPT = browser_test_script("viewer enter", OPEN_CHAT + """
         }
         type("love the colours");
         pressEnter();
-        await waitFor("the comment in the thread", () => [...document.querySelectorAll(".o-llm-thread-area .o-mail-Message")]
+        await waitFor("the comment in the thread", () =>
+            [...document.querySelectorAll(".o-llm-thread-area .o-mail-Message")]
             .some((el) => el.textContent.includes("love the colours")));
         await waitFor("the composer cleared", () => composer.value === "");
 """)
@@ -119,7 +123,7 @@ VIEWER_ENTER_SCRIPT = browser_test_script("viewer enter", OPEN_CHAT + """
 @tagged("post_install", "-at_install")
 class TestRealtimeComposer(FalRealtimeCase):
     def test_enter_keeps_the_frame_for_the_driver_in_both_kinds_of_realtime_thread(self):
-        """Enter and Send keep the frame (local/preview) or say there is none yet (fal), never generate, keep the text."""
+        """Enter and Send keep the frame (local/preview) or say there is none yet (fal); no generation; text kept."""
         self.require_relay()
         queue = FalQueue()
         code = DRIVER_ENTER_SCRIPT % {"thread_id": self.thread.id, "lcm_thread_id": self.lcm_thread.id}
@@ -202,12 +206,14 @@ VIEWER_RESUMES_SCRIPT = browser_test_script("viewer resumes", """
         function drive(prompt) {
             const ticket = tickets.shift();
             const client = new RealtimeClient({ url: ticket.url, ticket: ticket.ticket });
-            client.firstFrame = new Promise((resolve) => client.addEventListener("frame", () => resolve(performance.now()), { once: true }));
+            client.firstFrame = new Promise((resolve) => client.addEventListener("frame", () =>
+                resolve(performance.now()), { once: true }));
             client.send({ prompt, seed: 7, strength: 0.5, num_inference_steps: 2, width: 256, height: 256 });
             return client;
         }
         let driver = drive("a lighthouse");
-        await waitFor("the viewer watching live", () => canvas.dataset.status === "live" && Number(canvas.dataset.frames) > 0);
+        await waitFor("the viewer watching live", () => canvas.dataset.status === "live"
+            && Number(canvas.dataset.frames) > 0);
         const frames = Number(canvas.dataset.frames);
         driver.close(); // the owner reloads the page: their connection ends
         await waitFor("the viewer waiting again", () => canvas.dataset.status === "waiting");
@@ -215,10 +221,12 @@ VIEWER_RESUMES_SCRIPT = browser_test_script("viewer resumes", """
         if (canvas.querySelector(".o_live_canvas_error") || canvas.dataset.status !== "waiting") {
             throw new Error("a driver leaving is no error: " + canvas.textContent);
         }
-        if (!canvas.textContent.includes(waiting)) { throw new Error("say who the viewer waits for: " + canvas.textContent); }
+        if (!canvas.textContent.includes(waiting)) { throw new Error("say who the viewer waits for: "
+            + canvas.textContent); }
         driver = drive("a lighthouse in the rain");
         const drawn = await driver.firstFrame;
-        await waitFor("the viewer resuming", () => canvas.dataset.status === "live" && Number(canvas.dataset.frames) > frames, 5000);
+        await waitFor("the viewer resuming", () => canvas.dataset.status === "live"
+            && Number(canvas.dataset.frames) > frames, 5000);
         const late = performance.now() - drawn;
         if (late > 2000) { throw new Error("the viewer resumed " + Math.round(late) + " ms after the driver drew"); }
         driver.close();
@@ -287,9 +295,11 @@ HAND_OVER_SCRIPT = browser_test_script("hand over the pen", """
         // The new pen holder draws (their client, with the driver ticket Odoo now gives them).
         const before = watched.frames;
         const pen = new RealtimeClient({ url: %(driver)s.url, ticket: %(driver)s.ticket });
-        pen.send({ prompt: "a red kite over the sea", seed: 3, strength: 0.5, num_inference_steps: 2, width: 256, height: 256 });
+        pen.send({ prompt: "a red kite over the sea", seed: 3, strength: 0.5, num_inference_steps: 2, width: 256,
+            height: 256 });
         await waitFor("the new pen holder's frames at the other viewer", () => watched.frames > before);
-        await waitFor("the owner watching them", () => viewer.dataset.status === "live" && Number(viewer.dataset.frames) > 0);
+        await waitFor("the owner watching them", () => viewer.dataset.status === "live"
+            && Number(viewer.dataset.frames) > 0);
         if (watched.states.join(",") !== "connecting,open") {
             throw new Error("the other viewer must stay connected throughout: " + watched.states.join(","));
         }
@@ -377,7 +387,8 @@ ASSISTANT_SCRIPT = browser_test_script("assistant canvas", OPEN_CHAT + """
         await waitFor("the assistant's name on the canvas", () =>
             canvas.querySelector(".o_live_canvas_assistant")?.textContent.includes("Live sketch"));
         if (canvas.querySelector(".o_live_canvas_seed").value !== "1234") {
-            throw new Error("the assistant's seed must be the canvas's: " + canvas.querySelector(".o_live_canvas_seed").value);
+            throw new Error("the assistant's seed must be the canvas's: "
+                + canvas.querySelector(".o_live_canvas_seed").value);
         }
         type("a lighthouse");
         await waitFor("a drawn frame", () => Number(canvas.dataset.frames) > 0);

@@ -70,7 +70,8 @@ PENDING_SCRIPT = browser_test_script("render final pending", OPEN_LCM + """
         const stop = canvas.querySelector(".o_live_canvas_stop_waiting");
         if (!stop) { throw new Error("a pending render can be let go"); }
         stop.click();
-        await waitFor("Render final again", () => render.textContent.trim() === "Render final" && !render.disabled, 1000);
+        await waitFor("Render final again", () => render.textContent.trim() === "Render final" && !render.disabled,
+            1000);
         if (canvas.querySelector(".o_live_canvas_keep_error")) { throw new Error("letting go is no error"); }
         // Another thread and back: the canvas now knows the render failed, and offers Retry.
         await env.services["llm.store"].selectThread(%(other_thread_id)s);
@@ -78,7 +79,8 @@ PENDING_SCRIPT = browser_test_script("render final pending", OPEN_LCM + """
         await env.services["llm.store"].selectThread(%(thread_id)s);
         await waitFor("the failure with Retry", () =>
             document.querySelector(".o_live_canvas_final_failure .o_live_canvas_retry_final")
-            && document.querySelector(".o_live_canvas_final_failure").textContent.includes("did not answer in time"), 30000);
+            && document.querySelector(".o_live_canvas_final_failure").textContent.includes("did not answer in time"),
+                30000);
 """)
 
 RETRY_SCRIPT = browser_test_script("render final retry", """
@@ -86,10 +88,13 @@ RETRY_SCRIPT = browser_test_script("render final retry", """
         await env.services.action.doAction("llm_thread.action_llm_chat", {
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
         });
-        const failure = await waitFor("the failure, after a reload", () => document.querySelector(".o_live_canvas_final_failure"));
-        if (!failure.textContent.includes("did not answer in time")) { throw new Error("unexpected: " + failure.textContent); }
+        const failure = await waitFor("the failure, after a reload", () =>
+            document.querySelector(".o_live_canvas_final_failure"));
+        if (!failure.textContent.includes("did not answer in time")) { throw new Error("unexpected: "
+            + failure.textContent); }
         await waitFor("the failed request marked in the thread", () => [...document.querySelectorAll(".o-mail-Message")]
-            .some((el) => el.querySelector(".o_live_canvas_final_failed")?.textContent.includes("Final render failed")));
+            .some((el) => el.querySelector(".o_live_canvas_final_failed")?.textContent
+                .includes("Final render failed")));
         failure.querySelector(".o_live_canvas_retry_final").click();
         await waitFor("the failure gone", () => !document.querySelector(".o_live_canvas_final_failure"));
         await waitFor("the render under way", () =>
