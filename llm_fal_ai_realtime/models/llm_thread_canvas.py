@@ -233,6 +233,7 @@ class LLMThread(models.Model):
             self._fal_realtime_pen_state(),
             role="driver" if drives else "viewer",
             can_keep=drives,
+            can_take_pen=owns and not drives,
             can_render_final=drives and owns and self.model_id.is_realtime
             and self.model_id.realtime_app_id != "local/preview",
             assistant={"id": assistant.id, "name": assistant.name} if assistant else False,

@@ -321,6 +321,20 @@ NEW_DRIVER_SCRIPT = browser_test_script("new pen holder", OPEN_CHAT + """
 """)
 
 
+# The owner, watching the follower draw, takes the pen back without asking.
+TAKE_BACK_SCRIPT = browser_test_script("take the pen back", """
+        const env = odoo.__WOWL_DEBUG__.root.env;
+        await env.services.action.doAction("llm_thread.action_llm_chat", {
+            additionalContext: { active_id: "llm.thread_%(thread_id)s" },
+        });
+        const take = await waitFor("Take the pen back", () => document.querySelector(".o_live_canvas_take_pen"));
+        if (document.querySelector(".o_live_canvas_ask_pen")) { throw new Error("the owner need not ask"); }
+        take.click();
+        await waitFor("the owner's canvas as the driver", () =>
+            document.querySelector(".o_live_canvas")?.dataset.role === "driver");
+""")
+
+
 @tagged("post_install", "-at_install")
 class TestThePen(FalRealtimeCase):
     def test_the_pen_goes_from_the_owner_to_a_follower(self):
@@ -345,6 +359,9 @@ class TestThePen(FalRealtimeCase):
         kept = self.thread.message_ids.filtered("attachment_ids")
         self.assertEqual(kept.author_id, self.follower.partner_id)
         self.assertIn("a red kite at noon", str(kept.body))
+        self.browser_js("/odoo", TAKE_BACK_SCRIPT % {"thread_id": self.thread.id}, ready="odoo.isReady",
+                        login="rt_owner", timeout=90)
+        self.assertFalse(self.thread.fal_realtime_driver_id, "the owner holds the pen again")
 
     def test_tickets_and_rights_follow_the_pen(self):
         """Tickets say who drives; only the pen holder (or the owner) hands it over, and only to a participant."""

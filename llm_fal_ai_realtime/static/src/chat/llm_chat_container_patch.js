@@ -207,6 +207,12 @@ patch(LLMChatContainer.prototype, {
         this.liveCanvasNotification.add(_t("You asked %s for the pen.", state.driver.name), { type: "info" });
     },
 
+    /** The owner takes the pen back from whoever holds it. */
+    async liveCanvasTakePen(threadId) {
+        await callRoute("/llm_fal_ai_realtime/pen", { thread_id: threadId, action: "give", user_id: user.userId });
+        await this.llmStore.loadLiveCanvas(threadId);
+    },
+
     /** Hand the pen to whoever asked, with the composer's text, so they go on from the same picture. */
     async liveCanvasGivePen(threadId) {
         const config = this.llmStore.liveCanvasConfigs[threadId];

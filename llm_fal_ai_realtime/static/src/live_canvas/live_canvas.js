@@ -117,6 +117,8 @@ export class LiveCanvas extends Component {
         penRequest: { type: String, optional: true },
         /** Viewer: `async () => void` asks the driver for the pen (no button without it). */
         onRequestPen: { type: Function, optional: true },
+        /** Owner watching someone else draw: `async () => void` takes the pen back (no asking). */
+        onTakePen: { type: Function, optional: true },
         /** Driver: `async () => void` hands the pen to the viewer who asked. */
         onGivePen: { type: Function, optional: true },
         /** The last final render, when it failed: `{error, prompt, seed}`, shown with Retry. */
@@ -558,6 +560,21 @@ export class LiveCanvas extends Component {
         } catch (error) {
             this.state.keepError = error?.message || String(error);
         } finally {
+            this.state.asking = false;
+        }
+    }
+
+    /** The owner takes the pen back. */
+    async onTakePen() {
+        if (!this.props.onTakePen || this.state.asking) {
+            return;
+        }
+        this.state.asking = true;
+        this.state.keepError = "";
+        try {
+            await this.props.onTakePen();
+        } catch (error) {
+            this.state.keepError = error?.message || String(error);
             this.state.asking = false;
         }
     }
