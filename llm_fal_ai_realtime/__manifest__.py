@@ -20,6 +20,8 @@
         "security/llm_fal_ai_realtime_security.xml",
         "views/res_config_settings_views.xml",
         "views/llm_model_views.xml",
+        "views/llm_assistant_views.xml",
+        "data/llm_assistant_data.xml",
     ],
     "assets": {
         "web.assets_backend": [
@@ -28,6 +30,8 @@
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.scss",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.xml",
+            "llm_fal_ai_realtime/static/src/chat/composer_patch.js",
+            "llm_fal_ai_realtime/static/src/chat/composer_patch.xml",
         ],
     },
     "installable": True,

@@ -48,6 +48,7 @@ FILES = {
     "/harness.html": (HARNESS / "harness.html", "text/html"),
     "/harness.js": (HARNESS / "harness.js", "text/javascript"),
     "/owl.js": (OWL, "text/javascript"),
+    "/translation.js": (HARNESS / "translation.js", "text/javascript"),
     "/addon/live_canvas/live_canvas.js": (COMPONENT / "live_canvas.js", "text/javascript"),
     "/addon/live_canvas/live_canvas.xml": (COMPONENT / "live_canvas.xml", "text/xml"),
 }
@@ -329,7 +330,8 @@ async def test_live_canvas_renews_its_ticket_and_stays_live(make_relay) -> None:
 
 
 async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
-    """A viewer of the same session receives the driver's frames, has no controls or Keep, and hears when it ends."""
+    """A viewer of the same session receives the driver's frames, has no controls or Keep, waits calmly when
+    the driver leaves, and goes on watching by itself when the driver draws again."""
     async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
         async with live_canvas_page(browser, relay, origin, session="shared-thread-1") as (driver, _d), \
                 live_canvas_page(browser, relay, origin, role="viewer", session="shared-thread-1") as (viewer, _v):
@@ -343,11 +345,21 @@ async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
             await driver.keyboard.type("a hot air balloon", delay=20)
             await _wait_new_canvas(viewer, blank)
             assert int(await viewer.get_attribute(CANVAS, "data-frames") or 0) > 0
-            # The driver leaves (thread changed): the viewer is told so in words.
+            # The driver leaves (thread changed, page reloaded): the viewer waits, with no error.
+            frames = int(await viewer.get_attribute(CANVAS, "data-frames") or 0)
             await driver.click(".harness_toggle")
-            await _wait_status(viewer, "error")
-            assert await viewer.text_content(".o_live_canvas_error_message") == (
-                "The owner closed the live preview. Try again once they reopen it.")
+            await _wait_status(viewer, "waiting")
+            assert await viewer.query_selector(".o_live_canvas_error") is None
+            assert await viewer.text_content(".o_live_canvas_waiting") == "Waiting for the pen holder to draw"
+            # The driver comes back and draws: the viewer resumes within 2 s of the driver's first frame, no click.
+            await driver.click(".harness_toggle")
+            await driver.wait_for_function(f"Number(document.querySelector('{CANVAS}')?.dataset.frames) > 0",
+                                           timeout=15_000)
+            await viewer.wait_for_function(
+                f"Number(document.querySelector('{CANVAS}').dataset.frames) > {frames}"
+                f" && document.querySelector('{CANVAS}').dataset.status === 'live'", timeout=2_000)
+            assert await viewer.text_content(".o_live_canvas_status") == "Watching live"
+            assert await viewer.evaluate("window.harness.clients.length") == 1, "the viewer never reconnected"
 
 
 async def test_closing_the_canvas_closes_the_connection(make_relay) -> None:

@@ -94,3 +94,53 @@ class FalRealtimeController(http.Controller):
         message._to_store(store)
         return {"message_id": message.id, "job_id": job.id, "state": job.state, "error": job.error_message or "",
                 "store": store.get_result()}
+
+    @http.route("/llm_fal_ai_realtime/canvas", type="json", auth="user", methods=["POST"])
+    def canvas(self, thread_id=None, context=None):
+        """Roles and the assistant's shaping of a thread's live canvas.
+
+        :param thread_id: id of an ``llm.thread`` the user can read
+        :param context: the web client's user context, for its active companies
+        :return: see ``llm.thread.fal_realtime_canvas``
+        """
+        self._use_active_companies(context)
+        return self._thread(thread_id).fal_realtime_canvas()
+
+    @http.route("/llm_fal_ai_realtime/comment", type="json", auth="user", methods=["POST"])
+    def comment(self, thread_id=None, body="", attachment_ids=None, context=None):
+        """Post a comment on the picture from the composer: a plain message that starts no generation.
+
+        :param thread_id: id of the ``llm.thread``
+        :param body: the composer's text
+        :param attachment_ids: ids of attachments the user uploaded in the composer
+        :param context: the web client's user context, for its active companies
+        :return: ``{message_id, store}``
+        """
+        self._use_active_companies(context)
+        if attachment_ids is not None and (
+                not isinstance(attachment_ids, list) or not all(_is_id(att) for att in attachment_ids)):
+            raise UserError(_("attachment_ids must be a list of attachment ids."))
+        message = self._thread(thread_id).fal_realtime_comment(body, attachment_ids=attachment_ids)
+        store = Store()
+        message._to_store(store)
+        return {"message_id": message.id, "store": store.get_result()}
+
+    @http.route("/llm_fal_ai_realtime/pen", type="json", auth="user", methods=["POST"])
+    def pen(self, thread_id=None, action=None, user_id=None, prompt="", seed=None, context=None):
+        """Ask for the pen of a live canvas, or hand it over.
+
+        :param thread_id: id of the ``llm.thread``
+        :param action: ``request`` (a viewer asks) or ``give`` (the pen holder hands it to ``user_id``)
+        :param user_id: who gets the pen (``give``)
+        :param prompt: the prompt on the canvas, so the new pen holder goes on from the same picture
+        :param seed: its seed
+        :param context: the web client's user context, for its active companies
+        :return: ``{thread_id, driver, request}``
+        """
+        self._use_active_companies(context)
+        thread = self._thread(thread_id)
+        if action == "request":
+            return thread.fal_realtime_request_pen()
+        if action == "give":
+            return thread.fal_realtime_give_pen(user_id, prompt=prompt, seed=seed)
+        raise UserError(_("action must be 'request' or 'give'."))

@@ -15,7 +15,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from odoo import _, api, models
 from odoo.exceptions import UserError
+from odoo.tools import LazyTranslate
 
+_lt = LazyTranslate(__name__)
 _logger = logging.getLogger(__name__)
 
 try:
@@ -48,16 +50,16 @@ MIN_SECRET_LENGTH = 32  # HS256 keys shorter than the hash are weak (RFC 7518 se
 # owner/alias, optionally followed by a sub-path, exactly as fal names its apps.
 APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$")
 
-# What a person should read for each relay error code (the relay's own reason follows).
+# What a person should read for each relay error code (the relay's own reason follows); translated when shown.
 ERROR_HINTS = {
-    "UNAUTHORIZED": "The relay refused the ticket: check that Odoo and the relay share the same secret.",
-    "TICKET_EXPIRED": "The ticket expired before the relay saw it: check the clocks of Odoo and the relay.",
-    "APP_NOT_ALLOWED": "The relay does not allow this realtime app: add it to the relay's allowed apps.",
-    "ORIGIN_NOT_ALLOWED": "The relay refused this origin: add the Odoo URL to the relay's allowed origins.",
-    "UPSTREAM_UNAVAILABLE": "The relay is up but cannot reach the realtime model right now.",
-    "UPSTREAM_ERROR": "The realtime model reported an error.",
-    "RATE_LIMITED": "The relay is rate limiting this connection.",
-    "TOO_MANY_CONNECTIONS": "The relay has too many open connections right now.",
+    "UNAUTHORIZED": _lt("The relay refused the ticket: check that Odoo and the relay share the same secret."),
+    "TICKET_EXPIRED": _lt("The ticket expired before the relay saw it: check the clocks of Odoo and the relay."),
+    "APP_NOT_ALLOWED": _lt("The relay does not allow this realtime app: add it to the relay's allowed apps."),
+    "ORIGIN_NOT_ALLOWED": _lt("The relay refused this origin: add the Odoo URL to the relay's allowed origins."),
+    "UPSTREAM_UNAVAILABLE": _lt("The relay is up but cannot reach the realtime model right now."),
+    "UPSTREAM_ERROR": _lt("The realtime model reported an error."),
+    "RATE_LIMITED": _lt("The relay is rate limiting this connection."),
+    "TOO_MANY_CONNECTIONS": _lt("The relay has too many open connections right now."),
 }
 
 
@@ -213,7 +215,7 @@ class FalRealtimeRelay(models.AbstractModel):
         if app not in config["allowed_apps"]:
             raise UserError(_("The realtime app %s is not allowed here: an administrator can allow it in Settings.",
                               app))
-        role = ROLE_DRIVER if thread.sudo().user_id == self.env.user else ROLE_VIEWER
+        role = ROLE_DRIVER if thread._fal_realtime_is_driver() else ROLE_VIEWER  # the pen holder drives
         session = self._session_id(thread)
         ticket, expires_in = self._mint_ticket([app], role, session, config=config)
         _logger.info("realtime ticket issued: user=%s thread=%s app=%s role=%s", self.env.uid, thread.id, app, role)
@@ -299,7 +301,7 @@ class FalRealtimeRelay(models.AbstractModel):
         if isinstance(message, dict) and message.get("type") == "x-fal-error":
             code = str(message.get("error") or "ERROR")
             reason = str(message.get("reason") or "")
-            hint = ERROR_HINTS.get(code, "")
+            hint = str(ERROR_HINTS.get(code, ""))
             return self._probe_failure(code, _("The relay said %(code)s: %(reason)s %(hint)s",
                                                code=code, reason=reason, hint=hint).strip())
         return self._probe_failure("BAD_FRAME", _("The relay sent an unexpected message instead of a frame."))

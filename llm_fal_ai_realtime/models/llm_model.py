@@ -74,3 +74,10 @@ class LLMModel(models.Model):
         models = self.search([("is_realtime", "=", True)] + self._fal_realtime_company_domain())
         return [{"id": model.id, "app": model.realtime_app_id,
                  "can_render_final": model.realtime_app_id != LOCAL_PREVIEW_APP} for model in models]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        """A local/preview model (from Fetch Models) gives the shipped "Live sketch" assistant its model."""
+        models = super().create(vals_list)
+        self.env["llm.assistant"]._fal_realtime_link_live_sketch(models)
+        return models

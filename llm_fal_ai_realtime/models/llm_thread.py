@@ -53,7 +53,10 @@ class LLMThread(models.Model):
         :raise UserError: when the image or the parameters are not valid
         """
         self.ensure_one()
-        self.check_access("write")
+        if self._fal_realtime_is_driver():
+            self.check_access("read")  # the pen holder may be a follower, who cannot write the thread
+        else:
+            self.check_access("write")
         self.model_id._check_fal_realtime_company()
         if not isinstance(image_base64, str) or not image_base64:
             raise UserError(_("Keep needs the frame as a base64 string."))
@@ -71,14 +74,21 @@ class LLMThread(models.Model):
             raise UserError(_("The app must be an app id."))
         meta = _("Kept from the live preview · seed %(seed)s · %(app)s",
                  seed=seed if seed is not None else "-", app=app or self.model_id.realtime_app_id or "")
+        body_json = {"prompt": prompt, "seed": seed}
+        assistant = self.sudo().assistant_id
+        if assistant:
+            meta = _("%(meta)s · by %(assistant)s", meta=meta, assistant=assistant.name)
+            body_json["assistant_id"] = assistant.id
         filename = f"live-preview-{self.id}-{seed if seed is not None else 'x'}.{extension}"
-        message = self.message_post(
+        # A pen holder who only follows the thread posts as themself, through sudo (no write access).
+        poster = self if self.has_access("write") else self.sudo()
+        message = poster.message_post(
             body=self._fal_realtime_body(prompt, meta),
             llm_role="user",
-            author_id=self.env.user.partner_id.id,
+            **self._fal_realtime_author(),
             message_type="comment",
             attachments=[(filename, raw)],
-            body_json={"prompt": prompt, "seed": seed},
+            body_json=body_json,
         )
         _logger.info("live preview frame kept: thread=%s message=%s bytes=%s", self.id, message.id, len(raw))
         return message
@@ -135,12 +145,17 @@ class LLMThread(models.Model):
         self.check_access("write")
         self._fal_realtime_check_final()
         self.model_id._check_fal_realtime_company()
+        self._fal_realtime_check_final_ready()
         prompt, seed = self._fal_realtime_check_prompt_seed(prompt, seed)
         if not prompt:
             raise UserError(_("Type a prompt first: the final render needs one."))
         inputs = {"prompt": prompt} if seed is None else {"prompt": prompt, "seed": seed}
         meta = _("Render final · seed %(seed)s · %(app)s",
                  seed=seed if seed is not None else "-", app=self.model_id.name)
+        assistant = self.sudo().assistant_id
+        if assistant:  # recorded with the request; prepare_generation_inputs keeps it away from fal
+            meta = _("%(meta)s · by %(assistant)s", meta=meta, assistant=assistant.name)
+            inputs = dict(inputs, assistant_id=assistant.id)
         message = self.message_post(
             body=self._fal_realtime_body(prompt, meta),
             llm_role="user",
@@ -159,6 +174,8 @@ class LLMThread(models.Model):
                 job.action_start()
             except Exception as error:  # noqa: BLE001 - as the seed's queue does: the failed job says why
                 _logger.warning("final render could not start: job=%s error=%s", job.id, error)
+        if job.state == "failed":
+            self._fal_realtime_mark_final_failed(message, job)
         _logger.info("final render requested: thread=%s job=%s state=%s", self.id, job.id, job.state)
         return message, job
 

@@ -80,16 +80,21 @@ VIEWER_SCRIPT = browser_test_script("viewer chat", """
         await env.services.action.doAction("llm_thread.action_llm_chat", {
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
         });
-        const canvas = await waitFor("the live canvas, connected", () => {
+        // Connected, and nobody draws yet: the viewer waits, calmly, for the pen holder by name.
+        const canvas = await waitFor("the live canvas, connected and waiting", () => {
             const el = document.querySelector(".o_live_canvas");
-            return el && el.dataset.status === "live" && el;
+            return el && el.dataset.status === "waiting" && el;
         });
         if (canvas.dataset.role !== "viewer") { throw new Error("a follower must watch as viewer"); }
         if (canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_controls")) {
             throw new Error("viewers get neither Keep nor controls");
         }
-        if (!canvas.textContent.includes("Watching live") || !canvas.textContent.includes("Waiting for the owner")) {
+        if (!canvas.textContent.includes("Waiting for Realtime Owner to draw")
+            || canvas.querySelector(".o_live_canvas_error")) {
             throw new Error("unexpected viewer canvas: " + canvas.textContent);
+        }
+        if (!canvas.querySelector(".o_live_canvas_ask_pen")) {
+            throw new Error("a viewer can ask for the pen");
         }
 """)
 

@@ -4,9 +4,12 @@
  * tickets come from (the session endpoint), where the one browser client comes from (the
  * relay that serves `static/fal_realtime.js`), where kept frames go (the Keep endpoint, then
  * the mail store so the message shows at once) and where final renders go (a generation job).
+ * It also keeps each realtime thread's canvas settings (who holds the pen, the assistant's prompt
+ * template and inputs) in the LLM store, up to date from the bus when the pen changes hands.
  * Every call carries the user context, so the server works in the companies the switcher has active.
  */
 import { _t } from "@web/core/l10n/translation";
+import { reactive, useEffect } from "@odoo/owl";
 import { LLMChatContainer } from "@llm_thread/components/llm_chat_container/llm_chat_container";
 import { llmStoreService } from "@llm_thread/services/llm_store_service";
 import { rpc } from "@web/core/network/rpc";
@@ -51,7 +54,7 @@ export function loadRealtimeClient(base) {
  * @param {string} route
  * @param {object} params
  */
-async function callRoute(route, params) {
+export async function callRoute(route, params) {
     try {
         return await rpc(route, { ...params, context: user.context });
     } catch (error) {
@@ -67,12 +70,51 @@ function bytesToBase64(bytes) {
     return btoa(binary);
 }
 
+const PEN_NOTIFICATION = "llm_fal_ai_realtime/pen";
+
+/**
+ * Counts changes of the live canvas settings and of the realtime models. The composer reads it through
+ * its own useState, so it renders again on each change: it does not render again on the LLM store's.
+ */
+export const liveCanvasRevision = reactive({ value: 0 });
+const MAX_SEED = 2 ** 31 - 1;
+
+// The pen changes hands on the bus; the store needs the bus service for that.
+llmStoreService.dependencies = [...new Set([...llmStoreService.dependencies, "bus_service"])];
+
 patch(llmStoreService, {
     start(env, services) {
         const llmStore = super.start(env, services);
-        const { orm } = services;
+        const { orm, bus_service: bus } = services;
         const getDataLoaders = llmStore.getDataLoaders.bind(llmStore);
         Object.assign(llmStore, {
+            // {threadId: canvas settings} from /llm_fal_ai_realtime/canvas: role, pen, assistant, inputs
+            liveCanvasConfigs: {},
+            // {threadId: {keep, canKeep}} of the mounted live canvas, for the composer's Enter
+            liveCanvasApis: {},
+            // {threadId: text}: the prompt the previous pen holder left, for the new one's composer
+            liveCanvasHandedPrompts: {},
+            async loadLiveCanvas(threadId) {
+                const config = await callRoute("/llm_fal_ai_realtime/canvas", { thread_id: threadId });
+                const seedPolicy = config.inputs.seed_policy;
+                if (seedPolicy === "random") {
+                    config.inputs.seed = Math.floor(Math.random() * MAX_SEED);
+                }
+                this.liveCanvasConfigs[threadId] = config;
+                liveCanvasRevision.value += 1;
+                return config;
+            },
+            /** The pen changed hands (or someone asked for it): reload the thread's canvas settings. */
+            async onPenNotification(payload) {
+                if (!(payload.thread_id in this.liveCanvasConfigs)) {
+                    return;
+                }
+                const before = this.liveCanvasConfigs[payload.thread_id];
+                const config = await this.loadLiveCanvas(payload.thread_id);
+                if (before.role !== "driver" && config.role === "driver" && payload.prompt) {
+                    this.liveCanvasHandedPrompts[payload.thread_id] = payload.prompt;
+                }
+            },
             // Map<modelId, {app, can_render_final}> of the realtime models of the active companies
             realtimeApps: new Map(),
             async loadRealtimeModels() {
@@ -81,11 +123,13 @@ patch(llmStoreService, {
                 for (const { id, ...model } of models) {
                     this.realtimeApps.set(id, model);
                 }
+                liveCanvasRevision.value += 1;
             },
             getDataLoaders() {
                 return [...getDataLoaders(), this.loadRealtimeModels];
             },
         });
+        bus.subscribe(PEN_NOTIFICATION, (payload) => llmStore.onPenNotification(payload));
         return llmStore;
     },
 });
@@ -98,6 +142,87 @@ patch(LLMChatContainer.prototype, {
     setup() {
         super.setup(...arguments);
         this.liveCanvasNotification = useService("notification");
+        // Load the canvas settings (role, pen, assistant) of each realtime thread the chat shows.
+        useEffect(
+            (threadId, modelId) => {
+                if (threadId && modelId) {
+                    this.llmStore.loadLiveCanvas(threadId).catch((error) => {
+                        this.liveCanvasNotification.add(error.message, { type: "danger" });
+                    });
+                }
+            },
+            () => [this.hasLiveCanvas ? this.activeThread.id : undefined, this.liveCanvasModelId]
+        );
+        // A pen handed to this user arrives with the prompt on the canvas: it goes on from the same picture.
+        useEffect(
+            (threadId, handed) => {
+                if (threadId && handed !== undefined && this.threadComposer) {
+                    delete this.llmStore.liveCanvasHandedPrompts[threadId];
+                    if (!this.threadComposer.text?.trim()) {
+                        this.threadComposer.text = handed;
+                    }
+                }
+            },
+            () => {
+                const threadId = this.hasLiveCanvas ? this.activeThread.id : undefined;
+                return [threadId, threadId && this.llmStore.liveCanvasHandedPrompts[threadId]];
+            }
+        );
+    },
+
+    /** @returns {object|undefined} the active realtime thread's canvas settings, once loaded */
+    get liveCanvasConfig() {
+        return this.hasLiveCanvas ? this.llmStore.liveCanvasConfigs[this.activeThread.id] : undefined;
+    },
+
+    /** The composer's text inside the assistant's prompt template (nothing while the composer is empty). */
+    get liveCanvasPrompt() {
+        const text = this.threadComposer?.text?.trim() || "";
+        const config = this.liveCanvasConfig;
+        return text && config ? `${config.prompt_prefix}${text}${config.prompt_suffix}` : text;
+    },
+
+    /** Viewer: has this user asked for the pen, still unanswered? */
+    get liveCanvasPenRequested() {
+        return this.liveCanvasConfig?.request?.id === user.userId;
+    },
+
+    /** Driver: the name of whoever asks for the pen ("" when nobody does, or when it is this user). */
+    get liveCanvasPenRequest() {
+        const request = this.liveCanvasConfig?.request;
+        return request && request.id !== user.userId ? request.name : "";
+    },
+
+    liveCanvasSetApi(threadId, api) {
+        if (api) {
+            this.llmStore.liveCanvasApis[threadId] = api;
+        } else {
+            delete this.llmStore.liveCanvasApis[threadId];
+        }
+    },
+
+    async liveCanvasRequestPen(threadId) {
+        const state = await callRoute("/llm_fal_ai_realtime/pen", { thread_id: threadId, action: "request" });
+        Object.assign(this.llmStore.liveCanvasConfigs[threadId], state);
+        this.liveCanvasNotification.add(_t("You asked %s for the pen.", state.driver.name), { type: "info" });
+    },
+
+    /** The owner takes the pen back from whoever holds it. */
+    async liveCanvasTakePen(threadId) {
+        await callRoute("/llm_fal_ai_realtime/pen", { thread_id: threadId, action: "give", user_id: user.userId });
+        await this.llmStore.loadLiveCanvas(threadId);
+    },
+
+    /** Hand the pen to whoever asked, with the composer's text, so they go on from the same picture. */
+    async liveCanvasGivePen(threadId) {
+        const config = this.llmStore.liveCanvasConfigs[threadId];
+        await callRoute("/llm_fal_ai_realtime/pen", {
+            thread_id: threadId,
+            action: "give",
+            user_id: config.request.id,
+            prompt: this.threadComposer?.text?.trim() || "",
+        });
+        await this.llmStore.loadLiveCanvas(threadId);
     },
 
     /** @returns {number|undefined} the active thread's model id, when that model is realtime */
@@ -135,7 +260,8 @@ patch(LLMChatContainer.prototype, {
 
     /** The embedded preview app has no final render; fal's realtime models do (their normal endpoint). */
     get liveCanvasCanRenderFinal() {
-        return Boolean(this.llmStore.realtimeApps?.get(this.liveCanvasModelId)?.can_render_final);
+        return Boolean(this.llmStore.realtimeApps?.get(this.liveCanvasModelId)?.can_render_final
+            && this.liveCanvasConfig?.can_render_final);
     },
 
     /** Show a message the server just posted (the store payload: message, attachments, author) at once. */
@@ -155,8 +281,9 @@ patch(LLMChatContainer.prototype, {
     async liveCanvasRenderFinal(threadId, { prompt, seed }) {
         const answer = await callRoute("/llm_fal_ai_realtime/render_final", { thread_id: threadId, prompt, seed });
         this.liveCanvasShowMessage(threadId, answer);
+        await this.llmStore.loadLiveCanvas(threadId); // a failure stays on the canvas, with Retry
         if (answer.state === "failed") {
-            throw new Error(_t("fal.ai did not take the final render: %s", answer.error));
+            return; // said by the canvas's failure line and marked on the request message
         }
         this.liveCanvasNotification.add(
             _t("Rendering at full quality: the image will appear in the conversation when fal.ai has finished."),

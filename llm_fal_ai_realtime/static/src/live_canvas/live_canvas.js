@@ -3,12 +3,13 @@
  * LiveCanvas: the picture forms as you type.
  *
  * Prompt and parameters in, frames drawn on a <canvas>, fps and latency shown, a clear state
- * (connecting / live / reconnecting / error) with the relay's reason in words. It depends on
- * `@odoo/owl` only: the browser client (`static/fal_realtime.js`, served by the relay) arrives
+ * (connecting / live / waiting / reconnecting / error) with the relay's reason in words. It depends on
+ * `@odoo/owl` and Odoo's `_t` only: the browser client (`static/fal_realtime.js`, served by the relay) arrives
  * through the `createClient` prop, tickets through `getTicket`, and Keep through `onKeep`, so
  * the same component runs in Odoo and in a bare page with npm's OWL.
  */
 import { Component, onMounted, onWillUnmount, onWillUpdateProps, useRef, useState } from "@odoo/owl";
+import { _t } from "@web/core/l10n/translation";
 
 /** What the component shows, derived from the client's connection state. */
 export const LIVE_STATUS = Object.freeze({
@@ -16,17 +17,19 @@ export const LIVE_STATUS = Object.freeze({
     LIVE: "live",
     RECONNECTING: "reconnecting",
     PAUSED: "paused",
+    WAITING: "waiting",
     ERROR: "error",
     CLOSED: "closed",
 });
 
 const STATUS_LABELS = Object.freeze({
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-    paused: "Paused — type to resume",
-    error: "Stopped",
-    closed: "Closed",
+    connecting: _t("Connecting…"),
+    live: _t("Live"),
+    reconnecting: _t("Reconnecting…"),
+    paused: _t("Paused — type to resume"),
+    waiting: _t("Waiting"),
+    error: _t("Stopped"),
+    closed: _t("Closed"),
 });
 
 /**
@@ -38,29 +41,34 @@ export const NO_TICKET = "NO_TICKET";
 
 /** Error codes in words a user can act on; the reason (the relay's, or Odoo's) is shown beneath. */
 export const ERROR_MESSAGES = Object.freeze({
-    UNAUTHORIZED: "The preview server did not accept your pass. Reload the page; if it keeps happening, an administrator should check the relay's shared secret.",
-    TICKET_EXPIRED: "Your preview pass expired. Reconnecting with a fresh one…",
-    APP_NOT_ALLOWED: "This model is not enabled on the preview server. Ask an administrator to allow it.",
-    ORIGIN_NOT_ALLOWED: "The preview server does not accept connections from this Odoo address. Ask an administrator to add it.",
-    FRAME_TOO_LARGE: "That input is too large for the live preview. Try a shorter prompt or a smaller image.",
-    BAD_FRAME: "The preview server could not read the input.",
-    BAD_REQUEST: "The preview server could not understand the request.",
-    RATE_LIMITED: "You are going faster than the preview allows. It will catch up in a moment.",
-    CLIENT_TOO_SLOW: "This page stopped taking frames for a while (a busy or hidden tab). Reconnecting…",
-    TOO_MANY_CONNECTIONS: "Too many live previews are open right now. Close another one or try again shortly.",
-    UPSTREAM_UNAVAILABLE: "The image model cannot be reached right now. Trying again…",
-    UPSTREAM_ERROR: "The image model reported an error.",
-    VIEWER_READ_ONLY: "You are watching this preview; only the conversation's owner can change it.",
-    SESSION_BUSY: "This conversation's live preview is already open in another tab or window. It will take over when that one closes.",
-    SESSION_ENDED: "The owner closed the live preview. Try again once they reopen it.",
-    SESSION_EXPIRED: "This live preview reached its time limit. Type to start a new one.",
-    TIMEOUT: "The preview server took too long to answer.",
-    INTERNAL_ERROR: "The preview server had a problem.",
-    [NO_TICKET]: "Odoo refused to give you a pass for this live preview.",
+    UNAUTHORIZED: _t("The preview server did not accept your pass. Reload the page; if it keeps happening, an administrator should check the relay's shared secret."),
+    TICKET_EXPIRED: _t("Your preview pass expired. Reconnecting with a fresh one…"),
+    APP_NOT_ALLOWED: _t("This model is not enabled on the preview server. Ask an administrator to allow it."),
+    ORIGIN_NOT_ALLOWED: _t("The preview server does not accept connections from this Odoo address. Ask an administrator to add it."),
+    FRAME_TOO_LARGE: _t("That input is too large for the live preview. Try a shorter prompt or a smaller image."),
+    BAD_FRAME: _t("The preview server could not read the input."),
+    BAD_REQUEST: _t("The preview server could not understand the request."),
+    RATE_LIMITED: _t("You are going faster than the preview allows. It will catch up in a moment."),
+    CLIENT_TOO_SLOW: _t("This page stopped taking frames for a while (a busy or hidden tab). Reconnecting…"),
+    TOO_MANY_CONNECTIONS: _t("Too many live previews are open right now. Close another one or try again shortly."),
+    UPSTREAM_UNAVAILABLE: _t("The image model cannot be reached right now. Trying again…"),
+    UPSTREAM_ERROR: _t("The image model reported an error."),
+    VIEWER_READ_ONLY: _t("You are watching this preview; only the person holding the pen can change it."),
+    SESSION_BUSY: _t("This conversation's live preview is already open in another tab or window. It will take over when that one closes."),
+    SESSION_EXPIRED: _t("This live preview reached its time limit. Type to start a new one."),
+    TIMEOUT: _t("The preview server took too long to answer."),
+    INTERNAL_ERROR: _t("The preview server had a problem."),
+    [NO_TICKET]: _t("Odoo refused to give you a pass for this live preview."),
 });
 
-const DEFAULT_ERROR = "The live preview stopped.";
+const DEFAULT_ERROR = _t("The live preview stopped.");
+// An older relay ends a viewer's connection with 4004 when the driver leaves: a normal end, so the
+// canvas waits and reconnects by itself (a current relay keeps viewers connected and says session_waiting).
 const SESSION_ENDED_CLOSE_CODE = 4004;
+const SESSION_RESUME_MS = 1000;
+// While the pen changes hands the old driver may still be connected for a moment: the relay says
+// SESSION_BUSY and the client tries again shortly. That is a wait, not an error.
+const QUIET_ERRORS = new Set(["SESSION_BUSY"]);
 const STATS_REFRESH_MS = 1000;
 const MAX_SEED = 2 ** 31 - 1;
 
@@ -99,6 +107,29 @@ export class LiveCanvas extends Component {
         throttleMs: { type: Number, optional: true, validate: (t) => t >= 0 },
         /** Optional label shown in the header, e.g. the model name. */
         title: { type: String, optional: true },
+        /** The assistant that shapes this canvas (its name is shown beside the title). */
+        assistantName: { type: String, optional: true },
+        /** The role Odoo expects the ticket to carry, shown until the ticket says (no driver controls flash up). */
+        role: { type: String, optional: true, validate: (r) => ["driver", "viewer"].includes(r) },
+        /** Who draws (for viewers: "waiting for <name> to draw"). */
+        driverName: { type: String, optional: true },
+        /** Driver only: the name of a viewer who asks for the pen, shown with a Hand over button. */
+        penRequest: { type: String, optional: true },
+        /** Viewer: `async () => void` asks the driver for the pen (no button without it). */
+        onRequestPen: { type: Function, optional: true },
+        /** Owner watching someone else draw: `async () => void` takes the pen back (no asking). */
+        onTakePen: { type: Function, optional: true },
+        /** Driver: `async () => void` hands the pen to the viewer who asked. */
+        onGivePen: { type: Function, optional: true },
+        /** The last final render, when it failed: `{error, prompt, seed}`, shown with Retry. */
+        finalFailure: { type: [Object, Boolean], optional: true },
+        /** Viewer: the pen was asked for and the driver has not answered yet. */
+        penRequested: { type: Boolean, optional: true },
+        /**
+         * `(api) => void`: called once mounted with `{keep, canKeep}` (the chat's composer keeps the frame
+         * on Enter through it), and with `null` when the canvas goes away.
+         */
+        onReady: { type: Function, optional: true },
     };
     static defaultProps = {
         seed: 42,
@@ -107,14 +138,18 @@ export class LiveCanvas extends Component {
         width: 512,
         height: 512,
         throttleMs: 33,
-        title: "Live preview",
+        title: _t("Live preview"),
+        assistantName: "",
+        driverName: "",
+        penRequest: "",
+        penRequested: false,
     };
 
     setup() {
         this.canvasRef = useRef("canvas");
         this.state = useState({
             status: LIVE_STATUS.CONNECTING,
-            role: "driver",
+            role: this.props.role || "driver",
             app: "",
             seed: this.props.seed,
             strength: this.props.strength,
@@ -128,16 +163,23 @@ export class LiveCanvas extends Component {
             errorReason: "",
             keeping: false,
             keepError: "",
+            keepNotice: "",
             rendering: false,
+            renderElapsed: 0,
+            asking: false,
+            handing: false,
+            expanded: false, // narrow screens only: the canvas starts as a compact strip
         });
         this.client = null;
         this.sessionEnded = false;
+        this.resumeTimer = null;
         this.lastFrame = null; // {image, prompt, seed}: the frame on the canvas and the input it answers
         this.firstTicket = null;
         this.destroyed = false;
         this.statsTimer = null;
         onMounted(() => {
             this.statsTimer = setInterval(() => this.refreshStats(), STATS_REFRESH_MS);
+            this.props.onReady?.({ keep: () => this.onKeep(), canKeep: () => this.canKeep });
             this.start();
         });
         onWillUpdateProps((nextProps) => {
@@ -145,7 +187,10 @@ export class LiveCanvas extends Component {
                 this.pushInput(nextProps.prompt);
             }
         });
-        onWillUnmount(() => this.stop());
+        onWillUnmount(() => {
+            this.props.onReady?.(null);
+            this.stop();
+        });
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -207,6 +252,7 @@ export class LiveCanvas extends Component {
     stop() {
         this.destroyed = true;
         clearInterval(this.statsTimer);
+        clearTimeout(this.resumeTimer);
         if (this.client) {
             this.client.close();
             this.client = null;
@@ -288,7 +334,11 @@ export class LiveCanvas extends Component {
         if (!status || this.destroyed) {
             return;
         }
-        this.state.status = status;
+        if (status === LIVE_STATUS.LIVE && this.state.waiting) {
+            this.state.status = LIVE_STATUS.WAITING; // connected, but nobody draws yet
+        } else if (status !== LIVE_STATUS.ERROR || !this.sessionEnded) {
+            this.state.status = status;
+        }
         if (status === LIVE_STATUS.LIVE) {
             this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
         }
@@ -315,7 +365,10 @@ export class LiveCanvas extends Component {
         const seed = [input?.seed, result?.seed].find(Number.isInteger) ?? null;
         this.lastFrame = { image, prompt: typeof input?.prompt === "string" ? input.prompt : "", seed };
         this.state.frames += 1;
-        this.state.waiting = false;
+        if (this.state.waiting) {
+            this.state.waiting = false;
+            this.state.status = LIVE_STATUS.LIVE;
+        }
         this.state.renderer = result?.renderer ? String(result.renderer) : "";
         if (latencyMs !== null && latencyMs !== undefined) {
             this.state.latency = Math.round(latencyMs);
@@ -323,12 +376,26 @@ export class LiveCanvas extends Component {
         this.refreshStats();
     }
 
-    /** x-fal-message: live-session news for viewers. */
+    /**
+     * x-fal-message: live-session news for viewers. `session_waiting`: nobody draws (yet, or any more:
+     * the driver left, reloaded or went idle); the viewer stays connected and frames resume by
+     * themselves with `session_live`. `session_ended` comes from older relays, which then close.
+     */
     onMessage(payload) {
         if (payload?.action === "session_waiting") {
             this.state.waiting = true;
+            if (this.state.status === LIVE_STATUS.LIVE) {
+                this.state.status = LIVE_STATUS.WAITING;
+            }
+        } else if (payload?.action === "session_live") {
+            this.state.waiting = false;
+            if (this.state.status === LIVE_STATUS.WAITING) {
+                this.state.status = LIVE_STATUS.LIVE;
+            }
         } else if (payload?.action === "session_ended") {
             this.sessionEnded = true;
+            this.state.waiting = true;
+            this.state.status = LIVE_STATUS.WAITING;
         }
     }
 
@@ -337,10 +404,28 @@ export class LiveCanvas extends Component {
             return;
         }
         if (this.sessionEnded || error?.closeCode === SESSION_ENDED_CLOSE_CODE) {
-            this.showError("SESSION_ENDED", error?.reason || "");
+            this.resumeAfterSessionEnded();
+            return;
+        }
+        if (QUIET_ERRORS.has(error?.code)) {
+            this.state.status = LIVE_STATUS.RECONNECTING; // the client tries again shortly
             return;
         }
         this.showError(error?.code || "INTERNAL_ERROR", error?.reason || error?.message || "");
+    }
+
+    /** An older relay closed a viewer because the driver left: wait calmly, and watch again shortly. */
+    resumeAfterSessionEnded() {
+        this.sessionEnded = true;
+        this.state.waiting = true;
+        this.state.status = LIVE_STATUS.WAITING;
+        clearTimeout(this.resumeTimer);
+        this.resumeTimer = setTimeout(() => {
+            if (!this.destroyed) {
+                this.onRetry();
+                this.state.waiting = true;
+            }
+        }, SESSION_RESUME_MS);
     }
 
     showError(code, reason) {
@@ -353,6 +438,9 @@ export class LiveCanvas extends Component {
     }
 
     refreshStats() {
+        if (this.state.rendering) {
+            this.state.renderElapsed = Math.round((Date.now() - this.renderStarted) / 1000);
+        }
         if (!this.client) {
             return;
         }
@@ -372,8 +460,12 @@ export class LiveCanvas extends Component {
     /** Hand the current frame's bytes (as received, not re-encoded) to `onKeep`. */
     async onKeep() {
         if (!this.canKeep || !this.lastFrame) {
+            if (this.isDriver && !this.state.keeping) {
+                this.state.keepNotice = _t("Nothing to keep yet: the picture appears as you type.");
+            }
             return;
         }
+        this.state.keepNotice = "";
         const { image, seed, prompt } = this.lastFrame;
         this.state.keeping = true;
         this.state.keepError = "";
@@ -399,22 +491,106 @@ export class LiveCanvas extends Component {
         return Boolean(this.props.onRenderFinal && this.isDriver && prompt && !this.state.rendering);
     }
 
-    /** Ask for a final render of what the canvas shows: the last frame's prompt and seed. */
-    async onRenderFinal() {
-        if (!this.canRenderFinal) {
+    /**
+     * Ask for a final render of what the canvas shows (the last frame's prompt and seed), or of `inputs`
+     * (Retry). While it is out the button says how long it has been, and Stop waiting lets go of it.
+     * @param {{prompt: string, seed: number|null}} [inputs]
+     */
+    async onRenderFinal(inputs = undefined) {
+        if (!this.canRenderFinal && !(inputs && this.props.onRenderFinal && !this.state.rendering)) {
             return;
         }
-        const frame = this.lastFrame?.prompt ? this.lastFrame : null;
-        const prompt = frame ? frame.prompt : this.props.prompt.trim();
-        const seed = frame && frame.seed !== null ? frame.seed : this.state.seed;
+        let prompt = inputs?.prompt;
+        let seed = inputs?.seed ?? null;
+        if (!inputs) {
+            const frame = this.lastFrame?.prompt ? this.lastFrame : null;
+            prompt = frame ? frame.prompt : this.props.prompt.trim();
+            seed = frame && frame.seed !== null ? frame.seed : this.state.seed;
+        }
+        const token = (this.renderToken = (this.renderToken || 0) + 1);
+        this.renderStarted = Date.now();
         this.state.rendering = true;
+        this.state.renderElapsed = 0;
         this.state.keepError = "";
         try {
             await this.props.onRenderFinal({ prompt, seed });
         } catch (error) {
+            if (token === this.renderToken && !this.destroyed) {
+                this.state.keepError = error?.message || String(error);
+            }
+        } finally {
+            if (token === this.renderToken && !this.destroyed) {
+                this.state.rendering = false;
+            }
+        }
+    }
+
+    /** Stop waiting for a final render (the request may still reach fal: its message tells). */
+    onStopWaiting() {
+        this.renderToken = (this.renderToken || 0) + 1;
+        this.state.rendering = false;
+    }
+
+    onRetryFinal() {
+        const failure = this.props.finalFailure;
+        if (failure) {
+            this.onRenderFinal({ prompt: failure.prompt, seed: failure.seed ?? null });
+        }
+    }
+
+    get renderingLabel() {
+        return _t("Rendering… %s s", this.state.renderElapsed);
+    }
+
+    get finalFailureLabel() {
+        return _t("The last final render failed: %s", this.props.finalFailure?.error || "");
+    }
+
+    // ------------------------------------------------------------------ the pen
+
+    /** Viewer: ask the driver for the pen. */
+    async onRequestPen() {
+        if (!this.props.onRequestPen || this.state.asking) {
+            return;
+        }
+        this.state.asking = true;
+        this.state.keepError = "";
+        try {
+            await this.props.onRequestPen();
+        } catch (error) {
             this.state.keepError = error?.message || String(error);
         } finally {
-            this.state.rendering = false;
+            this.state.asking = false;
+        }
+    }
+
+    /** The owner takes the pen back. */
+    async onTakePen() {
+        if (!this.props.onTakePen || this.state.asking) {
+            return;
+        }
+        this.state.asking = true;
+        this.state.keepError = "";
+        try {
+            await this.props.onTakePen();
+        } catch (error) {
+            this.state.keepError = error?.message || String(error);
+            this.state.asking = false;
+        }
+    }
+
+    /** Driver: hand the pen to the viewer who asked. */
+    async onGivePen() {
+        if (!this.props.onGivePen || this.state.handing) {
+            return;
+        }
+        this.state.handing = true;
+        this.state.keepError = "";
+        try {
+            await this.props.onGivePen();
+        } catch (error) {
+            this.state.keepError = error?.message || String(error);
+            this.state.handing = false;
         }
     }
 
@@ -422,9 +598,29 @@ export class LiveCanvas extends Component {
 
     get statusLabel() {
         if (this.state.status === LIVE_STATUS.LIVE && !this.isDriver) {
-            return "Watching live";
+            return _t("Watching live");
         }
-        return STATUS_LABELS[this.state.status] || this.state.status;
+        return String(STATUS_LABELS[this.state.status] || this.state.status);
+    }
+
+    get penRequestLabel() {
+        return _t("%s asks for the pen.", this.props.penRequest);
+    }
+
+    get toggleLabels() {
+        return { expand: _t("Show the live canvas"), collapse: _t("Fold the live canvas into a strip") };
+    }
+
+    /** Narrow screens: fold the canvas into a strip above the composer, or open it. */
+    onToggle() {
+        this.state.expanded = !this.state.expanded;
+    }
+
+    /** The calm line a viewer reads while nobody draws. */
+    get waitingLabel() {
+        return this.props.driverName
+            ? _t("Waiting for %s to draw", this.props.driverName)
+            : _t("Waiting for the pen holder to draw");
     }
 
     get statusClass() {
@@ -433,6 +629,7 @@ export class LiveCanvas extends Component {
             live: "text-bg-success",
             reconnecting: "text-bg-warning",
             paused: "text-bg-secondary",
+            waiting: "text-bg-light",
             error: "text-bg-danger",
             closed: "text-bg-secondary",
         }[this.state.status];
