@@ -1,7 +1,7 @@
 {
     "name": "LLM - fal.ai Realtime Live Canvas",
     "summary": "Watch the picture form as you type: fal.ai realtime models in the LLM chat",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.0.1",
     "category": "Productivity/Discuss",
     "author": "fal-realtime for Odoo",
     "license": "LGPL-3",
@@ -23,6 +23,8 @@
     ],
     "assets": {
         "web.assets_backend": [
+            # The one browser client, copied from the project's static/ by scripts/sync-odoo-client.
+            "llm_fal_ai_realtime/static/src/fal_realtime/**/*.js",
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.js",
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.xml",
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.scss",
