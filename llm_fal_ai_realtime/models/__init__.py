@@ -1,5 +1,6 @@
 from . import (
     fal_realtime_relay,
+    llm_fetch_models_line,
     llm_model,
     llm_provider,
     llm_thread,

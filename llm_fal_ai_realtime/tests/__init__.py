@@ -3,6 +3,8 @@ from . import (
     test_chat_ui,
     test_fetch_models,
     test_keep,
+    test_realtime_markers,
+    test_relay_down,
     test_render_final,
     test_secret_logging,
     test_session,

@@ -70,6 +70,13 @@ patch(LLMChatContainer.prototype, {
     setup() {
         super.setup(...arguments);
         this.liveCanvasNotification = useService("notification");
+        this.liveCanvasOrm = useService("orm");
+    },
+
+    /** "New live canvas": the server picks the realtime model (the first allowed app) and opens the thread. */
+    async createLiveCanvasThread() {
+        const threadId = await this.liveCanvasOrm.call("llm.model", "fal_realtime_new_thread", []);
+        await this.llmStore.refreshThreadsAndSelect(threadId);
     },
 
     /** @returns {number|undefined} the active thread's model id, when that model is realtime */
