@@ -69,7 +69,9 @@ class RelayProcess:
         return self.log.read().decode(errors="replace")[-2000:]
 
     def stop(self):
-        if self.process and self.process.poll() is None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
             try:

@@ -42,8 +42,10 @@ class TestRealtimeMarkers(FalRealtimeCase):
 
 WIZARD_SCRIPT = browser_test_script("fetch models markers", """
         const env = odoo.__WOWL_DEBUG__.root.env;
-        const action = await env.services.orm.call("llm.provider", "action_fetch_models", [[%(provider_id)s]]);
-        await env.services.action.doAction(action);
+        await env.services.action.doAction({
+            type: "ir.actions.act_window", res_model: "llm.provider", res_id: %(provider_id)s, views: [[false, "form"]],
+        });
+        (await waitFor("Fetch Models", () => document.querySelector("button[name='action_fetch_models']"))).click();
         const rows = await waitFor("the wizard's lines", () => {
             const found = [...document.querySelectorAll(".modal .o_data_row")];
             return found.length > 3 && found;
