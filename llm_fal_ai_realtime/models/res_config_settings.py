@@ -33,10 +33,9 @@ class ResConfigSettings(models.TransientModel):
         help="Secret shared with the relay (RELAY_SHARED_SECRET) to sign tickets. "
         "Leave empty to keep the current one; it is never shown again.",
     )
-    fal_realtime_secret_is_set = fields.Boolean(
-        string="Shared Secret Set",
-        compute="_compute_fal_realtime_secret_is_set",
-    )
+    # Filled by get_values (the form's defaults): a computed field without dependencies is not
+    # computed for the new record the settings page edits, so the page said "No shared secret yet".
+    fal_realtime_secret_is_set = fields.Boolean(string="Shared Secret Set", readonly=True)
     fal_realtime_allowed_apps = fields.Char(
         string="Allowed Realtime Apps",
         config_parameter="llm_fal_ai_realtime.allowed_apps",
@@ -50,10 +49,11 @@ class ResConfigSettings(models.TransientModel):
         help="Seconds a browser ticket stays valid (30-600); the live canvas renews it before it expires.",
     )
 
-    def _compute_fal_realtime_secret_is_set(self):
-        is_set = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))
-        for settings in self:
-            settings.fal_realtime_secret_is_set = is_set
+    @api.model
+    def get_values(self):
+        res = super().get_values()
+        res["fal_realtime_secret_is_set"] = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))
+        return res
 
     @api.constrains("fal_realtime_ticket_lifetime")
     def _check_fal_realtime_ticket_lifetime(self):

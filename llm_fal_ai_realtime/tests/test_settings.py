@@ -147,6 +147,9 @@ SETTINGS_SCRIPT = browser_test_script("settings", """
         if (!secretInput || secretInput.value !== "" || document.documentElement.outerHTML.includes(%(secret)s)) {
             throw new Error("the stored secret must never reach the browser");
         }
+        if (!block.textContent.includes("A shared secret is set.") || block.textContent.includes("No shared secret yet")) {
+            throw new Error("the page must say that a secret is stored (without showing it)");
+        }
         const urlInput = block.querySelector("div[name='fal_realtime_relay_url'] input");
         const appsInput = block.querySelector("div[name='fal_realtime_allowed_apps'] input");
         async function type(input, value) {
