@@ -134,7 +134,7 @@ def _api_key(key: str, settings: Settings) -> tickets.Ticket:
 
 
 def authenticate_request(request: Request, settings: Settings, secret: str) -> tickets.Ticket:
-    """An HTTP caller of `/apps`: a ticket as `Authorization: Bearer` (never in the URL, so never in a log), or a key."""
+    """An HTTP caller of `/apps`: a ticket as `Authorization: Bearer` (never in the URL, so never logged), or a key."""
     if settings.dev_mode and not _is_loopback(request.client.host if request.client else None):
         raise protocol.Unauthorized("this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only")
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
@@ -302,8 +302,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/apps", apps),
         # Pages the relay accepts WebSockets from may import the widget and client cross-origin (the
         # embedding in README); no one else needs to: Odoo bundles its own copy of the client.
-        Mount("/static", CORSMiddleware(StaticFiles(directory=STATIC_DIR), allow_origins=list(settings.allowed_origins)),
-              name="static"),
+        Mount("/static", CORSMiddleware(StaticFiles(directory=STATIC_DIR),
+                                        allow_origins=list(settings.allowed_origins)), name="static"),
         WebSocketRoute("/{owner}/{alias}/realtime", realtime),
         WebSocketRoute("/{owner}/{alias}/{path:path}/realtime", realtime),
     ]

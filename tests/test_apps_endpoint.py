@@ -37,13 +37,15 @@ def _expired(relay: RunningRelay) -> str:
     return relay.ticket(now=time.time() - 3600)
 
 
+NO_CREDENTIALS = "pass a ticket as 'Authorization: Bearer <ticket>' or 'Authorization: Key <relay key>'"
+
+
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        ({}, "pass a ticket as 'Authorization: Bearer <ticket>' or 'Authorization: Key <relay key>'"),
-        ({"Authorization": "Bearer"}, "pass a ticket as 'Authorization: Bearer <ticket>' or 'Authorization: Key <relay key>'"),
-        ({"Authorization": "Basic dXNlcjpwYXNz"},
-         "pass a ticket as 'Authorization: Bearer <ticket>' or 'Authorization: Key <relay key>'"),
+        ({}, NO_CREDENTIALS),
+        ({"Authorization": "Bearer"}, NO_CREDENTIALS),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, NO_CREDENTIALS),
         ({"Authorization": "Key not-a-key"}, "API key is not known to this relay"),
         ("forged", "ticket signature does not match this relay's secret"),
         ("expired", "ticket has expired; fetch a new one"),

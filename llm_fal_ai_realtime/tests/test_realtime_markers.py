@@ -57,7 +57,8 @@ WIZARD_SCRIPT = browser_test_script("fetch models markers", """
             throw new Error("fal realtime models carry a bolt and 'Realtime': " + (lcm && lcm.outerHTML));
         }
         const preview = marker("local/preview");
-        if (!preview || !preview.querySelector(".fa-microchip") || !preview.textContent.includes("relay's CPU preview")) {
+        if (!preview || !preview.querySelector(".fa-microchip")
+                || !preview.textContent.includes("relay's CPU preview")) {
             throw new Error("local/preview is marked as the relay's CPU preview: " + (preview && preview.outerHTML));
         }
         if (!row("fal-ai/flux/dev") || marker("fal-ai/flux/dev")) {
@@ -84,7 +85,8 @@ PICKER_SCRIPT = browser_test_script("model picker markers and new live canvas", 
         });
         const item = (name) => items.find((i) => i.textContent.includes(name));
         const preview = item("local/preview").querySelector(".o_fal_realtime_marker");
-        if (!preview || !preview.textContent.includes("relay's CPU preview") || !preview.querySelector(".fa-microchip")) {
+        if (!preview || !preview.textContent.includes("relay's CPU preview")
+                || !preview.querySelector(".fa-microchip")) {
             throw new Error("local/preview is marked as the relay's CPU preview in the picker");
         }
         if (!item("fal-ai/fast-turbo-diffusion").querySelector(".o_fal_realtime_marker .fa-bolt")) {

@@ -142,12 +142,14 @@ class TestSettings(FalRealtimeCase):
 
 
 SETTINGS_SCRIPT = browser_test_script("settings", """
-        const block = await waitFor("the fal.ai Realtime block", () => document.querySelector(".o_fal_realtime_settings"));
+        const block = await waitFor("the fal.ai Realtime block",
+            () => document.querySelector(".o_fal_realtime_settings"));
         const secretInput = block.querySelector("div[name='fal_realtime_shared_secret'] input");
         if (!secretInput || secretInput.value !== "" || document.documentElement.outerHTML.includes(%(secret)s)) {
             throw new Error("the stored secret must never reach the browser");
         }
-        if (!block.textContent.includes("A shared secret is set.") || block.textContent.includes("No shared secret yet")) {
+        if (!block.textContent.includes("A shared secret is set.")
+                || block.textContent.includes("No shared secret yet")) {
             throw new Error("the page must say that a secret is stored (without showing it)");
         }
         const urlInput = block.querySelector("div[name='fal_realtime_relay_url'] input");
@@ -179,7 +181,8 @@ SETTINGS_SCRIPT = browser_test_script("settings", """
             throw new Error("unexpected verdict: " + verdict.textContent);
         }
         const refused = await waitFor("the refused apps", () => block.querySelector(".o_fal_realtime_refused"));
-        if (!refused.textContent.includes("fal-ai/fast-lcm-diffusion") || refused.textContent.includes("local/preview")) {
+        if (!refused.textContent.includes("fal-ai/fast-lcm-diffusion")
+                || refused.textContent.includes("local/preview")) {
             throw new Error("the apps the relay refuses: " + refused.textContent);
         }
         const offered = block.querySelector(".o_fal_realtime_relay_apps");
@@ -225,6 +228,11 @@ SETTINGS_SCRIPT = browser_test_script("settings", """
         if (stuck.length) {
             throw new Error("buttons left disabled after a failed save: " + stuck.length);
         }
+        // Leave as found: Discard drops the values tried out (and Discard itself must work).
+        document.querySelector(".o_form_button_cancel").click();
+        await waitFor("the values discarded", () => !document.querySelector(".o_form_dirty")
+            && document.querySelector(".o_fal_realtime_settings div[name='fal_realtime_relay_url'] input")?.value
+               === "https://relay.example.com");
 """)
 
 
