@@ -72,8 +72,8 @@ async def test_apps_refused_without_valid_credentials(relay: RunningRelay, heade
         assert all(token not in record.getMessage() for record in caplog.records)
 
 
-async def test_apps_in_dev_mode_is_for_loopback_tickets_only(make_relay) -> None:
-    """In dev mode the relay's own tickets work from loopback; the endpoint is still not open."""
+async def test_apps_in_dev_mode_needs_a_dev_ticket(make_relay) -> None:
+    """In dev mode the relay's own tickets (for local pages only) list the apps; the endpoint is still not open."""
     async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
         assert (await http.get("/apps")).status_code == 401
         ticket = (await http.post("/dev/ticket", json={})).json()["ticket"]
