@@ -25,6 +25,8 @@
     ],
     "assets": {
         "web.assets_backend": [
+            # The one browser client, copied from the project's static/ by scripts/sync-odoo-client.
+            "llm_fal_ai_realtime/static/src/fal_realtime/**/*.js",
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.js",
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.xml",
             "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.scss",
@@ -32,6 +34,9 @@
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.xml",
             "llm_fal_ai_realtime/static/src/chat/composer_patch.js",
             "llm_fal_ai_realtime/static/src/chat/composer_patch.xml",
+            "llm_fal_ai_realtime/static/src/settings/*",
+            "llm_fal_ai_realtime/static/src/realtime_marker/*",
+            "llm_fal_ai_realtime/static/src/thread_header/*",
         ],
     },
     "installable": True,

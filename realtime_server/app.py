@@ -133,12 +133,29 @@ def authenticate(websocket: WebSocket, settings: Settings, secret: str) -> ticke
         return tickets.verify(secret, token, leeway=settings.ticket_leeway)
     scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "key" and key:
-        for known in settings.api_keys:
-            if hmac.compare_digest(key.encode(), known.encode()):
-                digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-                return tickets.Ticket(sub=f"key:{digest}", apps=("*",), issuer="api-key", expires_at=None)
-        raise protocol.Unauthorized("API key is not known to this relay")
+        return _api_key(key, settings)
     raise protocol.Unauthorized("no ticket: pass ?fal_jwt_token=<ticket> or 'Authorization: Key <relay key>'")
+
+
+def _api_key(key: str, settings: Settings) -> tickets.Ticket:
+    for known in settings.api_keys:
+        if hmac.compare_digest(key.encode(), known.encode()):
+            digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+            return tickets.Ticket(sub=f"key:{digest}", apps=("*",), issuer="api-key", expires_at=None)
+    raise protocol.Unauthorized("API key is not known to this relay")
+
+
+def authenticate_request(request: Request, settings: Settings, secret: str) -> tickets.Ticket:
+    """An HTTP caller of `/apps`: a ticket as `Authorization: Bearer` (never in the URL, so never logged), or a key.
+
+    In dev mode the secret is random, so the only tickets are those /dev/ticket gave to local pages.
+    """
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return tickets.verify(secret, credential.strip(), leeway=settings.ticket_leeway)
+    if scheme.lower() == "key" and credential.strip():
+        return _api_key(credential.strip(), settings)
+    raise protocol.Unauthorized("pass a ticket as 'Authorization: Bearer <ticket>' or 'Authorization: Key <relay key>'")
 
 
 def check_app(target: Target, ticket: tickets.Ticket, settings: Settings) -> None:
@@ -252,7 +269,17 @@ def create_app(settings: Settings) -> Starlette:
             writer.close()
         except (OSError, TimeoutError):
             return JSONResponse({"status": "upstream unreachable"}, status_code=503)
-        return JSONResponse({"status": "ready", "apps": list(settings.apps)})
+        return JSONResponse({"status": "ready"})
+
+    async def apps(request: Request) -> Response:
+        """The app ids this relay opens, for a backend that holds the secret (Odoo's settings compare them)."""
+        try:
+            caller = authenticate_request(request, settings, secret)
+        except RelayError as exc:
+            return JSONResponse({"error": exc.error.value, "reason": exc.reason}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="fal-realtime"'})
+        logger.info("apps listed sub=%s", caller.sub)
+        return JSONResponse({"apps": list(settings.apps)})
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -295,8 +322,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),
         Route("/dev/ticket", dev_ticket, methods=["POST"]),
-        # CORS so pages on other origins (the Odoo addon) can import the one browser client from here.
-        Mount("/static", CORSMiddleware(StaticFiles(directory=STATIC_DIR), allow_origins=["*"]), name="static"),
+        Route("/apps", apps),
+        # Pages the relay accepts WebSockets from may import the widget and client cross-origin (the
+        # embedding in README); no one else needs to: Odoo bundles its own copy of the client.
+        Mount("/static", CORSMiddleware(StaticFiles(directory=STATIC_DIR),
+                                        allow_origins=list(settings.allowed_origins)), name="static"),
         WebSocketRoute("/{owner}/{alias}/realtime", realtime),
         WebSocketRoute("/{owner}/{alias}/{path:path}/realtime", realtime),
     ]

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT / "tests" / "live_canvas"
 COMPONENT = ROOT / "llm_fal_ai_realtime" / "static" / "src" / "live_canvas"
 OWL = HARNESS / "node_modules" / "@odoo" / "owl" / "dist" / "owl.es.js"
+CLIENT_COPY = ROOT / "llm_fal_ai_realtime" / "static" / "src" / "fal_realtime"
 FILES = {
     "/harness.html": (HARNESS / "harness.html", "text/html"),
     "/harness.js": (HARNESS / "harness.js", "text/javascript"),
@@ -51,6 +52,9 @@ FILES = {
     "/translation.js": (HARNESS / "translation.js", "text/javascript"),
     "/addon/live_canvas/live_canvas.js": (COMPONENT / "live_canvas.js", "text/javascript"),
     "/addon/live_canvas/live_canvas.xml": (COMPONENT / "live_canvas.xml", "text/xml"),
+    # The browser client as the addon bundles it, served from the page's own origin as Odoo serves it.
+    **{f"/addon/fal_realtime/{path.relative_to(CLIENT_COPY).as_posix()}": (path, "text/javascript")
+       for path in CLIENT_COPY.rglob("*.js")},
 }
 CANVAS = ".o_live_canvas"
 CANVAS_DATA = "document.querySelector('.o_live_canvas_canvas').toDataURL('image/png')"

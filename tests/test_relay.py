@@ -89,7 +89,7 @@ async def test_health_ready_and_metrics(relay: RunningRelay) -> None:
         await next_frame(ws)
     async with httpx.AsyncClient(base_url=relay.http) as http:
         assert (await http.get("/health")).json() == {"status": "ok"}
-        assert (await http.get("/ready")).json() == {"status": "ready", "apps": ["local/preview"]}
+        assert (await http.get("/ready")).json() == {"status": "ready"}  # the app list is /apps, behind a ticket
         text = (await http.get("/metrics")).text
     assert 'relay_frames_total{direction="in"} 1.0' in text
     assert 'relay_frames_total{direction="out"} 1.0' in text
@@ -125,12 +125,21 @@ async def test_demo_page_and_client_are_served(relay: RunningRelay) -> None:
     """The demo page, the client module and the vendored msgpack are served with JavaScript types."""
     async with httpx.AsyncClient(base_url=relay.http) as http:
         page = await http.get("/")
-        client = await http.get("/static/fal_realtime.js", headers={"Origin": "https://odoo.example"})
+        client = await http.get("/static/fal_realtime.js")
         vendor = await http.get("/static/vendor/msgpack/index.mjs")
     assert page.status_code == 200 and "demo.js" in page.text
     assert client.headers["content-type"].startswith("text/javascript")
-    assert client.headers["access-control-allow-origin"] == "*"
     assert vendor.headers["content-type"].startswith("text/javascript")
+
+
+async def test_static_files_are_cross_origin_only_for_allowed_origins(make_relay) -> None:
+    """Pages in RELAY_ALLOWED_ORIGINS may import the widget cross-origin; other origins get no CORS header."""
+    async with make_relay(allowed_origins=("https://shop.example",)) as relay, \
+            httpx.AsyncClient(base_url=relay.http) as http:
+        allowed = await http.get("/static/fal_live_canvas.js", headers={"Origin": "https://shop.example"})
+        other = await http.get("/static/fal_realtime.js", headers={"Origin": "https://evil.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
 
 
 async def test_dev_mode_mints_tickets_for_loopback(make_relay) -> None:

@@ -1,6 +1,7 @@
 from . import (
     fal_realtime_relay,
     llm_assistant,
+    llm_fetch_models_line,
     llm_generation_job,
     llm_model,
     llm_provider,

@@ -13,6 +13,8 @@ import secrets
 import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import requests
+
 from odoo import _, api, models
 from odoo.exceptions import UserError
 from odoo.tools import LazyTranslate
@@ -45,6 +47,7 @@ TICKET_AUDIENCE = "fal-realtime"
 ROLE_DRIVER = "driver"
 ROLE_VIEWER = "viewer"
 PROBE_TIMEOUT = 10.0
+APPS_TIMEOUT = 5.0
 MIN_SECRET_LENGTH = 32  # HS256 keys shorter than the hash are weak (RFC 7518 section 3.2)
 
 # owner/alias, optionally followed by a sub-path, exactly as fal names its apps.
@@ -83,20 +86,38 @@ def parse_app_ids(env, text):
     return apps
 
 
+# People type the WebSocket form for a WebSocket relay; it is stored in the http form (the relay
+# also answers plain HTTP there: /apps, /health), and the WebSocket URL is derived from it.
+_HTTP_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
 def normalize_relay_url(env, url):
-    """Check and normalise the relay public URL (http or https, no query).
+    """Check and normalise the relay public URL: ws(s):// or http(s)://, stored as http(s)://.
 
     :param env: environment (for the error's language)
     :param url: the URL as typed by an administrator
-    :return: the URL without trailing slash
-    :raise UserError: when it is not an absolute http(s) URL
+    :return: the http(s) URL without trailing slash
+    :raise UserError: when it is not an absolute ws(s) or http(s) URL without query
     """
     url = (url or "").strip()
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise UserError(env._("The relay URL must be an absolute http:// or https:// URL without query, "
-                              "e.g. https://relay.example.com (got '%s').", url))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    scheme = _HTTP_SCHEMES.get(parts.scheme.lower())
+    if not scheme or not parts.hostname or parts.query or parts.fragment:
+        raise UserError(env._("The relay URL must be an absolute wss://, ws://, https:// or http:// URL without "
+                              "query, e.g. wss://relay.example.com (got '%s').", url))
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def app_label(env, app):
+    """How an app id is shown to people: the embedded preview says what it is.
+
+    :param env: environment (for the label's language)
+    :param app: realtime app id
+    :return: the label
+    """
+    if app == LOCAL_PREVIEW_APP:
+        return env._("%s (the relay's embedded CPU preview, not a fal.ai model)", app)
+    return app
 
 
 def websocket_url(relay_url, app_id):
@@ -228,6 +249,72 @@ class FalRealtimeRelay(models.AbstractModel):
             "role": role,
             "expires_in": expires_in,
         }
+
+    @api.model
+    def _relay_apps(self, relay_url, secret, timeout=APPS_TIMEOUT):
+        """Ask the relay which apps it opens (``GET /apps``, with a fresh ticket as the credential).
+
+        :param relay_url: http(s) relay URL
+        :param secret: shared secret to sign the ticket with
+        :param timeout: seconds to wait for the answer
+        :return: dict ``{ok, apps, code, message}``; ``apps`` is the relay's list when ``ok``
+        """
+        relay_url = normalize_relay_url(self.env, relay_url)
+        ticket, _expires = self._mint_ticket([], ROLE_DRIVER, None, config={"secret": secret, "lifetime": 60})
+        try:
+            response = requests.get(f"{relay_url}/apps", headers={"Authorization": f"Bearer {ticket}"},
+                                    timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            _logger.info("realtime relay app list failed: %s", type(exc).__name__)
+            if isinstance(exc, requests.Timeout):
+                error = _("no answer within %s seconds", timeout)
+            elif isinstance(exc, requests.ConnectionError):
+                error = _("the connection was refused or the host is unknown")
+            else:
+                error = type(exc).__name__
+            return {"ok": False, "apps": [], "code": "UNREACHABLE",
+                    "message": _("Cannot reach the relay at %(url)s: %(error)s", url=relay_url, error=error)}
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("apps"), list):
+            return {"ok": True, "apps": [str(app) for app in body["apps"]], "code": "", "message": ""}
+        if isinstance(body, dict) and body.get("error"):
+            code, reason = str(body["error"]), str(body.get("reason") or "")
+            _logger.info("realtime relay app list refused: %s", code)
+            return {"ok": False, "apps": [], "code": code, "message": _(
+                "The relay said %(code)s: %(reason)s %(hint)s", code=code, reason=reason,
+                hint=ERROR_HINTS.get(code, "")).strip()}
+        return {"ok": False, "apps": [], "code": f"HTTP_{response.status_code}", "message": _(
+            "The relay did not list its apps (HTTP %s at /apps): is this URL a fal-realtime relay, and a recent one?",
+            response.status_code)}
+
+    @api.model
+    def _check(self, relay_url, secret, allowed_apps):
+        """Everything Test connection reports: the relay's apps against Odoo's, then one real frame.
+
+        :param relay_url: http(s) or ws(s) relay URL (normalised here)
+        :param secret: shared secret
+        :param allowed_apps: app ids allowed in Odoo
+        :return: dict ``{ok, code, message, app, relay_apps, refused, not_allowed}``: ``refused`` are apps
+            allowed in Odoo that the relay will refuse, ``not_allowed`` apps the relay serves that Odoo does not allow
+        """
+        listing = self._relay_apps(relay_url, secret)
+        verdict = {"app": "", "relay_apps": listing["apps"], "refused": [], "not_allowed": []}
+        if not listing["ok"]:
+            return {**verdict, "ok": False, "code": listing["code"], "message": listing["message"]}
+        served = listing["apps"]
+        verdict["refused"] = [app for app in allowed_apps if app not in served]
+        verdict["not_allowed"] = [app for app in served if app not in allowed_apps]
+        both = [app for app in allowed_apps if app in served]
+        if not both:
+            return {**verdict, "ok": False, "code": "APP_NOT_ALLOWED", "message": _(
+                "None of the apps allowed here is served by this relay: allow one of the relay's apps below, "
+                "or add yours to the relay's RELAY_ALLOWED_APPS.")}
+        app = LOCAL_PREVIEW_APP if LOCAL_PREVIEW_APP in both else both[0]
+        probe = self._probe(relay_url, secret, app)
+        return {**verdict, "ok": probe["ok"], "code": probe["code"], "message": probe["message"], "app": app}
 
     @api.model
     def _probe(self, relay_url, secret, app, timeout=PROBE_TIMEOUT):

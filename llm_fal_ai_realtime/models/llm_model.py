@@ -1,10 +1,19 @@
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
-from .fal_realtime_relay import APP_ID_RE, LOCAL_PREVIEW_APP
+from .fal_realtime_relay import APP_ID_RE, LOCAL_PREVIEW_APP, app_label
 
 # fal realtime apps that only transform an input image: the live canvas sends prompts, no image.
 IMAGE_INPUT_APPS = frozenset({"fal-ai/lcm-sd15-i2i"})
+# What the realtime markers (Fetch Models, model lists, the chat's picker) say.
+REALTIME_KINDS = [("fal", "Realtime"), ("preview", "Realtime · relay's CPU preview")]
+
+
+def realtime_kind(app):
+    """``preview`` for the relay's embedded app, ``fal`` for a fal realtime app, False for none."""
+    if not app:
+        return False
+    return "preview" if app == LOCAL_PREVIEW_APP else "fal"
 
 
 class LLMModel(models.Model):
@@ -33,10 +42,30 @@ class LLMModel(models.Model):
             app = realtime.get("app_id") if isinstance(realtime, dict) else None
             model.realtime_app_id = app or model.realtime_app_id or False
 
+    realtime_kind = fields.Selection(
+        REALTIME_KINDS,
+        string="Realtime Kind",
+        compute="_compute_realtime_kind",
+        help="fal.ai realtime model, or the relay's embedded CPU preview (not a fal.ai model).",
+    )
+
     @api.depends("realtime_app_id")
     def _compute_is_realtime(self):
         for model in self:
             model.is_realtime = bool(model.realtime_app_id)
+
+    @api.depends("realtime_app_id")
+    def _compute_realtime_kind(self):
+        for model in self:
+            model.realtime_kind = realtime_kind(model.realtime_app_id)
+
+    @api.depends("realtime_app_id")
+    def _compute_display_name(self):
+        """``local/preview`` says what it is wherever a model is picked: the relay's CPU preview, not fal's."""
+        super()._compute_display_name()
+        for model in self:
+            if model.realtime_app_id == LOCAL_PREVIEW_APP:
+                model.display_name = app_label(self.env, model.name)
 
     @api.constrains("realtime_app_id")
     def _check_realtime_app_id(self):
@@ -72,7 +101,9 @@ class LLMModel(models.Model):
         :return: list of ``{id, app, can_render_final}``; the embedded preview app has no final render
         """
         models = self.search([("is_realtime", "=", True)] + self._fal_realtime_company_domain())
-        return [{"id": model.id, "app": model.realtime_app_id,
+        labels = dict(self._fields["realtime_kind"]._description_selection(self.env))
+        return [{"id": model.id, "app": model.realtime_app_id, "kind": model.realtime_kind,
+                 "label": labels[model.realtime_kind],
                  "can_render_final": model.realtime_app_id != LOCAL_PREVIEW_APP} for model in models]
 
     @api.model_create_multi
@@ -81,3 +112,30 @@ class LLMModel(models.Model):
         models = super().create(vals_list)
         self.env["llm.assistant"]._fal_realtime_link_live_sketch(models)
         return models
+
+    @api.model
+    def fal_realtime_new_thread(self):
+        """Open a new conversation of the current user on a realtime model (the chat's "New live canvas").
+
+        The model is the first one, in the order of the allowed apps in Settings, whose app is
+        allowed and whose provider is in an active company.
+
+        :return: the new ``llm.thread``'s id
+        :raise UserError: when no realtime model can be opened, saying what an administrator should do
+        """
+        allowed = self.env["llm.fal.realtime.relay"]._get_config(raise_if_incomplete=False)["allowed_apps"]
+        models = self.search([("is_realtime", "=", True)] + self._fal_realtime_company_domain())
+        for app in allowed:
+            model = models.filtered(lambda m, app=app: m.realtime_app_id == app)[:1]
+            if model:
+                break
+        else:
+            raise UserError(_("No realtime model can be opened here: an administrator should use Fetch Models on a "
+                              "fal.ai provider and allow a realtime app in Settings > fal.ai Realtime."))
+        thread = self.env["llm.thread"].create({
+            "name": _("Live canvas %s", fields.Datetime.context_timestamp(self, fields.Datetime.now())
+                      .strftime("%Y-%m-%d %H:%M")),
+            "provider_id": model.provider_id.id,
+            "model_id": model.id,
+        })
+        return thread.id

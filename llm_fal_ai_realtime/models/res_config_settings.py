@@ -1,17 +1,17 @@
 import logging
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..tools.fal_webhook import FAL_JWKS_URL
 from .fal_realtime_relay import (
     DEFAULT_ALLOWED_APPS,
     DEFAULT_TICKET_LIFETIME,
-    LOCAL_PREVIEW_APP,
     MAX_TICKET_LIFETIME,
     MIN_SECRET_LENGTH,
     MIN_TICKET_LIFETIME,
     PARAM_SHARED_SECRET,
+    app_label,
     normalize_relay_url,
     parse_app_ids,
 )
@@ -26,7 +26,8 @@ class ResConfigSettings(models.TransientModel):
     fal_realtime_relay_url = fields.Char(
         string="Relay Public URL",
         config_parameter="llm_fal_ai_realtime.relay_url",
-        help="http(s) URL under which browsers reach the realtime relay, e.g. https://relay.example.com",
+        help="Where browsers reach the realtime relay, e.g. wss://relay.example.com (https:// works too; "
+        "it is stored as https://, and wss:// is used for the live canvas).",
     )
     # Write-only: the stored secret is never read into this field, so it never reaches a browser.
     fal_realtime_shared_secret = fields.Char(
@@ -34,10 +35,9 @@ class ResConfigSettings(models.TransientModel):
         help="Secret shared with the relay (RELAY_SHARED_SECRET) to sign tickets. "
         "Leave empty to keep the current one; it is never shown again.",
     )
-    fal_realtime_secret_is_set = fields.Boolean(
-        string="Shared Secret Set",
-        compute="_compute_fal_realtime_secret_is_set",
-    )
+    # Filled by get_values (the form's defaults): a computed field without dependencies is not
+    # computed for the new record the settings page edits, so the page said "No shared secret yet".
+    fal_realtime_secret_is_set = fields.Boolean(string="Shared Secret Set", readonly=True)
     fal_realtime_allowed_apps = fields.Char(
         string="Allowed Realtime Apps",
         config_parameter="llm_fal_ai_realtime.allowed_apps",
@@ -74,10 +74,11 @@ class ResConfigSettings(models.TransientModel):
             if url and not url.startswith(("https://", "http://")):
                 raise UserError(_("The fal webhook key set must be an http(s) URL, not %s.", url))
 
-    def _compute_fal_realtime_secret_is_set(self):
-        is_set = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))
-        for settings in self:
-            settings.fal_realtime_secret_is_set = is_set
+    @api.model
+    def get_values(self):
+        res = super().get_values()
+        res["fal_realtime_secret_is_set"] = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))
+        return res
 
     @api.constrains("fal_realtime_ticket_lifetime")
     def _check_fal_realtime_ticket_lifetime(self):
@@ -107,34 +108,42 @@ class ResConfigSettings(models.TransientModel):
             self.env["ir.config_parameter"].sudo().set_param(PARAM_SHARED_SECRET, secret)
             _logger.info("realtime relay shared secret changed by user %s", self.env.uid)
 
-    def action_fal_realtime_test_connection(self):
-        """Open a real WebSocket to the relay with a fresh ticket and report what happened.
+    @api.model
+    def fal_realtime_check(self, relay_url=None, secret=None, allowed_apps=None):
+        """Test connection with the values on screen, saved or not (the settings page's button).
 
-        Uses the values in the form (a newly typed secret included), else the stored ones.
+        Empty URL or secret fall back to the stored ones (the secret field is never filled from storage).
+        Nothing is saved here; a bad value is part of the verdict, not an error, so the form stays usable.
 
-        :return: a ``display_notification`` client action
+        :param relay_url: the relay URL as typed (ws(s) or http(s))
+        :param secret: a newly typed shared secret, or empty
+        :param allowed_apps: the allowed apps as typed
+        :return: dict ``{ok, title, message, app, relay_apps, refused, not_allowed, labels}``;
+            ``labels`` maps app ids to how they are shown
+        :raise AccessError: for anyone but a settings administrator
         """
-        self.ensure_one()
+        if not self.env.user.has_group("base.group_system"):
+            raise AccessError(_("Only administrators may test the realtime relay."))
         relay = self.env["llm.fal.realtime.relay"]
         stored = relay._get_config(raise_if_incomplete=False)
-        url = self.fal_realtime_relay_url or stored["relay_url"]
-        secret = (self.fal_realtime_shared_secret or "").strip() or stored["secret"]
-        if not url or not secret:
-            raise UserError(_("Set the relay URL and the shared secret first."))
-        apps = parse_app_ids(self.env, self.fal_realtime_allowed_apps) or [LOCAL_PREVIEW_APP]
-        app = LOCAL_PREVIEW_APP if LOCAL_PREVIEW_APP in apps else apps[0]
-        verdict = relay._probe(url, secret, app)
+        url = (relay_url or "").strip() or stored["relay_url"]
+        secret = (secret or "").strip() or stored["secret"]
+        verdict = {"ok": False, "app": "", "relay_apps": [], "refused": [], "not_allowed": []}
+        try:
+            if not url or not secret:
+                raise UserError(_("Set the relay URL and the shared secret first."))
+            url = normalize_relay_url(self.env, url)
+            apps = parse_app_ids(self.env, allowed_apps if allowed_apps is not None else
+                                 ",".join(stored["allowed_apps"]))
+            verdict.update(relay._check(url, secret, apps))
+        except UserError as exc:
+            verdict["message"] = str(exc.args[0])
+        app = verdict["app"]
         if verdict["ok"]:
             title = _("Relay connection OK (%s)", app)
-        else:
+        elif app:
             title = _("Relay connection failed (%s)", app)
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "title": title,
-                "message": verdict["message"],
-                "type": "success" if verdict["ok"] else "danger",
-                "sticky": not verdict["ok"],
-            },
-        }
+        else:
+            title = _("Relay connection failed")
+        shown = set(verdict["relay_apps"]) | set(verdict["refused"])
+        return {**verdict, "title": title, "labels": {app: app_label(self.env, app) for app in shown}}

@@ -113,6 +113,7 @@ class TestMultiCompany(FalRealtimeCase):
         self.assertNotIn(self.other_model.id, [entry["id"] for entry in main_only])
         self.assertIn(self.lcm_model.id, [entry["id"] for entry in main_only])
         both = Model.with_context(self.active(self.main_company, self.other_company)).fal_realtime_apps()
-        self.assertIn({"id": self.other_model.id, "app": "fal-ai/fast-lcm-diffusion", "can_render_final": True}, both)
+        self.assertIn({"id": self.other_model.id, "app": "fal-ai/fast-lcm-diffusion", "kind": "fal",
+                       "label": "Realtime", "can_render_final": True}, both)
         preview = next(entry for entry in both if entry["id"] == self.preview_model.id)
         self.assertFalse(preview["can_render_final"], "the embedded preview app has no final render")

@@ -57,15 +57,17 @@ class TestSecretNeverLogged(FalRealtimeCase):
     def test_test_connection_does_not_log_the_secret(self):
         """Test connection, successful or refused by the relay, logs neither secret nor ticket."""
         self.env["ir.config_parameter"].sudo().set_param("llm_fal_ai_realtime.relay_url", self.require_relay())
+        settings = self.env["res.config.settings"]
         with captured_logs() as lines:
-            ok = self.env["res.config.settings"].create({}).action_fal_realtime_test_connection()
-            refused = self.env["res.config.settings"].create({
-                "fal_realtime_shared_secret": self.WRONG_SECRET,
-            }).action_fal_realtime_test_connection()
-        self.assertEqual(ok["params"]["type"], "success", ok["params"]["message"])
-        self.assertIn("UNAUTHORIZED", refused["params"]["message"])
+            ok = settings.fal_realtime_check(allowed_apps="local/preview")
+            refused = settings.fal_realtime_check(secret=self.WRONG_SECRET, allowed_apps="local/preview")
+            # Past the app list (which a wrong secret cannot get), the WebSocket probe's own refusal.
+            probe = self.env["llm.fal.realtime.relay"]._probe(self.relay_url, self.WRONG_SECRET, "local/preview")
+        self.assertTrue(ok["ok"], ok["message"])
+        self.assertIn("UNAUTHORIZED", refused["message"])
+        self.assertEqual(probe["code"], "UNAUTHORIZED")
         self.assertTrue([line for line in lines if "probe failed: UNAUTHORIZED" in line], lines)
-        self.assertNotLogged(lines, self.secret, self.WRONG_SECRET, "fal_jwt_token")
+        self.assertNotLogged(lines, self.secret, self.WRONG_SECRET, "fal_jwt_token", "Bearer")
 
     def test_ticket_endpoint_does_not_log_the_secret_or_the_ticket(self):
         """Issuing tickets over HTTP logs who got one for what, never the secret or the ticket itself."""

@@ -1,6 +1,6 @@
 /**
- * Mounts the addon's LiveCanvas with the real @odoo/owl and the one browser client, imported
- * from the relay under test. The Python test (tests/test_live_canvas.py) exposes `mintTicket`
+ * Mounts the addon's LiveCanvas with the real @odoo/owl and the one browser client, as the
+ * addon bundles it (served from this page's origin, as Odoo serves it). The Python test (tests/test_live_canvas.py) exposes `mintTicket`
  * and reads what happened through `window.harness`; setting `harness.refusal` (or `?refuse=`)
  * makes the ticket source refuse, as Odoo's session endpoint does.
  */
@@ -8,7 +8,6 @@ import { App, Component, useState, xml } from "@odoo/owl";
 import { ERROR_MESSAGES, LiveCanvas } from "/addon/live_canvas/live_canvas.js";
 
 const params = new URLSearchParams(location.search);
-const relayHttp = params.get("relay");
 
 function toBase64(bytes) {
     let binary = "";
@@ -56,7 +55,7 @@ class Harness extends Component {
     }
 
     async _createClient(options) {
-        const module = await import(`${relayHttp}/static/fal_realtime.js`);
+        const module = await import("/addon/fal_realtime/fal_realtime.js"); // the addon's copy, as Odoo loads it
         harness.clientNoTicket = module.NO_TICKET;
         const client = new module.RealtimeClient(options);
         const send = client.send.bind(client);

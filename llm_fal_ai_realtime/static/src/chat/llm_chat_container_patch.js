@@ -1,8 +1,9 @@
 /** @odoo-module **/
 /**
  * Odoo glue for LiveCanvas (kept thin on purpose): which threads get a live canvas, where
- * tickets come from (the session endpoint), where the one browser client comes from (the
- * relay that serves `static/fal_realtime.js`), where kept frames go (the Keep endpoint, then
+ * tickets come from (the session endpoint), where the one browser client comes from (this
+ * addon's asset bundle: `static/fal_realtime.js` copied by scripts/sync-odoo-client, so no code
+ * from the relay's origin runs in Odoo's pages), where kept frames go (the Keep endpoint, then
  * the mail store so the message shows at once) and where final renders go (a generation job).
  * It also keeps each realtime thread's canvas settings (who holds the pen, the assistant's prompt
  * template and inputs) in the LLM store, up to date from the bus when the pen changes hands.
@@ -17,36 +18,7 @@ import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
 import { user } from "@web/core/user";
 import { LiveCanvas } from "@llm_fal_ai_realtime/live_canvas/live_canvas";
-
-const clientModules = new Map();
-
-/**
- * The relay's http(s) base URL, from an app's ws(s) URL as the session endpoint returns it.
- * @param {string} url e.g. wss://relay.example.com/prefix/fal-ai/fast-lcm-diffusion/realtime
- * @param {string} app e.g. fal-ai/fast-lcm-diffusion
- * @returns {string} e.g. https://relay.example.com/prefix
- */
-export function relayHttpBase(url, app) {
-    const parsed = new URL(url);
-    const suffix = `/${app}/realtime`;
-    const prefix = parsed.pathname.endsWith(suffix) ? parsed.pathname.slice(0, -suffix.length) : "";
-    return `${parsed.protocol === "wss:" ? "https:" : "http:"}//${parsed.host}${prefix}`;
-}
-
-/**
- * Import the one browser client from the relay that will serve the frames (cached per relay).
- * A native dynamic import: Odoo's module system leaves it alone.
- * @param {string} base the relay's http(s) base URL
- * @returns {Promise<{RealtimeClient: Function}>}
- */
-export function loadRealtimeClient(base) {
-    if (!clientModules.has(base)) {
-        const loading = import(/* webpackIgnore: true */ `${base}/static/fal_realtime.js`);
-        loading.catch(() => clientModules.delete(base));
-        clientModules.set(base, loading);
-    }
-    return clientModules.get(base);
-}
+import { RealtimeClient } from "@llm_fal_ai_realtime/fal_realtime/fal_realtime";
 
 /**
  * Call one of the addon's JSON routes with the user context; an error becomes an Error with
@@ -168,6 +140,7 @@ patch(LLMChatContainer.prototype, {
                 return [threadId, threadId && this.llmStore.liveCanvasHandedPrompts[threadId]];
             }
         );
+        this.liveCanvasOrm = useService("orm");
     },
 
     /** @returns {object|undefined} the active realtime thread's canvas settings, once loaded */
@@ -225,6 +198,12 @@ patch(LLMChatContainer.prototype, {
         await this.llmStore.loadLiveCanvas(threadId);
     },
 
+    /** "New live canvas": the server picks the realtime model (the first allowed app) and opens the thread. */
+    async createLiveCanvasThread() {
+        const threadId = await this.liveCanvasOrm.call("llm.model", "fal_realtime_new_thread", []);
+        await this.llmStore.refreshThreadsAndSelect(threadId);
+    },
+
     /** @returns {number|undefined} the active thread's model id, when that model is realtime */
     get liveCanvasModelId() {
         const thread = this.activeThread;
@@ -252,9 +231,7 @@ patch(LLMChatContainer.prototype, {
         return callRoute("/llm_fal_ai_realtime/session", { thread_id: threadId, model_id: modelId });
     },
 
-    async liveCanvasCreateClient(modelId, options) {
-        const { app } = this.llmStore.realtimeApps.get(modelId);
-        const { RealtimeClient } = await loadRealtimeClient(relayHttpBase(options.url, app));
+    liveCanvasCreateClient(options) {
         return new RealtimeClient(options);
     },
 

@@ -4,7 +4,7 @@
  *
  * Prompt and parameters in, frames drawn on a <canvas>, fps and latency shown, a clear state
  * (connecting / live / waiting / reconnecting / error) with the relay's reason in words. It depends on
- * `@odoo/owl` and Odoo's `_t` only: the browser client (`static/fal_realtime.js`, served by the relay) arrives
+ * `@odoo/owl` and Odoo's `_t` only: the browser client (`static/fal_realtime.js`, in the addon's bundle) arrives
  * through the `createClient` prop, tickets through `getTicket`, and Keep through `onKeep`, so
  * the same component runs in Odoo and in a bare page with npm's OWL.
  */

@@ -1,0 +1,394 @@
+/**
+ * The browser client for the fal-realtime relay (and for fal's realtime wire protocol).
+ *
+ * One ES module, no framework: it opens the WebSocket with a short-lived ticket, sends msgpack
+ * inputs with newest-input-wins throttling, decodes frames to `ImageBitmap`s, surfaces
+ * `x-fal-error` frames as `RealtimeError`s, renews its ticket before expiry and reconnects with
+ * backoff. The demo page, the `<fal-live-canvas>` widget and the Odoo `LiveCanvas` all use it.
+ *
+ * @module fal_realtime
+ */
+import { decode, encode } from "./vendor/msgpack/index.js";
+
+/** WebSocket close codes; mirrors `realtime_server.protocol.CloseCode` (a test keeps them equal). */
+export const CLOSE_CODES = Object.freeze({
+    NORMAL_CLOSURE: 1000,
+    GOING_AWAY: 1001,
+    PROTOCOL_ERROR: 1002,
+    UNSUPPORTED_DATA: 1003,
+    INVALID_DATA: 1007,
+    POLICY_VIOLATION: 1008,
+    MESSAGE_TOO_BIG: 1009,
+    INTERNAL_ERROR: 1011,
+    SERVICE_RESTART: 1012,
+    TRY_AGAIN_LATER: 1013,
+    BAD_GATEWAY: 1014,
+    TICKET_EXPIRED: 4001,
+    SESSION_EXPIRED: 4002,
+    IDLE_TIMEOUT: 4003,
+    SESSION_ENDED: 4004,
+});
+
+/** `error` values of x-fal-error frames; mirrors `realtime_server.protocol.ErrorCode`. */
+export const ERROR_CODES = Object.freeze({
+    UNAUTHORIZED: "UNAUTHORIZED",
+    TICKET_EXPIRED: "TICKET_EXPIRED",
+    ORIGIN_NOT_ALLOWED: "ORIGIN_NOT_ALLOWED",
+    APP_NOT_ALLOWED: "APP_NOT_ALLOWED",
+    BAD_REQUEST: "BAD_REQUEST",
+    BAD_FRAME: "BAD_FRAME",
+    FRAME_TOO_LARGE: "FRAME_TOO_LARGE",
+    RATE_LIMITED: "RATE_LIMITED",
+    CLIENT_TOO_SLOW: "CLIENT_TOO_SLOW",
+    TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
+    VIEWER_READ_ONLY: "VIEWER_READ_ONLY",
+    SESSION_BUSY: "SESSION_BUSY",
+    UPSTREAM_UNAVAILABLE: "UPSTREAM_UNAVAILABLE",
+    UPSTREAM_ERROR: "UPSTREAM_ERROR",
+    TIMEOUT: "TIMEOUT",
+    SESSION_EXPIRED: "SESSION_EXPIRED",
+    INTERNAL_ERROR: "INTERNAL_ERROR",
+});
+
+/** `code` of the error when `getTicket` fails: the page's own backend refused, not the relay. */
+export const NO_TICKET = "NO_TICKET";
+
+/** Connection states, in the order a healthy connection goes through them. */
+export const STATES = Object.freeze({
+    IDLE: "idle",
+    CONNECTING: "connecting",
+    OPEN: "open",
+    RECONNECTING: "reconnecting",
+    CLOSED: "closed",
+    ERROR: "error",
+});
+
+// Close codes after which trying again cannot help: the request itself is refused.
+const FATAL_CLOSE_CODES = new Set([
+    CLOSE_CODES.UNSUPPORTED_DATA,
+    CLOSE_CODES.INVALID_DATA,
+    CLOSE_CODES.POLICY_VIOLATION,
+    CLOSE_CODES.MESSAGE_TOO_BIG,
+    CLOSE_CODES.SESSION_ENDED,
+]);
+const STALL_MS = 3000;
+const RENEW_RETRY_MS = 5000; // first retry of a refused ticket renewal (at most a tenth of the lifetime)
+const RENEW_RETRY_MAX_MS = 60000;
+const STATS_WINDOW_MS = 2000;
+const LATENCY_SAMPLES = 120;
+
+/** An x-fal-error from the relay or upstream, or a connection lost for good. */
+export class RealtimeError extends Error {
+    /**
+     * @param {string} code one of ERROR_CODES (or an upstream's own code)
+     * @param {string} reason what happened, in words a person can act on
+     * @param {number} [closeCode] the WebSocket close code that followed, once known
+     */
+    constructor(code, reason, closeCode = undefined) {
+        super(reason ? `${code}: ${reason}` : code);
+        this.name = "RealtimeError";
+        this.code = code;
+        this.reason = reason || "";
+        this.closeCode = closeCode;
+    }
+}
+
+function percentile(sorted, p) {
+    if (!sorted.length) {
+        return 0;
+    }
+    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/**
+ * A realtime connection through the relay.
+ *
+ * @emits statechange  detail `{state}`
+ * @emits frame        detail `{bitmap, image, result, latencyMs, input}`; `input` is the input this frame
+ *                     answers (null when none was waiting, e.g. for a viewer)
+ * @emits message      detail: an x-fal-message payload
+ * @emits error        detail: a `RealtimeError`
+ */
+export class RealtimeClient extends EventTarget {
+    /**
+     * @param {object} options
+     * @param {string} [options.url] the app's WebSocket URL, without ticket (or from `getTicket`)
+     * @param {string} [options.ticket] a ticket, if `getTicket` is not given
+     * @param {() => Promise<{url?: string, ticket: string, expires_in?: number}>} [options.getTicket]
+     *        fetches a fresh ticket; used at connect, before expiry and on reconnect
+     * @param {number} [options.throttleMs=0] least time between two inputs sent
+     * @param {number} [options.maxInFlight=1] inputs sent but not yet answered
+     * @param {{initialDelayMs?: number, maxDelayMs?: number, maxAttempts?: number}} [options.reconnect]
+     * @param {boolean} [options.decodeImages=true] decode `images[0]` to an ImageBitmap
+     */
+    constructor(options = {}) {
+        super();
+        this.url = options.url || "";
+        this.ticket = options.ticket || "";
+        this.getTicket = options.getTicket || null;
+        this.throttleMs = options.throttleMs ?? 0;
+        this.maxInFlight = options.maxInFlight ?? 1;
+        this.reconnectOptions = { initialDelayMs: 400, maxDelayMs: 8000, maxAttempts: Infinity, ...options.reconnect };
+        this.decodeImages = options.decodeImages ?? true;
+        this.state = STATES.IDLE;
+        this.lastError = null;
+        this.lastResult = null;
+        this._ws = null;
+        this._pending = null;
+        this._inFlight = [];
+        this._lastSendAt = 0;
+        this._sendTimer = null;
+        this._retryTimer = null;
+        this._renewTimer = null;
+        this._attempts = 0;
+        this._ticketExpiresAt = 0;
+        this._renewals = 0; // bumped to cancel ticket requests still in flight
+        this._frames = Promise.resolve(); // frames decode one after another, so they are emitted in order
+        this._frameTimes = [];
+        this._latencies = [];
+        this._closedByUser = false;
+    }
+
+    /** Frames per second over the last two seconds, and p50/p95 input-to-frame latency in ms. */
+    get stats() {
+        const now = performance.now();
+        this._frameTimes = this._frameTimes.filter((t) => now - t <= STATS_WINDOW_MS);
+        const sorted = [...this._latencies].sort((a, b) => a - b);
+        return {
+            fps: (this._frameTimes.length * 1000) / STATS_WINDOW_MS,
+            p50: percentile(sorted, 50),
+            p95: percentile(sorted, 95),
+        };
+    }
+
+    /** Open the connection (fetching a ticket first when `getTicket` is given). */
+    async connect() {
+        this._closedByUser = false;
+        clearTimeout(this._retryTimer);
+        this._setState(this._attempts ? STATES.RECONNECTING : STATES.CONNECTING);
+        try {
+            if (this.getTicket && (!this.ticket || Date.now() > this._ticketExpiresAt - 5000)) {
+                await this._renewTicket();
+            }
+        } catch (error) {
+            this._fail(new RealtimeError(NO_TICKET, `could not get a ticket: ${error.message}`));
+            return;
+        }
+        if (this._closedByUser) {
+            return;
+        }
+        const separator = this.url.includes("?") ? "&" : "?";
+        const ws = new WebSocket(`${this.url}${separator}fal_jwt_token=${encodeURIComponent(this.ticket)}`);
+        ws.binaryType = "arraybuffer";
+        ws.onopen = () => {
+            this._attempts = 0;
+            this.lastError = null;
+            this._setState(STATES.OPEN);
+            this._flush();
+        };
+        ws.onmessage = (event) => this._onMessage(event.data);
+        ws.onclose = (event) => this._onClose(ws, event);
+        this._ws = ws;
+    }
+
+    /**
+     * Queue an input; only the newest unsent input is kept, so typing never builds a backlog.
+     * @param {object} input e.g. `{prompt, seed, strength, image_bytes}`
+     */
+    send(input) {
+        this._pending = input;
+        if (this.state === STATES.IDLE) {
+            this.connect();
+        } else {
+            this._flush();
+        }
+    }
+
+    /** Forget the input waiting to be sent, e.g. when the ticket turns out to be a viewer's. */
+    discardPending() {
+        this._pending = null;
+        clearTimeout(this._sendTimer);
+    }
+
+    /** Close for good: no reconnect, timers cleared. */
+    close() {
+        this._closedByUser = true;
+        clearTimeout(this._sendTimer);
+        clearTimeout(this._retryTimer);
+        this._stopRenewing();
+        if (this._ws && this._ws.readyState <= WebSocket.OPEN) {
+            this._ws.close(CLOSE_CODES.NORMAL_CLOSURE);
+        }
+        this._ws = null;
+        this._setState(STATES.CLOSED);
+    }
+
+    async _renewTicket() {
+        const renewal = this._renewals;
+        const answer = await this.getTicket();
+        if (renewal !== this._renewals) {
+            return; // closed, failed or gone idle meanwhile: no ticket, no next renewal
+        }
+        this.ticket = answer.ticket;
+        if (answer.url) {
+            this.url = answer.url;
+        }
+        const lifetime = (answer.expires_in || 300) * 1000;
+        this._ticketExpiresAt = Date.now() + lifetime;
+        // Renew at 80% of the lifetime so a reconnect never waits for a ticket round trip; a refused
+        // renewal is tried again soon, then less and less often (the open connection does not need it).
+        this._scheduleRenewal(lifetime * 0.8, Math.min(RENEW_RETRY_MS, lifetime * 0.1));
+    }
+
+    _scheduleRenewal(delayMs, retryMs) {
+        clearTimeout(this._renewTimer);
+        const renewal = this._renewals;
+        this._renewTimer = setTimeout(() => this._renewTicket().catch(() => {
+            if (renewal === this._renewals) { // not closed, failed or idle while the request was out
+                this._scheduleRenewal(retryMs, Math.min(RENEW_RETRY_MAX_MS, retryMs * 2));
+            }
+        }), delayMs);
+    }
+
+    _stopRenewing() {
+        this._renewals += 1;
+        clearTimeout(this._renewTimer);
+    }
+
+    _flush() {
+        const ws = this._ws;
+        if (!ws || ws.readyState !== WebSocket.OPEN || this._pending === null) {
+            return;
+        }
+        const now = performance.now();
+        while (this._inFlight.length && now - this._inFlight[0].at > STALL_MS) {
+            this._inFlight.shift(); // upstream dropped that input (its own newest-wins); stop waiting for it
+        }
+        if (this._inFlight.length >= this.maxInFlight) {
+            return;
+        }
+        const wait = this.throttleMs - (now - this._lastSendAt);
+        if (wait > 0) {
+            clearTimeout(this._sendTimer);
+            this._sendTimer = setTimeout(() => this._flush(), wait);
+            return;
+        }
+        const input = this._pending;
+        this._pending = null;
+        ws.send(encode(input));
+        this._lastSendAt = now;
+        this._inFlight.push({ at: now, input });
+    }
+
+    _onMessage(data) {
+        if (typeof data === "string") {
+            let payload;
+            try {
+                payload = JSON.parse(data);
+            } catch {
+                return;
+            }
+            if (payload.type === "x-fal-error") {
+                if (payload.error === ERROR_CODES.TIMEOUT) {
+                    return; // an idle connection ending is not an error: the next send() reconnects
+                }
+                this.lastError = new RealtimeError(payload.error || ERROR_CODES.INTERNAL_ERROR, payload.reason);
+                this._emit("error", this.lastError);
+            } else if (payload.type === "x-fal-message") {
+                this._emit("message", payload);
+            }
+            return;
+        }
+        const received = performance.now();
+        const result = decode(new Uint8Array(data));
+        const sent = this._inFlight.shift();
+        const latencyMs = sent === undefined ? null : received - sent.at;
+        if (latencyMs !== null) {
+            this._latencies.push(latencyMs);
+            if (this._latencies.length > LATENCY_SAMPLES) {
+                this._latencies.shift();
+            }
+        }
+        this._frameTimes.push(received);
+        this._flush();
+        this.lastResult = result;
+        const image = result && Array.isArray(result.images) ? result.images[0] : undefined;
+        const input = sent === undefined ? null : sent.input;
+        this._frames = this._frames.then(() => this._emitFrame(image, result, latencyMs, input));
+    }
+
+    async _emitFrame(image, result, latencyMs, input) {
+        let bitmap = null;
+        if (image && image.content && this.decodeImages) {
+            const blob = new Blob([image.content], { type: image.content_type || "image/jpeg" });
+            try {
+                bitmap = await createImageBitmap(blob);
+            } catch (error) {
+                this._emit("error", new RealtimeError(ERROR_CODES.BAD_FRAME, `could not decode the image: ${error.message}`));
+                return;
+            }
+        }
+        if (this._closedByUser) {
+            bitmap?.close();
+            return;
+        }
+        this._emit("frame", { bitmap, image, result, latencyMs, input });
+    }
+
+    _onClose(ws, event) {
+        if (ws !== this._ws) {
+            return;
+        }
+        this._ws = null;
+        this._inFlight = [];
+        if (this._closedByUser) {
+            this._setState(STATES.CLOSED);
+            return;
+        }
+        const code = event.code;
+        if (this.lastError) {
+            this.lastError.closeCode = code;
+        }
+        if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT) {
+            this._stopRenewing(); // an idle client fetches no tickets; connect() gets one when needed
+            this._setState(STATES.IDLE); // the next send() reconnects
+            return;
+        }
+        if (code === CLOSE_CODES.TICKET_EXPIRED) {
+            this.ticket = "";
+        }
+        const fatal = FATAL_CLOSE_CODES.has(code) || (code === CLOSE_CODES.TICKET_EXPIRED && !this.getTicket);
+        if (fatal || this._attempts >= this.reconnectOptions.maxAttempts) {
+            this._stopRenewing();
+            if (this.lastError) {
+                this._setState(STATES.ERROR); // its x-fal-error was emitted when it arrived
+            } else {
+                this._fail(new RealtimeError(ERROR_CODES.INTERNAL_ERROR, event.reason || "connection lost", code));
+            }
+            return;
+        }
+        this._attempts += 1;
+        const { initialDelayMs, maxDelayMs } = this.reconnectOptions;
+        const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** (this._attempts - 1)) * (0.75 + Math.random() / 2);
+        this._setState(STATES.RECONNECTING);
+        this._retryTimer = setTimeout(() => this.connect(), delay);
+    }
+
+    _fail(error) {
+        this._stopRenewing();
+        this.lastError = error;
+        this._emit("error", error); // the error first, then the state, as when the relay refuses
+        this._setState(STATES.ERROR);
+    }
+
+    _setState(state) {
+        if (this.state !== state) {
+            this.state = state;
+            this._emit("statechange", { state });
+        }
+    }
+
+    _emit(type, detail) {
+        this.dispatchEvent(new CustomEvent(type, { detail }));
+    }
+}
