@@ -6,6 +6,12 @@
  * `x-fal-error` frames as `RealtimeError`s, renews its ticket before expiry and reconnects with
  * backoff. The demo page, the `<fal-live-canvas>` widget and the Odoo `LiveCanvas` all use it.
  *
+ * It also owns what a UI needs to say, so no UI re-reads errors: the connection's `state` (a live
+ * session's viewer `waiting` for its driver, a session `ended`, ...), why and when it reconnects
+ * (`retry`), an input it refused or the app rejected (`inputError`, from `INPUT_LIMITS` or the
+ * app's own validation), whether frames flow, are idle or stall (`stats.activity`), and the words
+ * for all of it (`describeStatus`, `client.describe()`).
+ *
  * @module fal_realtime
  */
 import { decode, encode } from "./vendor/msgpack/index.mjs";
@@ -53,12 +59,17 @@ export const ERROR_CODES = Object.freeze({
 /** `code` of the error when `getTicket` fails: the page's own backend refused, not the relay. */
 export const NO_TICKET = "NO_TICKET";
 
+/** `code` of `inputError`: an input out of range, refused before sending or rejected by the app. */
+export const INVALID_INPUT = "INVALID_INPUT";
+
 /** Connection states, in the order a healthy connection goes through them. */
 export const STATES = Object.freeze({
-    IDLE: "idle",
+    IDLE: "idle", // nothing to send: the next send() connects (a viewer reconnects by itself)
     CONNECTING: "connecting",
     OPEN: "open",
-    RECONNECTING: "reconnecting",
+    WAITING: "waiting", // a live session's viewer, connected while the session has no driver
+    RECONNECTING: "reconnecting", // `retry` says why, which attempt, and when
+    ENDED: "ended", // the live session ended (close 4004 from a relay before session_waiting): no retry
     CLOSED: "closed",
     ERROR: "error",
 });
@@ -69,9 +80,10 @@ const FATAL_CLOSE_CODES = new Set([
     CLOSE_CODES.INVALID_DATA,
     CLOSE_CODES.POLICY_VIOLATION,
     CLOSE_CODES.MESSAGE_TOO_BIG,
-    CLOSE_CODES.SESSION_ENDED,
 ]);
 const STALL_MS = 3000;
+const STALL_HUD_MS = 1500; // an input unanswered this long is a stall, not a render
+const VIEWER_RESUME_MS = 1000;
 const RENEW_RETRY_MS = 5000; // first retry of a refused ticket renewal (at most a tenth of the lifetime)
 const RENEW_RETRY_MAX_MS = 60000;
 const STATS_WINDOW_MS = 2000;
@@ -100,6 +112,142 @@ function percentile(sorted, p) {
     return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+// ---------------------------------------------------------------------------------------- inputs
+
+/**
+ * Ranges of the common input fields of fal's realtime image apps (the embedded `local/preview`
+ * takes the same, with sizes up to 1024). `send()` refuses an input outside them; a page narrows or
+ * adds fields with the `limits` option, e.g. `{num_inference_steps: {min: 1, max: 8, integer: true}}`.
+ */
+export const INPUT_LIMITS = Object.freeze({
+    seed: Object.freeze({ min: 0, max: 2 ** 32 - 1, integer: true }),
+    num_inference_steps: Object.freeze({ min: 1, max: 50, integer: true }),
+    strength: Object.freeze({ min: 0, max: 1 }),
+    guidance_scale: Object.freeze({ min: 0, max: 20 }),
+    width: Object.freeze({ min: 64, max: 2048, integer: true }),
+    height: Object.freeze({ min: 64, max: 2048, integer: true }),
+});
+
+/** What people call the wire fields, in messages. */
+const FIELD_NAMES = Object.freeze({ num_inference_steps: "steps", guidance_scale: "guidance scale" });
+
+/** A wire field's name in words (`num_inference_steps` is "steps"). */
+export function fieldName(field) {
+    return FIELD_NAMES[field] || field.replaceAll("_", " ");
+}
+
+/**
+ * The first field of `input` outside `limits`, as `{field, message}`, or null when all are in range.
+ * `null` and `undefined` values are absent fields (the app's default applies).
+ */
+export function checkInput(input, limits = INPUT_LIMITS) {
+    for (const [field, limit] of Object.entries(limits)) {
+        const value = input[field];
+        if (value === null || value === undefined) {
+            continue;
+        }
+        const name = fieldName(field);
+        let problem = "";
+        if (typeof value !== "number" || Number.isNaN(value)) {
+            problem = "must be a number";
+        } else if (limit.integer && !Number.isInteger(value)) {
+            problem = "must be a whole number";
+        } else if (value < limit.min) {
+            problem = `must be ≥ ${limit.min}`;
+        } else if (value > limit.max) {
+            problem = `must be ≤ ${limit.max}`;
+        }
+        if (problem) {
+            return { field, message: `${name} ${problem}` };
+        }
+    }
+    return null;
+}
+
+const VALIDATION_ERROR = /^\d+ validation errors? for \S+\r?\n/;
+const COMPARISONS = [
+    ["greater than or equal to", "≥"], ["less than or equal to", "≤"], ["greater than", ">"], ["less than", "<"],
+];
+
+/**
+ * The app's own validation error (pydantic's text, which fal's SDK sends as the x-fal-error reason)
+ * in words, as `{field, message}` ("seed must be ≥ 0"); null for any other reason.
+ */
+export function readValidationError(reason) {
+    if (typeof reason !== "string" || !VALIDATION_ERROR.test(reason)) {
+        return null;
+    }
+    const lines = reason.split(/\r?\n/);
+    const at = lines.findIndex((line, index) => index > 0 && line && !line.startsWith(" "));
+    if (at < 0 || !lines[at + 1]) {
+        return null;
+    }
+    const field = lines[at].trim().split(".")[0];
+    let words = lines[at + 1].trim().replace(/\s*\[type=.*$/, "");
+    words = words.replace(/^(Input|Value|String|List|Dictionary) should (be|have) /, "must $2 ");
+    for (const [phrase, sign] of COMPARISONS) {
+        words = words.replace(`must be ${phrase} `, `must be ${sign} `);
+    }
+    return { field, message: `${fieldName(field)} ${words}` };
+}
+
+// ----------------------------------------------------------------------------------------- words
+
+/** How long a reconnect goes unexplained: a blip (a relay restarting) should not alarm anyone. */
+export const QUIET_RECONNECT_MS = 3000;
+
+/** What each state is called; `describeStatus` adds the details (why, which attempt, the error). */
+export const STATUS_WORDS = Object.freeze({
+    [STATES.IDLE]: "Paused — change the input to resume",
+    [STATES.CONNECTING]: "Connecting…",
+    [STATES.OPEN]: "Live",
+    [STATES.WAITING]: "Waiting for the driver…",
+    [STATES.RECONNECTING]: "Reconnecting…",
+    [STATES.ENDED]: "The live session ended",
+    [STATES.CLOSED]: "Closed",
+    [STATES.ERROR]: "Stopped",
+});
+const VIEWER_WORDS = Object.freeze({ [STATES.OPEN]: "Watching live", [STATES.IDLE]: "Watching — reconnecting" });
+
+/** Tones a UI styles the words by. */
+export const TONES = Object.freeze({ OK: "ok", WAIT: "wait", WARN: "warn", ERROR: "error", END: "end" });
+const STATE_TONES = Object.freeze({
+    [STATES.IDLE]: TONES.WAIT, [STATES.CONNECTING]: TONES.WAIT, [STATES.OPEN]: TONES.OK, [STATES.WAITING]: TONES.WAIT,
+    [STATES.RECONNECTING]: TONES.WAIT, [STATES.ENDED]: TONES.END, [STATES.CLOSED]: TONES.END, [STATES.ERROR]: TONES.ERROR,
+});
+
+function sentence(text) {
+    return text ? text[0].toUpperCase() + text.slice(1) : text;
+}
+
+/**
+ * A client's status in words, the one mapping every UI uses (the widget, the demo page; the Odoo
+ * canvas can take it from `client.describe()`).
+ * @param {{state: string, retry?: object, error?: RealtimeError, inputError?: RealtimeError, waitingReason?: string}} status
+ *        what `client.status` returns
+ * @param {{viewer?: boolean, now?: number}} [options] a viewer's words; `now` as `Date.now()`
+ * @returns {{text: string, tone: string}} tone one of TONES
+ */
+export function describeStatus(status, { viewer = false, now = Date.now() } = {}) {
+    const { state, retry, error, inputError, waitingReason } = status;
+    if (state === STATES.ERROR) {
+        const text = error ? `Stopped — ${error.code}: ${error.reason || "no reason given"}` : STATUS_WORDS[state];
+        return { text, tone: TONES.ERROR };
+    }
+    if (state === STATES.RECONNECTING && retry && now - retry.since >= QUIET_RECONNECT_MS) {
+        const next = retry.at > now ? `next try in ${Math.ceil((retry.at - now) / 1000)} s` : "trying now";
+        return { text: `Reconnecting: ${retry.reason} — attempt ${retry.attempt}, ${next}`, tone: TONES.WARN };
+    }
+    if (state === STATES.WAITING) {
+        return { text: waitingReason ? `${sentence(waitingReason)}…` : STATUS_WORDS[state], tone: TONES.WAIT };
+    }
+    if (inputError && [STATES.OPEN, STATES.IDLE, STATES.CONNECTING].includes(state)) {
+        return { text: `Check the input: ${inputError.reason}`, tone: TONES.WARN };
+    }
+    const words = (viewer && VIEWER_WORDS[state]) || STATUS_WORDS[state] || state;
+    return { text: words, tone: STATE_TONES[state] || TONES.WAIT };
+}
+
 /**
  * A realtime connection through the relay.
  *
@@ -108,6 +256,8 @@ function percentile(sorted, p) {
  *                     answers (null when none was waiting, e.g. for a viewer)
  * @emits message      detail: an x-fal-message payload
  * @emits error        detail: a `RealtimeError`
+ * @emits inputerror   detail: the `RealtimeError` (code INVALID_INPUT, with `field`) of an input refused
+ *                     before sending or rejected by the app, or null once the input is fixed
  */
 export class RealtimeClient extends EventTarget {
     /**
@@ -120,6 +270,8 @@ export class RealtimeClient extends EventTarget {
      * @param {number} [options.maxInFlight=1] inputs sent but not yet answered
      * @param {{initialDelayMs?: number, maxDelayMs?: number, maxAttempts?: number}} [options.reconnect]
      * @param {boolean} [options.decodeImages=true] decode `images[0]` to an ImageBitmap
+     * @param {object} [options.limits] input ranges over INPUT_LIMITS: `{field: {min, max, integer?}}`
+     * @param {boolean} [options.viewer=false] watch a live session: never send, reopen an idle connection
      */
     constructor(options = {}) {
         super();
@@ -130,6 +282,11 @@ export class RealtimeClient extends EventTarget {
         this.maxInFlight = options.maxInFlight ?? 1;
         this.reconnectOptions = { initialDelayMs: 400, maxDelayMs: 8000, maxAttempts: Infinity, ...options.reconnect };
         this.decodeImages = options.decodeImages ?? true;
+        this.limits = { ...INPUT_LIMITS, ...options.limits };
+        this.viewer = options.viewer ?? false;
+        this.inputError = null; // a RealtimeError with `field`, until the input is fixed
+        this.retry = null; // while reconnecting: {attempt, at, since, reason, error}
+        this.waitingReason = ""; // the relay's words while a viewer waits for the driver
         this.state = STATES.IDLE;
         this.lastError = null;
         this.lastResult = null;
@@ -147,18 +304,52 @@ export class RealtimeClient extends EventTarget {
         this._frameTimes = [];
         this._latencies = [];
         this._closedByUser = false;
+        this._opened = false; // the current socket opened
+        this._openedAt = 0;
+        this._inputRejected = false; // the app refused an input on the current socket
+        this._failures = null; // {attempt, since} of the current run of failed connections
+        this._sessionEnded = false; // the relay said session_ended: the close that follows is an end
+        this._lastRate = 0; // frames per second of the last run of frames
     }
 
-    /** Frames per second over the last two seconds, and p50/p95 input-to-frame latency in ms. */
+    /**
+     * Frames per second over the last two seconds, p50/p95 input-to-frame latency in ms, and whether
+     * frames flow: `activity` is `live` (frames coming or an input just sent), `idle` (nothing asked
+     * for: `lastFps` is the rate frames last came at) or `stalled` (an input unanswered for `waitedMs`).
+     */
     get stats() {
         const now = performance.now();
         this._frameTimes = this._frameTimes.filter((t) => now - t <= STATS_WINDOW_MS);
         const sorted = [...this._latencies].sort((a, b) => a - b);
+        const waitedMs = this._inFlight.length ? now - this._inFlight[0].at : 0;
+        const asking = this._inFlight.length > 0 || this._pending !== null;
+        let activity = "idle";
+        if (waitedMs > STALL_HUD_MS) {
+            activity = "stalled";
+        } else if (asking || this._frameTimes.length) {
+            activity = "live";
+        }
         return {
             fps: (this._frameTimes.length * 1000) / STATS_WINDOW_MS,
+            lastFps: this._lastRate,
             p50: percentile(sorted, 50),
             p95: percentile(sorted, 95),
+            activity,
+            waitedMs,
         };
+    }
+
+    /** What a UI shows: `{state, retry, error, inputError, waitingReason}`, the input of `describeStatus`. */
+    get status() {
+        return {
+            state: this.state, retry: this.retry, error: this.lastError, inputError: this.inputError,
+            waitingReason: this.waitingReason,
+        };
+    }
+
+    /** `describeStatus(this.status)`: this client's status in words, `{text, tone}`. */
+    describe(options = {}) {
+        return describeStatus(this.status, { viewer: this.viewer, ...options });
     }
 
     /** Open the connection (fetching a ticket first when `getTicket` is given). */
@@ -180,9 +371,14 @@ export class RealtimeClient extends EventTarget {
         const separator = this.url.includes("?") ? "&" : "?";
         const ws = new WebSocket(`${this.url}${separator}fal_jwt_token=${encodeURIComponent(this.ticket)}`);
         ws.binaryType = "arraybuffer";
+        this._opened = false;
+        this._inputRejected = false;
         ws.onopen = () => {
             this._attempts = 0;
+            this._opened = true;
+            this._openedAt = Date.now();
             this.lastError = null;
+            this.retry = null;
             this._setState(STATES.OPEN);
             this._flush();
         };
@@ -196,6 +392,18 @@ export class RealtimeClient extends EventTarget {
      * @param {object} input e.g. `{prompt, seed, strength, image_bytes}`
      */
     send(input) {
+        if (this.viewer) {
+            return; // the relay would refuse it (VIEWER_READ_ONLY) and close
+        }
+        const problem = checkInput(input, this.limits);
+        if (problem) {
+            this.discardPending(); // the newest input wins, and it cannot be sent
+            this._setInputError(problem);
+            return;
+        }
+        if (this.inputError && (!this.inputError.fromApp || input[this.inputError.field] !== this.inputError.value)) {
+            this._setInputError(null); // fixed; one the app rejected waits for a frame or a change of that field
+        }
         this._pending = input;
         if (this.state === STATES.IDLE) {
             this.connect();
@@ -292,9 +500,17 @@ export class RealtimeClient extends EventTarget {
                 if (payload.error === ERROR_CODES.TIMEOUT) {
                     return; // an idle connection ending is not an error: the next send() reconnects
                 }
+                const rejected = readValidationError(payload.reason);
+                if (rejected) { // the app refused the input: the input is wrong, not the connection
+                    const input = this._inFlight[0]?.input;
+                    this._inputRejected = true;
+                    this._setInputError({ ...rejected, fromApp: true, value: input?.[rejected.field] });
+                    return;
+                }
                 this.lastError = new RealtimeError(payload.error || ERROR_CODES.INTERNAL_ERROR, payload.reason);
                 this._emit("error", this.lastError);
             } else if (payload.type === "x-fal-message") {
+                this._onSessionMessage(payload);
                 this._emit("message", payload);
             }
             return;
@@ -310,6 +526,13 @@ export class RealtimeClient extends EventTarget {
             }
         }
         this._frameTimes.push(received);
+        this._measureRate();
+        if (sent !== undefined && this.inputError?.fromApp) {
+            this._setInputError(null); // the app took an input again
+        }
+        if (this.state === STATES.WAITING) {
+            this._setState(STATES.OPEN); // a relay that does not say session_live
+        }
         this._flush();
         this.lastResult = result;
         const image = result && Array.isArray(result.images) ? result.images[0] : undefined;
@@ -349,9 +572,18 @@ export class RealtimeClient extends EventTarget {
         if (this.lastError) {
             this.lastError.closeCode = code;
         }
-        if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT) {
+        if (this._sessionEnded || code === CLOSE_CODES.SESSION_ENDED) {
+            this._stopRenewing(); // a relay from before session_waiting ends its viewers so
+            this._setState(STATES.ENDED);
+            return;
+        }
+        // The app closes after refusing an input: nothing to resend, and the input error says why.
+        if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT || this._inputRejected) {
             this._stopRenewing(); // an idle client fetches no tickets; connect() gets one when needed
             this._setState(STATES.IDLE); // the next send() reconnects
+            if (this.viewer) { // a viewer has no input to reopen the connection with
+                this._retryTimer = setTimeout(() => this.connect(), VIEWER_RESUME_MS);
+            }
             return;
         }
         if (code === CLOSE_CODES.TICKET_EXPIRED) {
@@ -370,8 +602,57 @@ export class RealtimeClient extends EventTarget {
         this._attempts += 1;
         const { initialDelayMs, maxDelayMs } = this.reconnectOptions;
         const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** (this._attempts - 1)) * (0.75 + Math.random() / 2);
+        this._noteRetry(code, delay);
         this._setState(STATES.RECONNECTING);
         this._retryTimer = setTimeout(() => this.connect(), delay);
+    }
+
+    /** Why the client reconnects, which attempt of this run of failures, and when it tries next. */
+    _noteRetry(code, delayMs) {
+        const now = Date.now();
+        const error = this.lastError;
+        let reason = "lost the connection to the relay";
+        if (error) {
+            reason = `${error.code}: ${error.reason || "no reason given"}`;
+        } else if (!this._opened) {
+            reason = "can't reach the relay";
+        } else if (code === CLOSE_CODES.SERVICE_RESTART) {
+            reason = "the relay is restarting";
+        }
+        // A socket that opened and then failed at once (a refused upstream) continues the run.
+        const fresh = !this._failures || (this._opened && now - this._openedAt > QUIET_RECONNECT_MS);
+        this._failures = fresh ? { attempt: 1, since: now } : { ...this._failures, attempt: this._failures.attempt + 1 };
+        this.retry = { ...this._failures, at: now + delayMs, reason, error };
+    }
+
+    _onSessionMessage(payload) {
+        if (payload.action === "session_waiting") {
+            this.waitingReason = payload.reason || "";
+            this._setState(STATES.WAITING);
+        } else if (payload.action === "session_live") {
+            this.waitingReason = "";
+            this._setState(STATES.OPEN);
+        } else if (payload.action === "session_ended") {
+            this._sessionEnded = true;
+        }
+    }
+
+    _setInputError(problem) {
+        if (!problem && !this.inputError) {
+            return;
+        }
+        this.inputError = problem && Object.assign(new RealtimeError(INVALID_INPUT, problem.message), {
+            field: problem.field, fromApp: Boolean(problem.fromApp), value: problem.value,
+        });
+        this._emit("inputerror", this.inputError);
+    }
+
+    /** The rate of the frames in the stats window, kept for when frames stop (an idle HUD shows it). */
+    _measureRate() {
+        const times = this._frameTimes;
+        if (times.length >= 3) {
+            this._lastRate = ((times.length - 1) * 1000) / (times.at(-1) - times[0]);
+        }
     }
 
     _fail(error) {
