@@ -40,7 +40,9 @@ from .upstream import Target
 logger = logging.getLogger(__name__)
 mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScript type; not every OS maps .mjs
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Installed, static/ is the package's realtime_server/static (see pyproject.toml); in a checkout, ../static.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+STATIC_DIR = _PACKAGE_DIR / "static" if (_PACKAGE_DIR / "static").is_dir() else _PACKAGE_DIR.parent / "static"
 _APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _BUFFERING = re.compile(r"[0-9]{1,2}")
 _QUERY_PARAM = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
@@ -269,6 +271,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/", demo),
         Route("/widget", lambda request: FileResponse(STATIC_DIR / "widget.html")),
+        Route("/favicon.ico", lambda request: FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon")),
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),
