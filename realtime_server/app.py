@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -81,11 +82,21 @@ class RedactSecrets(logging.Filter):
 _HANDSHAKE_LOGGERS = ("uvicorn.error", "websockets.client")
 
 
-def _is_loopback(host: str | None) -> bool:
+# Headers that proxies, tunnels and load balancers add: a request carrying any of them came through
+# something that may be forwarding the outside world, whatever address the socket shows.
+_PROXY_HEADERS = (
+    "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-client-ip",
+    "x-cluster-client-ip", "cf-connecting-ip", "true-client-ip", "fastly-client-ip", "via",
+)
+
+
+def is_local_peer(client: tuple[str, int] | None, headers: Headers) -> bool:
+    """Dev mode's test: a loopback peer that no proxy or tunnel header says is someone else."""
     try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
+        loopback = client is not None and ipaddress.ip_address(client[0]).is_loopback
     except ValueError:
         return False
+    return loopback and not any(name in headers for name in _PROXY_HEADERS)
 
 
 def parse_target(websocket: WebSocket) -> Target:
@@ -116,8 +127,9 @@ def check_origin(websocket: WebSocket, settings: Settings) -> None:
 
 def authenticate(websocket: WebSocket, settings: Settings, secret: str) -> tickets.Ticket:
     """A ticket in `?fal_jwt_token=`, or a relay API key as `Authorization: Key ...`."""
-    if settings.dev_mode and not _is_loopback(websocket.client.host if websocket.client else None):
-        raise protocol.Unauthorized("this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only")
+    if settings.dev_mode and not is_local_peer(websocket.client, websocket.headers):
+        raise protocol.Unauthorized(
+            "this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only, never through a proxy")
     token = websocket.query_params.get("fal_jwt_token")
     if token:
         return tickets.verify(secret, token, leeway=settings.ticket_leeway)
@@ -146,8 +158,7 @@ def check_session_param(websocket: WebSocket, ticket: tickets.Ticket) -> None:
 
 
 def _count_error(exc: RelayError, metrics: Metrics) -> None:
-    if not isinstance(exc, protocol.SessionEnded):
-        metrics.errors.labels(exc.error.value).inc()
+    metrics.errors.labels(exc.error.value).inc()
 
 
 async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -> None:
@@ -175,6 +186,13 @@ def create_app(settings: Settings) -> Starlette:
         logger.warning(
             "DEV MODE: RELAY_SHARED_SECRET is not set. The relay mints its own tickets at /dev/ticket and "
             "admits loopback clients only. Set RELAY_SHARED_SECRET before exposing it."
+        )
+    if settings.dev_mode and settings.uses_fal_cloud:
+        logger.warning(
+            "DEV MODE WITH FAL_KEY (RELAY_DEV_MODE=1): anyone who appears as loopback gets tickets and spends "
+            "this key's fal credits; a tunnel, a TCP load balancer or a published container port can make the "
+            "whole network appear so. Requests with proxy headers are refused, but unset RELAY_DEV_MODE and set "
+            "RELAY_SHARED_SECRET for anything but a laptop."
         )
 
     async def realtime(websocket: WebSocket) -> None:
@@ -243,8 +261,12 @@ def create_app(settings: Settings) -> Starlette:
 
     async def dev_ticket(request: Request) -> Response:
         """In dev mode only, hand loopback pages a ticket so the demo works with no configuration."""
-        if not settings.dev_mode or not _is_loopback(request.client.host if request.client else None):
+        if not settings.dev_mode:
             return JSONResponse({"error": "not found"}, status_code=404)
+        if not is_local_peer(request.client, request.headers):
+            return JSONResponse(
+                {"error": "dev tickets are for loopback clients only, never through a proxy or tunnel"},
+                status_code=403)
         try:
             body: Any = await request.json() if await request.body() else {}
             if not isinstance(body, dict):

@@ -94,7 +94,10 @@ def main() -> None:
     # uvicorn drains on SIGTERM, then re-raises the signal with the previous handler in place:
     # this one turns it into SystemExit so `local_app()` still stops the embedded app.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    settings = Settings.from_environ()
+    try:
+        settings = Settings.from_environ()
+    except ValueError as exc:
+        sys.exit(f"realtime-server: {exc}")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not settings.needs_local_app:
         serve(settings)

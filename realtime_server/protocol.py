@@ -32,7 +32,7 @@ class CloseCode(enum.IntEnum):
     TICKET_EXPIRED = 4001
     SESSION_EXPIRED = 4002
     IDLE_TIMEOUT = 4003
-    SESSION_ENDED = 4004
+    SESSION_ENDED = 4004  # no longer sent (viewers outlive their driver); older relays' normal end
 
 
 class ErrorCode(enum.StrEnum):
@@ -149,15 +149,6 @@ class SessionBusy(RelayError):
     """Raised when a second driver tries to open a live session that already has one."""
 
     error, close_code = ErrorCode.SESSION_BUSY, CloseCode.TRY_AGAIN_LATER
-
-
-class SessionEnded(RelayError):
-    """Raised on each viewer when the driver leaves; told by x-fal-message, not as an error."""
-
-    close_code = CloseCode.SESSION_ENDED
-
-    def frame(self) -> str:
-        return message_frame("session_ended", reason=self.reason)
 
 
 class UpstreamUnavailable(RelayError):

@@ -7,7 +7,9 @@ payload, as upstream framed it), and that one bytes object is written to every v
 A viewer whose socket is full gets the newest frame parked instead (at most one frame held per
 viewer), so it skips frames and never slows the driver or the others. A viewer that joins late
 gets the latest frame at once; one that joins early waits for the driver. When the driver
-leaves, every viewer is told and closed. Sessions live only on the replica holding the driver: a
+leaves (a reload, another thread, a pen handed to a viewer), the viewers stay: they are told the
+session waits, keep the last picture, and are told again when a driver takes the seat, so a normal
+end is never an error and a new driver never makes them reconnect. Sessions live only on the replica holding the driver: a
 load balancer routes viewers there by the `session` query parameter (see README, "Live sessions").
 """
 
@@ -36,6 +38,10 @@ def _text_frame(text: str) -> bytes:
     return splice.frame_header(splice.OP_TEXT, len(body)) + body
 
 
+def _waiting(reason: str) -> bytes:
+    return _text_frame(protocol.message_frame("session_waiting", reason=reason))
+
+
 class Viewer(SplicedConnection):
     """One viewer's socket: frames written whole (so the relay's own pongs never cut into one),
     latest frame wins while it is congested, and anything it sends besides pings and its close
@@ -55,14 +61,15 @@ class Viewer(SplicedConnection):
         client.sink.offer(frame, output)
         self._publish_counts(client)
 
+    def notify(self, notice: bytes) -> None:
+        """Write a session notice (a framed x-fal-message); while congested it is parked like an
+        output, so a newer frame may replace it but it is never skipped for nothing."""
+        self.deliver(notice, output=True)
+
     def _publish_counts(self, client: SplicedClient) -> None:
         written, dropped = client.sink.take_counts()  # parked frames written on resume included
         self.counts.frames_out += written
         self.counts.dropped_viewers += dropped
-
-    def end(self) -> None:
-        """The driver left."""
-        self._set_error(protocol.SessionEnded("the driver left; this live session has ended"))
 
     async def run(self, websocket: WebSocket, session: LiveSession) -> RelayError | None:
         """Accept, splice, show the session until it ends or the viewer goes; close with the reason."""
@@ -70,11 +77,10 @@ class Viewer(SplicedConnection):
         try:
             if client.early_inputs:
                 self.on_input(b"")
-            if session.driver_sub is None:
-                client.transport.write(_text_frame(
-                    protocol.message_frame("session_waiting", reason="waiting for the driver")))
-            elif session.last_frame is not None:
+            if session.last_frame is not None:  # the picture so far, whether or not someone draws now
                 self.deliver(session.last_frame, output=True)
+            if session.driver_sub is None:
+                self.notify(_waiting("waiting for the driver"))
             async with asyncio.timeout(self.settings.max_session_seconds):
                 while not self._done(client):
                     self._wake.clear()
@@ -111,7 +117,7 @@ class LiveSession:
     app: str
     driver_sub: str | None = None
     viewers: set[Viewer] = field(default_factory=set)
-    last_frame: bytes | None = None  # the latest output, framed, for viewers who join late
+    last_frame: bytes | None = None  # the latest output, framed, for viewers who join late; kept between drivers
 
     def publish(self, frame: bytes) -> None:
         """Hand one whole upstream frame, as upstream framed it, to every viewer."""
@@ -121,9 +127,19 @@ class LiveSession:
         for viewer in self.viewers:
             viewer.deliver(frame, output)
 
-    def end(self) -> None:
+    def seat(self, sub: str) -> None:
+        """A driver took the seat: viewers go from waiting to live without reconnecting."""
+        self.driver_sub = sub
+        notice = _text_frame(protocol.message_frame("session_live", driver=sub))
         for viewer in self.viewers:
-            viewer.end()
+            viewer.notify(notice)
+
+    def unseat(self) -> None:
+        """The driver left: viewers stay, keep the last picture, and wait for the next driver."""
+        self.driver_sub = None
+        notice = _waiting("the driver left; waiting for them to draw again")
+        for viewer in self.viewers:
+            viewer.notify(notice)
 
 
 class SessionHub:
@@ -167,7 +183,7 @@ class SessionHub:
             raise protocol.TooManyConnections(
                 f"you already drive {self.settings.max_sessions_per_user} live sessions; end one first"
             )
-        session.driver_sub = ticket.sub
+        session.seat(ticket.sub)
         self._driven[ticket.sub] = driven + 1
         self.metrics.sessions.inc()
         try:
@@ -177,9 +193,7 @@ class SessionHub:
             self._driven[ticket.sub] -= 1
             if not self._driven[ticket.sub]:
                 del self._driven[ticket.sub]
-            session.driver_sub = None
-            session.last_frame = None
-            session.end()
+            session.unseat()
             self._release(session)
 
     @contextmanager

@@ -52,6 +52,7 @@ class Settings:
     upstream_open_timeout: float = field(default=10.0, metadata={"env": "RELAY_UPSTREAM_OPEN_TIMEOUT"})
     # Auth
     shared_secret: str | None = field(default=None, repr=False, metadata={"env": "RELAY_SHARED_SECRET", "cast": str})
+    dev_mode_with_fal_key: bool = field(default=False, metadata={"env": "RELAY_DEV_MODE"})
     api_keys: tuple[str, ...] = field(default=(), repr=False, metadata={"env": "RELAY_API_KEYS", "cast": _csv})
     allowed_apps: tuple[str, ...] | None = field(default=None, metadata={"env": "RELAY_ALLOWED_APPS", "cast": _csv})
     allowed_origins: tuple[str, ...] = field(default=(), metadata={"env": "RELAY_ALLOWED_ORIGINS", "cast": _csv})
@@ -75,6 +76,17 @@ class Settings:
     log_level: str = field(default="info", metadata={"env": "RELAY_LOG_LEVEL", "cast": str})
 
     _CASTS = {int: _positive(int), float: _positive(float), bool: _bool}
+
+    def __post_init__(self) -> None:
+        # Dev mode hands a ticket to anything that looks like loopback; with fal's key behind it, one
+        # forgotten variable and a tunnel would let anyone stream on the operator's account.
+        if self.fal_key and not self.shared_secret and not self.dev_mode_with_fal_key:
+            raise ValueError(
+                "FAL_KEY is set but RELAY_SHARED_SECRET is not: set RELAY_SHARED_SECRET to the secret your Odoo "
+                "signs tickets with, or set RELAY_DEV_MODE=1 to hand out dev tickets for your fal account on purpose"
+            )
+        if self.dev_mode_with_fal_key and self.shared_secret:
+            raise ValueError("RELAY_DEV_MODE=1 and RELAY_SHARED_SECRET are both set: dev mode means no shared secret")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:

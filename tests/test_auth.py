@@ -213,6 +213,10 @@ async def test_same_session_id_from_two_issuers_stays_apart(relay: RunningRelay)
                 assert json.loads(await viewer.recv())["action"] == "session_waiting"
         driver_a = await websockets.connect(relay.url(ticket=ticket("odoo-a", "driver")))
         driver_b = await websockets.connect(relay.url(ticket=ticket("odoo-b", "driver")))
+        for viewer, driver in ((viewer_a, "odoo-a-driver"), (viewer_b, "odoo-b-driver")):
+            async with asyncio.timeout(10):
+                assert json.loads(await viewer.recv()) == {"type": "x-fal-message", "action": "session_live",
+                                                           "driver": driver}
         for round_ in range(3):
             await driver_a.send(pack(prompt="a", seed=100 + round_, width=64, height=64))
             await driver_b.send(pack(prompt="b", seed=200 + round_, width=64, height=64))

@@ -223,8 +223,9 @@ async def test_dev_mode_admits_loopback_only(make_relay, caplog) -> None:
             async with websockets.connect(relay.url(ticket=ticket)) as ws:  # the same ticket, from loopback
                 await ws.send(pack(prompt="dev", seed=2))
                 assert (await next_frame(ws))["seed"] == 2
-    assert refused.status_code == 404
-    assert payload["reason"] == "this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only"
+    assert refused.status_code == 403
+    assert payload["reason"] == ("this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only, "
+                                 "never through a proxy")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(message.startswith("DEV MODE: RELAY_SHARED_SECRET is not set") for message in warnings)
 

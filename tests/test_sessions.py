@@ -101,21 +101,51 @@ async def test_viewer_inputs_are_refused(relay: RunningRelay) -> None:
         assert (await next_frame(driver))["seed"] == 3
 
 
-async def test_driver_leaving_ends_the_session_for_all(relay: RunningRelay) -> None:
-    """Viewers are told with an x-fal-message and closed with 4004 when the driver leaves."""
+async def test_viewers_wait_when_the_driver_leaves(relay: RunningRelay) -> None:
+    """A driver leaving is a normal pause, not an end: viewers stay connected, are told the session
+    waits, and a viewer joining meanwhile gets the last picture and the same notice."""
     driver_ticket, viewer_ticket = _tickets(relay)
     driver = await websockets.connect(relay.url(ticket=driver_ticket))
     viewers = [await websockets.connect(relay.url(ticket=viewer_ticket)) for _ in range(3)]
+    await driver.send(pack(prompt="kept", seed=7))
+    picture = await driver.recv()
+    for viewer in viewers:
+        assert await viewer.recv() == picture
     await driver.close()
     for viewer in viewers:
-        notice = await _notice(viewer)
-        assert notice == {"type": "x-fal-message", "action": "session_ended",
-                          "reason": "the driver left; this live session has ended"}
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await viewer.recv()
-        assert closed.value.rcvd.code == CloseCode.SESSION_ENDED
+        assert await _notice(viewer) == {"type": "x-fal-message", "action": "session_waiting",
+                                         "reason": "the driver left; waiting for them to draw again"}
+    async with websockets.connect(relay.url(ticket=viewer_ticket)) as late:
+        assert await late.recv() == picture
+        assert (await _notice(late))["action"] == "session_waiting"
+    for viewer in viewers:
+        assert viewer.state is websockets.protocol.State.OPEN
+        await viewer.close()
     await asyncio.sleep(0.05)
     assert relay.app.state.sessions.sessions == {}
+
+
+async def test_pen_passes_to_another_driver_without_viewers_reconnecting(relay: RunningRelay) -> None:
+    """The driver hands over: the next driver (another user) takes the seat, the viewers that stayed
+    connected are told who drives and get its frames; while the first holds the seat the second is busy."""
+    first = relay.ticket(sub="alice", apps=("local/preview",), session="thread-1", role="driver")
+    second = relay.ticket(sub="bob", apps=("local/preview",), session="thread-1", role="driver")
+    _, viewer_ticket = _tickets(relay)
+    async with websockets.connect(relay.url(ticket=viewer_ticket)) as viewer:
+        assert (await _notice(viewer))["action"] == "session_waiting"
+        alice = await websockets.connect(relay.url(ticket=first))
+        assert await _notice(viewer) == {"type": "x-fal-message", "action": "session_live", "driver": "alice"}
+        async with websockets.connect(relay.url(ticket=second)) as early_bob:
+            await expect_error(early_bob, "SESSION_BUSY", CloseCode.TRY_AGAIN_LATER)
+        await alice.send(pack(prompt="alice draws", seed=1))
+        assert (await next_frame(viewer))["seed"] == 1
+        await alice.close()
+        assert (await _notice(viewer))["action"] == "session_waiting"
+        async with websockets.connect(relay.url(ticket=second)) as bob:
+            assert await _notice(viewer) == {"type": "x-fal-message", "action": "session_live", "driver": "bob"}
+            await bob.send(pack(prompt="bob draws", seed=2))
+            assert (await next_frame(bob))["seed"] == 2
+            assert (await next_frame(viewer))["seed"] == 2
 
 
 async def test_late_viewer_gets_latest_frame_at_once(relay: RunningRelay) -> None:
@@ -137,6 +167,7 @@ async def test_early_viewer_waits_for_the_driver(relay: RunningRelay) -> None:
     async with websockets.connect(relay.url(ticket=viewer_ticket)) as viewer:
         assert (await _notice(viewer))["action"] == "session_waiting"
         async with websockets.connect(relay.url(ticket=driver_ticket)) as driver:
+            assert (await _notice(viewer))["action"] == "session_live"
             await driver.send(pack(prompt="now", seed=4))
             assert (await next_frame(viewer))["seed"] == 4
 

@@ -52,7 +52,7 @@ def test_upstream_follows_fal_key() -> None:
     """No FAL_KEY: the embedded app and local/preview; FAL_KEY: fal's cloud and fal's realtime apps."""
     local = Settings.from_environ({})
     assert local.needs_local_app and local.dev_mode and local.apps == ("local/preview",)
-    cloud = Settings.from_environ({"FAL_KEY": "id:secret"})
+    cloud = Settings.from_environ({"FAL_KEY": "id:secret", "RELAY_SHARED_SECRET": "s"})
     assert not cloud.needs_local_app
     assert cloud.resolved_upstream_url() == "wss://fal.run"
     assert "fal-ai/fast-lcm-diffusion" in cloud.apps
