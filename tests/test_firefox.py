@@ -193,7 +193,7 @@ async def test_firefox_demo_page_draws_frames_as_you_type(make_relay) -> None:
         results = await in_firefox(relay.http + "/", [
             READY,
             {"waitFor": DEMO_DRAWN, "timeoutMs": WAIT_MS},
-            {"waitFor": "document.getElementById('status').textContent === 'live'", "timeoutMs": WAIT_MS},
+            {"waitFor": "document.getElementById('status').textContent === 'Live'", "timeoutMs": WAIT_MS},
             {"eval": f"window.first = {DEMO_CANVAS}.toDataURL()"},
             {"click": "#prompt"},
             {"press": "End"},
