@@ -118,6 +118,9 @@ $("webcam").addEventListener("change", async () => {
     }
     // Strength only weighs an input image against the prompt: without one it changes nothing.
     $("strength").disabled = !$("webcam").checked;
+    $("strength-hint").textContent = $("webcam").checked
+        ? "How far the picture may move from the webcam image"
+        : "How far the picture may move from the webcam image: turn on the webcam to use it";
     preview.setInput({ image_bytes: await webcamFrame() });
 });
 
