@@ -478,7 +478,8 @@ export class FalLiveCanvas extends HTMLElement {
         const shown = this._hud.querySelector("#activity");
         shown.textContent = activity === "stalled" ? `stalled ${(waitedMs / 1000).toFixed(1)} s` : activity;
         shown.dataset.activity = activity;
-        this._hud.querySelector("#fps").textContent = (activity === "live" && fps ? fps : lastFps || fps).toFixed(1);
+        const rate = activity === "live" && fps ? fps : lastFps; // no rate yet from one or two frames
+        this._hud.querySelector("#fps").textContent = rate ? rate.toFixed(1) : "–";
         this._hud.querySelector("#p50").textContent = ms(p50);
         this._hud.querySelector("#p95").textContent = ms(p95);
     }
