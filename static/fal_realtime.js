@@ -373,6 +373,7 @@ export class RealtimeClient extends EventTarget {
         ws.binaryType = "arraybuffer";
         this._opened = false;
         this._inputRejected = false;
+        this._sessionEnded = false;
         ws.onopen = () => {
             this._attempts = 0;
             this._opened = true;

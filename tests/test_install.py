@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -42,7 +43,13 @@ def _run(*command: str | Path, **options: object) -> subprocess.CompletedProcess
 def relay_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A venv holding the relay-only install; yields its bin directory and the wheel build's log."""
     base = tmp_path_factory.mktemp("relay-only")
-    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", base / "wheel", ROOT)
+    # A copy of what the wheel is built from, so no build/ left in the checkout feeds a later build.
+    source = base / "source"
+    source.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", source / "pyproject.toml")
+    for folder in ("realtime_server", "static"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", base / "wheel", source)
     assert built.returncode == 0, built.stderr[-3000:]
     created = _run(sys.executable, "-m", "venv", base / "venv")
     assert created.returncode == 0, created.stderr
