@@ -59,7 +59,8 @@ const MODULE_ORIGIN = new URL(import.meta.url).origin;
 const TEMPLATE = document.createElement("template");
 TEMPLATE.innerHTML = `<style>
 :host { display: inline-flex; flex-direction: column; vertical-align: top; max-width: 100%; overflow: hidden;
-        contain: content; border-radius: 8px; background: #202124; color: #e8eaed; font: 13px/1.4 system-ui, sans-serif; }
+        contain: content; border-radius: 8px; background: #202124; color: #e8eaed;
+        font: 13px/1.4 system-ui, sans-serif; }
 :host([hidden]) { display: none; }
 canvas { display: block; width: 100%; height: auto; min-height: 0; flex: 1 1 auto; }
 .bar { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0.2em 0.6em; padding: 4px 8px; background: #2b2c30; }
@@ -74,8 +75,8 @@ canvas { display: block; width: 100%; height: auto; min-height: 0; flex: 1 1 aut
 </style>
 <canvas part="canvas" role="img" aria-label="Live preview"></canvas>
 <div class="bar" part="bar">
-  <span class="badge" part="badge" id="badge" title="This page watches a live session; only its driver changes the picture"
-        hidden>Watch only</span>
+  <span class="badge" part="badge" id="badge" hidden
+        title="This page watches a live session; only its driver changes the picture">Watch only</span>
   <p class="status" part="status" id="status" role="status" aria-live="polite"></p>
   <span class="hud" part="hud" aria-hidden="true" hidden><b id="activity">idle</b><span>fps <b id="fps">0.0</b></span
     ><span>p50 <b id="p50">–</b> ms</span><span>p95 <b id="p95">–</b> ms</span></span>

@@ -212,8 +212,9 @@ const VIEWER_WORDS = Object.freeze({ [STATES.OPEN]: "Watching live", [STATES.IDL
 /** Tones a UI styles the words by. */
 export const TONES = Object.freeze({ OK: "ok", WAIT: "wait", WARN: "warn", ERROR: "error", END: "end" });
 const STATE_TONES = Object.freeze({
-    [STATES.IDLE]: TONES.WAIT, [STATES.CONNECTING]: TONES.WAIT, [STATES.OPEN]: TONES.OK, [STATES.WAITING]: TONES.WAIT,
-    [STATES.RECONNECTING]: TONES.WAIT, [STATES.ENDED]: TONES.END, [STATES.CLOSED]: TONES.END, [STATES.ERROR]: TONES.ERROR,
+    [STATES.IDLE]: TONES.WAIT, [STATES.CONNECTING]: TONES.WAIT, [STATES.OPEN]: TONES.OK,
+    [STATES.WAITING]: TONES.WAIT, [STATES.RECONNECTING]: TONES.WAIT, [STATES.ENDED]: TONES.END,
+    [STATES.CLOSED]: TONES.END, [STATES.ERROR]: TONES.ERROR,
 });
 
 function sentence(text) {
@@ -223,8 +224,8 @@ function sentence(text) {
 /**
  * A client's status in words, the one mapping every UI uses (the widget, the demo page; the Odoo
  * canvas can take it from `client.describe()`).
- * @param {{state: string, retry?: object, error?: RealtimeError, inputError?: RealtimeError, waitingReason?: string}} status
- *        what `client.status` returns
+ * @param {{state: string, retry?: object, error?: RealtimeError, inputError?: RealtimeError,
+ *          waitingReason?: string}} status  what `client.status` returns
  * @param {{viewer?: boolean, now?: number}} [options] a viewer's words; `now` as `Date.now()`
  * @returns {{text: string, tone: string}} tone one of TONES
  */
@@ -622,7 +623,8 @@ export class RealtimeClient extends EventTarget {
         }
         // A socket that opened and then failed at once (a refused upstream) continues the run.
         const fresh = !this._failures || (this._opened && now - this._openedAt > QUIET_RECONNECT_MS);
-        this._failures = fresh ? { attempt: 1, since: now } : { ...this._failures, attempt: this._failures.attempt + 1 };
+        this._failures = fresh
+            ? { attempt: 1, since: now } : { ...this._failures, attempt: this._failures.attempt + 1 };
         this.retry = { ...this._failures, at: now + delayMs, reason, error };
     }
 

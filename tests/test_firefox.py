@@ -266,9 +266,11 @@ async def test_firefox_demo_page_ranges_disabled_strength_and_an_idle_hud(make_r
         results = await in_firefox(relay.http + "/", [
             READY,
             {"waitFor": "document.getElementById('status').textContent === 'Live'", "timeoutMs": WAIT_MS},
-            {"eval": "[document.getElementById('strength').disabled, document.getElementById('strength-hint').textContent]"},
+            {"eval": "[document.getElementById('strength').disabled,"
+                     " document.getElementById('strength-hint').textContent]"},
             _set("steps", "50"),
-            {"waitFor": "document.getElementById('problem').textContent === 'Steps must be ≤ 8'", "timeoutMs": WAIT_MS},
+            {"waitFor": "document.getElementById('problem').textContent === 'Steps must be ≤ 8'",
+             "timeoutMs": WAIT_MS},
             {"sleep": 1500},
             {"eval": "[document.getElementById('problem').textContent, document.getElementById('status').textContent]"},
             _set("steps", "3"),
@@ -325,7 +327,8 @@ async def test_firefox_viewer_waits_watches_and_an_older_relays_end(make_relay) 
     from .test_first_run import older_relay
 
     boxes = """(() => { const root = document.getElementById('v').shadowRoot;
-        const c = root.querySelector('canvas').getBoundingClientRect(), b = root.querySelector('.bar').getBoundingClientRect();
+        const c = root.querySelector('canvas').getBoundingClientRect();
+        const b = root.querySelector('.bar').getBoundingClientRect();
         return b.top >= c.bottom - 0.5 && c.height > 100; })()"""
     canvas = _shadow("v", "querySelector('canvas').toDataURL()")
     async with embedding_site(make_relay) as (relay, backend), older_relay() as old:

@@ -57,7 +57,10 @@ def _boxes_apart(page_boxes: dict[str, dict[str, float]]) -> bool:
 
 BOXES = """(id) => {
     const root = document.getElementById(id).shadowRoot;
-    const box = (el) => { const r = el.getBoundingClientRect(); return {top: r.top, bottom: r.bottom, height: r.height}; };
+    const box = (el) => {
+        const r = el.getBoundingClientRect();
+        return {top: r.top, bottom: r.bottom, height: r.height};
+    };
     return {canvas: box(root.querySelector('canvas')), bar: box(root.querySelector('.bar'))};
 }"""
 
@@ -136,8 +139,8 @@ async def test_demo_page_enforces_its_ranges_and_disables_what_does_nothing(make
                                      timeout=WAIT_MS)
         await asyncio.sleep(1.5)
         steps_problem = await page.evaluate("""[document.getElementById('problem').textContent,
-            document.getElementById('steps').getAttribute('aria-invalid'), document.getElementById('status').textContent,
-            document.getElementById('status').className]""")
+            document.getElementById('steps').getAttribute('aria-invalid'),
+            document.getElementById('status').textContent, document.getElementById('status').className]""")
         await page.fill("#steps", "6")
         await page.fill("#seed", "-1")
         await page.wait_for_function("document.getElementById('problem').textContent === 'Seed must be ≥ 0'",
@@ -295,7 +298,8 @@ async def test_viewer_states_come_from_the_client(make_relay) -> None:
         first_words = await page.evaluate(_status("v"))
         for seed in (1, 2):
             await page.evaluate(f"""add('<fal-live-canvas id="d{seed}" app="local/preview" ticket-url="/ticket"'
-                                        + ' session="board-3" prompt="a shared board" seed="{seed}"></fal-live-canvas>')""")
+                                        + ' session="board-3" prompt="a shared board" seed="{seed}">'
+                                        + '</fal-live-canvas>')""")
             await page.wait_for_function(f"window.events.v.some((e) => e.type === 'frame' && e.seed === {seed})",
                                          timeout=WAIT_MS)
             await page.evaluate(f"document.getElementById('d{seed}').remove()")
