@@ -22,6 +22,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from .browser import ARTIFACTS
 from .test_widget import assert_refused_app, embedding_site
+from .upstreams import FAULT_APPS, fault_upstream
 
 FIREFOX_DIR = Path(__file__).resolve().parent / "firefox"
 DRIVER = FIREFOX_DIR / "drive.mjs"
@@ -362,3 +363,17 @@ async def test_firefox_viewer_waits_watches_and_an_older_relays_end(make_relay) 
     assert ended == "The live session ended"
     assert [e["state"] for e in old_events if e["type"] == "statechange"] == ["connecting", "live", "ended"]
     assert not [e for e in events + old_events if e["type"] == "error"]
+
+
+async def test_firefox_hud_shows_a_stall(make_relay) -> None:
+    """An input the upstream never answers: the HUD says stalled, with how long it has waited."""
+    async with fault_upstream() as url, \
+            embedding_site(make_relay, upstream_url=url, allowed_apps=FAULT_APPS) as (relay, backend):
+        results = await in_firefox(backend.origin + "/", [
+            READY,
+            {"eval": """add('<fal-live-canvas id="a" app="fault/echo" ticket-url="/ticket" hud></fal-live-canvas>');
+                        document.getElementById('a').setInput({seq: 1, count: 0})"""},
+            {"waitFor": f"{_hud('a', 'activity')}.startsWith('stalled') && {_hud('a', 'activity')}",
+             "timeoutMs": WAIT_MS},
+        ])
+    assert re.fullmatch(r"stalled \d+\.\d s", results[2]) and float(results[2].split()[1]) >= 1.5
