@@ -14,7 +14,12 @@
  *
  * @module fal_realtime
  */
+import { checkInput, INPUT_LIMITS, readValidationError } from "./fal_inputs.js";
+import { describeStatus, QUIET_RECONNECT_MS, STATES } from "./fal_status.js";
 import { decode, encode } from "./vendor/msgpack/index.mjs";
+
+export { checkInput, fieldName, INPUT_LIMITS, readValidationError } from "./fal_inputs.js";
+export { describeStatus, QUIET_RECONNECT_MS, STATES, STATUS_WORDS, TONES } from "./fal_status.js";
 
 /** WebSocket close codes; mirrors `realtime_server.protocol.CloseCode` (a test keeps them equal). */
 export const CLOSE_CODES = Object.freeze({
@@ -62,18 +67,6 @@ export const NO_TICKET = "NO_TICKET";
 /** `code` of `inputError`: an input out of range, refused before sending or rejected by the app. */
 export const INVALID_INPUT = "INVALID_INPUT";
 
-/** Connection states, in the order a healthy connection goes through them. */
-export const STATES = Object.freeze({
-    IDLE: "idle", // nothing to send: the next send() connects (a viewer reconnects by itself)
-    CONNECTING: "connecting",
-    OPEN: "open",
-    WAITING: "waiting", // a live session's viewer, connected while the session has no driver
-    RECONNECTING: "reconnecting", // `retry` says why, which attempt, and when
-    ENDED: "ended", // the live session ended (close 4004 from a relay before session_waiting): no retry
-    CLOSED: "closed",
-    ERROR: "error",
-});
-
 // Close codes after which trying again cannot help: the request itself is refused.
 const FATAL_CLOSE_CODES = new Set([
     CLOSE_CODES.UNSUPPORTED_DATA,
@@ -110,143 +103,6 @@ function percentile(sorted, p) {
         return 0;
     }
     return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-// ---------------------------------------------------------------------------------------- inputs
-
-/**
- * Ranges of the common input fields of fal's realtime image apps (the embedded `local/preview`
- * takes the same, with sizes up to 1024). `send()` refuses an input outside them; a page narrows or
- * adds fields with the `limits` option, e.g. `{num_inference_steps: {min: 1, max: 8, integer: true}}`.
- */
-export const INPUT_LIMITS = Object.freeze({
-    seed: Object.freeze({ min: 0, max: 2 ** 32 - 1, integer: true }),
-    num_inference_steps: Object.freeze({ min: 1, max: 50, integer: true }),
-    strength: Object.freeze({ min: 0, max: 1 }),
-    guidance_scale: Object.freeze({ min: 0, max: 20 }),
-    width: Object.freeze({ min: 64, max: 2048, integer: true }),
-    height: Object.freeze({ min: 64, max: 2048, integer: true }),
-});
-
-/** What people call the wire fields, in messages. */
-const FIELD_NAMES = Object.freeze({ num_inference_steps: "steps", guidance_scale: "guidance scale" });
-
-/** A wire field's name in words (`num_inference_steps` is "steps"). */
-export function fieldName(field) {
-    return FIELD_NAMES[field] || field.replaceAll("_", " ");
-}
-
-/**
- * The first field of `input` outside `limits`, as `{field, message}`, or null when all are in range.
- * `null` and `undefined` values are absent fields (the app's default applies).
- */
-export function checkInput(input, limits = INPUT_LIMITS) {
-    for (const [field, limit] of Object.entries(limits)) {
-        const value = input[field];
-        if (value === null || value === undefined) {
-            continue;
-        }
-        const name = fieldName(field);
-        let problem = "";
-        if (typeof value !== "number" || Number.isNaN(value)) {
-            problem = "must be a number";
-        } else if (limit.integer && !Number.isInteger(value)) {
-            problem = "must be a whole number";
-        } else if (value < limit.min) {
-            problem = `must be ≥ ${limit.min}`;
-        } else if (value > limit.max) {
-            problem = `must be ≤ ${limit.max}`;
-        }
-        if (problem) {
-            return { field, message: `${name} ${problem}` };
-        }
-    }
-    return null;
-}
-
-const VALIDATION_ERROR = /^\d+ validation errors? for \S+\r?\n/;
-const COMPARISONS = [
-    ["greater than or equal to", "≥"], ["less than or equal to", "≤"], ["greater than", ">"], ["less than", "<"],
-];
-
-/**
- * The app's own validation error (pydantic's text, which fal's SDK sends as the x-fal-error reason)
- * in words, as `{field, message}` ("seed must be ≥ 0"); null for any other reason.
- */
-export function readValidationError(reason) {
-    if (typeof reason !== "string" || !VALIDATION_ERROR.test(reason)) {
-        return null;
-    }
-    const lines = reason.split(/\r?\n/);
-    const at = lines.findIndex((line, index) => index > 0 && line && !line.startsWith(" "));
-    if (at < 0 || !lines[at + 1]) {
-        return null;
-    }
-    const field = lines[at].trim().split(".")[0];
-    let words = lines[at + 1].trim().replace(/\s*\[type=.*$/, "");
-    words = words.replace(/^(Input|Value|String|List|Dictionary) should (be|have) /, "must $2 ");
-    for (const [phrase, sign] of COMPARISONS) {
-        words = words.replace(`must be ${phrase} `, `must be ${sign} `);
-    }
-    return { field, message: `${fieldName(field)} ${words}` };
-}
-
-// ----------------------------------------------------------------------------------------- words
-
-/** How long a reconnect goes unexplained: a blip (a relay restarting) should not alarm anyone. */
-export const QUIET_RECONNECT_MS = 3000;
-
-/** What each state is called; `describeStatus` adds the details (why, which attempt, the error). */
-export const STATUS_WORDS = Object.freeze({
-    [STATES.IDLE]: "Paused — change the input to resume",
-    [STATES.CONNECTING]: "Connecting…",
-    [STATES.OPEN]: "Live",
-    [STATES.WAITING]: "Waiting for the driver…",
-    [STATES.RECONNECTING]: "Reconnecting…",
-    [STATES.ENDED]: "The live session ended",
-    [STATES.CLOSED]: "Closed",
-    [STATES.ERROR]: "Stopped",
-});
-const VIEWER_WORDS = Object.freeze({ [STATES.OPEN]: "Watching live", [STATES.IDLE]: "Watching — reconnecting" });
-
-/** Tones a UI styles the words by. */
-export const TONES = Object.freeze({ OK: "ok", WAIT: "wait", WARN: "warn", ERROR: "error", END: "end" });
-const STATE_TONES = Object.freeze({
-    [STATES.IDLE]: TONES.WAIT, [STATES.CONNECTING]: TONES.WAIT, [STATES.OPEN]: TONES.OK,
-    [STATES.WAITING]: TONES.WAIT, [STATES.RECONNECTING]: TONES.WAIT, [STATES.ENDED]: TONES.END,
-    [STATES.CLOSED]: TONES.END, [STATES.ERROR]: TONES.ERROR,
-});
-
-function sentence(text) {
-    return text ? text[0].toUpperCase() + text.slice(1) : text;
-}
-
-/**
- * A client's status in words, the one mapping every UI uses (the widget, the demo page; the Odoo
- * canvas can take it from `client.describe()`).
- * @param {{state: string, retry?: object, error?: RealtimeError, inputError?: RealtimeError,
- *          waitingReason?: string}} status  what `client.status` returns
- * @param {{viewer?: boolean, now?: number}} [options] a viewer's words; `now` as `Date.now()`
- * @returns {{text: string, tone: string}} tone one of TONES
- */
-export function describeStatus(status, { viewer = false, now = Date.now() } = {}) {
-    const { state, retry, error, inputError, waitingReason } = status;
-    if (state === STATES.ERROR) {
-        const text = error ? `Stopped — ${error.code}: ${error.reason || "no reason given"}` : STATUS_WORDS[state];
-        return { text, tone: TONES.ERROR };
-    }
-    if (state === STATES.RECONNECTING && retry && now - retry.since >= QUIET_RECONNECT_MS) {
-        const next = retry.at > now ? `next try in ${Math.ceil((retry.at - now) / 1000)} s` : "trying now";
-        return { text: `Reconnecting: ${retry.reason} — attempt ${retry.attempt}, ${next}`, tone: TONES.WARN };
-    }
-    if (state === STATES.WAITING) {
-        return { text: waitingReason ? `${sentence(waitingReason)}…` : STATUS_WORDS[state], tone: TONES.WAIT };
-    }
-    if (inputError && [STATES.OPEN, STATES.IDLE, STATES.CONNECTING].includes(state)) {
-        return { text: `Check the input: ${inputError.reason}`, tone: TONES.WARN };
-    }
-    const words = (viewer && VIEWER_WORDS[state]) || STATUS_WORDS[state] || state;
-    return { text: words, tone: STATE_TONES[state] || TONES.WAIT };
 }
 
 /**
