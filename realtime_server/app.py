@@ -41,9 +41,8 @@ from .upstream import Target
 logger = logging.getLogger(__name__)
 mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScript type; not every OS maps .mjs
 
-# Installed, static/ is the package's realtime_server/static (see pyproject.toml); in a checkout, ../static.
-_PACKAGE_DIR = Path(__file__).resolve().parent
-STATIC_DIR = _PACKAGE_DIR / "static" if (_PACKAGE_DIR / "static").is_dir() else _PACKAGE_DIR.parent / "static"
+# In a checkout realtime_server/static links to ../static; installed, it is the files (see pyproject.toml).
+STATIC_DIR = (Path(__file__).resolve().parent / "static").resolve()
 _APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _BUFFERING = re.compile(r"[0-9]{1,2}")
 _QUERY_PARAM = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")

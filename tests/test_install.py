@@ -43,12 +43,13 @@ def _run(*command: str | Path, **options: object) -> subprocess.CompletedProcess
 def relay_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A venv holding the relay-only install; yields its bin directory and the wheel build's log."""
     base = tmp_path_factory.mktemp("relay-only")
-    # A copy of what the wheel is built from, so no build/ left in the checkout feeds a later build.
+    # A copy of what the wheel is built from, so no build/ left in the checkout feeds a later build;
+    # the copy keeps realtime_server/static a link to ../static, as in the checkout.
     source = base / "source"
     source.mkdir()
     shutil.copy(ROOT / "pyproject.toml", source / "pyproject.toml")
     for folder in ("realtime_server", "static"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / folder, source / folder, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", base / "wheel", source)
     assert built.returncode == 0, built.stderr[-3000:]
     created = _run(sys.executable, "-m", "venv", base / "venv")
@@ -57,12 +58,19 @@ def relay_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     (wheel,) = (base / "wheel").glob("fal_realtime_relay-*.whl")
     installed = _run(bin_dir / "pip", "install", "-q", wheel)
     assert installed.returncode == 0, installed.stderr[-3000:]
-    yield bin_dir, built.stdout + built.stderr
+    # README's first command installs the checkout editable: build that too (into a venv of its own).
+    editable_venv = base / "editable"
+    created = _run(sys.executable, "-m", "venv", "--without-pip", editable_venv)
+    assert created.returncode == 0, created.stderr
+    editable = _run(sys.executable, "-m", "pip", "--python", editable_venv / "bin" / "python", "install",
+                    "--no-deps", "-v", "-e", source)
+    assert editable.returncode == 0, editable.stderr[-3000:]
+    yield bin_dir, built.stdout + built.stderr + editable.stdout + editable.stderr
 
 
 def test_the_wheel_builds_without_packaging_warnings(relay_only: tuple[Path, str]) -> None:
-    """No setuptools deprecation or configuration warning comes from pyproject.toml (the license is an
-    SPDX string, every data directory is a listed package)."""
+    """No setuptools deprecation, configuration or editable-mode warning comes from pyproject.toml (the
+    license is an SPDX string, every data directory is a listed package, the layout is plain)."""
     _, log = relay_only
     warnings = [line for line in log.splitlines() if re.search(r"Warning\b|!!$|deprecated", line)]
     assert warnings == []
