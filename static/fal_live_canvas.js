@@ -462,6 +462,9 @@ export class FalLiveCanvas extends HTMLElement {
         if (words.text === this._words.text && words.tone === this._words.tone) {
             return;
         }
+        // A countdown ("next try in 3 s") changes only numbers: screen readers hear it once, not each second.
+        const counting = words.text.replace(/\d+/g, "#") === this._words.text.replace(/\d+/g, "#");
+        this._status.setAttribute("aria-live", counting ? "off" : "polite");
         this._words = words;
         this._bar.dataset.tone = words.tone;
         this._status.dataset.state = this._state;
