@@ -41,7 +41,8 @@ from .upstream import Target
 logger = logging.getLogger(__name__)
 mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScript type; not every OS maps .mjs
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# In a checkout realtime_server/static links to ../static; installed, it is the files (see pyproject.toml).
+STATIC_DIR = (Path(__file__).resolve().parent / "static").resolve()
 _APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _BUFFERING = re.compile(r"[0-9]{1,2}")
 _QUERY_PARAM = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
@@ -318,6 +319,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/", demo),
         Route("/widget", lambda request: FileResponse(STATIC_DIR / "widget.html")),
+        Route("/favicon.ico", lambda request: FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon")),
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics_endpoint),

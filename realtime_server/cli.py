@@ -1,7 +1,12 @@
-"""`realtime-server`: start the relay, and the embedded app on loopback when there is no FAL_KEY."""
+"""`realtime-server`: start the relay, and the embedded app on loopback when there is no FAL_KEY.
+
+The relay itself needs no fal SDK: it imports only its own dependencies. The embedded app runs in
+a child process and needs the `embedded` extra (fal's SDK, Pillow), checked before it starts.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import signal
 import socket
@@ -21,6 +26,23 @@ from .settings import Settings
 
 logger = logging.getLogger("realtime_server")
 LOCAL_APP_START_TIMEOUT = 60.0
+EMBEDDED_MODULES = {"fal": "fal's SDK", "PIL": "Pillow"}
+
+
+class EmbeddedAppUnavailable(RuntimeError):
+    """Raised when the embedded app is needed and its packages (the `embedded` extra) are not installed."""
+
+
+def check_embedded_app() -> None:
+    """Raise `EmbeddedAppUnavailable`, saying what to install, unless the embedded app can start."""
+    missing = [name for module, name in EMBEDDED_MODULES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise EmbeddedAppUnavailable(
+            f"the embedded app (local/preview, served when neither FAL_KEY nor RELAY_UPSTREAM_URL is set) needs "
+            f"{' and '.join(missing)}, not installed here. Install them with "
+            f"pip install 'fal-realtime-relay[embedded]' (in a checkout: pip install -e '.[embedded]'), "
+            f"or set FAL_KEY to use fal's cloud, or RELAY_UPSTREAM_URL to use any upstream with fal's paths."
+        )
 
 
 def free_port() -> int:
@@ -32,6 +54,7 @@ def free_port() -> int:
 @contextmanager
 def local_app(session_timeout: float = 5.0) -> Iterator[str]:
     """Run the embedded fal app as a child on a free loopback port; yield its ws:// base URL."""
+    check_embedded_app()
     port = free_port()
     child = subprocess.Popen(
         [sys.executable, "-m", "realtime_server.local_app", "--port", str(port),
@@ -79,6 +102,10 @@ def main() -> None:
     if not settings.needs_local_app:
         serve(settings)
         return
+    try:
+        check_embedded_app()
+    except EmbeddedAppUnavailable as exc:
+        raise SystemExit(f"realtime-server: {exc}") from None
     with local_app() as url:
         logger.info("embedded app local/preview serving at %s (no FAL_KEY set)", url)
         serve(settings.with_upstream(url))

@@ -1,19 +1,13 @@
 /**
  * The demo page: a prompt box, seed/strength/steps and an optional webcam drive a `<fal-live-canvas>`.
  * In dev mode the relay hands this page a ticket at /dev/ticket; elsewhere pass `?ticket=...&app=...`.
+ * The status line shows the widget's own words; the ranges are the inputs' own min and max.
  */
-import { LIVE_STATES } from "./fal_live_canvas.js";
-
 const $ = (id) => document.getElementById(id);
 const preview = $("preview");
 const params = new URLSearchParams(location.search);
-const STATUS_WORDS = Object.freeze({
-    [LIVE_STATES.CONNECTING]: "connecting…",
-    [LIVE_STATES.LIVE]: "live",
-    [LIVE_STATES.RECONNECTING]: "reconnecting…",
-    [LIVE_STATES.IDLE]: "idle — type to resume",
-    [LIVE_STATES.CLOSED]: "closed",
-});
+// Wire field -> the control that sets it.
+const CONTROLS = Object.freeze({ seed: "seed", strength: "strength", num_inference_steps: "steps" });
 
 async function devTicket({ app, session, role }) {
     const response = await fetch("/dev/ticket", {
@@ -29,14 +23,34 @@ async function devTicket({ app, session, role }) {
         for (const app of answer.apps) {
             $("app").add(new Option(app, app, app === answer.app, app === answer.app));
         }
+        oneAppOnly();
     }
     return answer;
 }
 
-function setStatus(text, isError = false) {
-    $("status").textContent = text;
-    $("status").classList.toggle("error", isError);
+function oneAppOnly() {
+    const only = $("app").options.length < 2;
+    $("app").disabled = only;
+    $("app").title = only ? "This relay serves this one app" : "";
 }
+
+function setStatus(text, tone = "") {
+    $("status").textContent = text;
+    $("status").classList.toggle("error", tone === "error");
+    $("status").classList.toggle("warn", tone === "warn");
+}
+
+/** The widget's input limits, from the controls' own min, max and step. */
+function controlLimits() {
+    const limits = {};
+    for (const [field, id] of Object.entries(CONTROLS)) {
+        const control = $(id);
+        limits[field] = { min: Number(control.min), max: Number(control.max), integer: Number(control.step) === 1 };
+    }
+    return limits;
+}
+
+const numberOrNothing = (control) => (control.value === "" ? undefined : Number(control.value));
 
 async function webcamFrame() {
     const video = $("video");
@@ -52,18 +66,22 @@ async function webcamFrame() {
 }
 
 function readControls() {
-    preview.prompt = $("prompt").value;
-    preview.seed = Number($("seed").value) || 0;
-    preview.strength = Number($("strength").value);
-    preview.steps = Number($("steps").value) || 4;
+    // Read as typed: the widget refuses an out-of-range value and says why, and sends nothing.
+    preview.setInput({
+        prompt: $("prompt").value,
+        seed: numberOrNothing($("seed")),
+        strength: Number($("strength").value),
+        num_inference_steps: numberOrNothing($("steps")),
+    });
 }
 
-preview.addEventListener("statechange", ({ detail }) => {
-    if (detail.state !== LIVE_STATES.ERROR) {
-        setStatus(STATUS_WORDS[detail.state] || detail.state);
+preview.addEventListener("status", ({ detail }) => setStatus(detail.text, detail.tone));
+preview.addEventListener("inputerror", ({ detail }) => {
+    $("problem").textContent = detail ? `${detail.message[0].toUpperCase()}${detail.message.slice(1)}` : "";
+    for (const [field, id] of Object.entries(CONTROLS)) {
+        $(id).setAttribute("aria-invalid", String(detail?.field === field));
     }
 });
-preview.addEventListener("error", ({ detail }) => setStatus(`${detail.code}: ${detail.reason}`, true));
 preview.addEventListener("frame", async ({ detail }) => {
     $("renderer").textContent = detail.result.renderer || "";
     $("keep").disabled = false;
@@ -92,12 +110,17 @@ $("webcam").addEventListener("change", async () => {
             await video.play();
         } catch (error) {
             $("webcam").checked = false;
-            setStatus(`webcam unavailable: ${error.message}`, true);
+            $("problem").textContent = `Webcam unavailable: ${error.message}`;
         }
     } else if (video.srcObject) {
         video.srcObject.getTracks().forEach((track) => track.stop());
         video.srcObject = null;
     }
+    // Strength only weighs an input image against the prompt: without one it changes nothing.
+    $("strength").disabled = !$("webcam").checked;
+    $("strength-hint").textContent = $("webcam").checked
+        ? "How far the picture may move from the webcam image"
+        : "How far the picture may move from the webcam image: turn on the webcam to use it";
     preview.setInput({ image_bytes: await webcamFrame() });
 });
 
@@ -113,15 +136,18 @@ $("share").addEventListener("click", () => {
     $("shared").replaceChildren("Live session open — share the ", link, " (viewers see what you type).");
 });
 
+preview.limits = controlLimits();
 readControls();
 if (params.get("watch")) {
     // A viewer page: the same widget, read-only, on the driver's session.
     document.body.classList.add("viewer");
+    $("watching").hidden = false;
     Object.assign(preview, { mode: "viewer", session: params.get("watch") });
     preview.getTicket = devTicket;
 } else if (params.get("ticket")) {
     const app = params.get("app") || "local/preview";
     $("app").add(new Option(app, app, true, true));
+    oneAppOnly();
     Object.assign(preview, { app, ticket: params.get("ticket") });
 } else {
     preview.getTicket = devTicket;

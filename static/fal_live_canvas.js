@@ -5,11 +5,13 @@
  *     <fal-live-canvas app="local/preview" ticket-url="/fal/ticket" prompt="a red cat" hud></fal-live-canvas>
  *
  * It draws the frames of the one browser client (`fal_realtime.js`) on a canvas in its own
- * shadow DOM, so the page's CSS and the widget's never meet. The relay serves the docs at `/widget`.
+ * shadow DOM, so the page's CSS and the widget's never meet. What it says (states, reconnects,
+ * refused inputs) is the client's own `describe()`, shown in a bar under the picture, never over it.
+ * The relay serves the docs at `/widget`.
  *
  * @module fal_live_canvas
  */
-import { RealtimeClient, STATES as CLIENT_STATES } from "./fal_realtime.js";
+import { RealtimeClient, STATES as CLIENT_STATES, TONES } from "./fal_realtime.js";
 
 export const TAG_NAME = "fal-live-canvas";
 
@@ -17,25 +19,16 @@ export const TAG_NAME = "fal-live-canvas";
 export const LIVE_STATES = Object.freeze({
     CONNECTING: "connecting",
     LIVE: "live",
+    WAITING: "waiting", // a viewer whose live session has no driver right now
     RECONNECTING: "reconnecting",
     IDLE: "idle", // the relay closed an idle connection; the next input reopens it
+    ENDED: "ended", // the live session ended (a relay from before session_waiting)
     CLOSED: "closed",
     ERROR: "error",
 });
 
 /** Ways a frame fills the element's box (CSS `object-fit`). */
 export const FITS = Object.freeze(["contain", "cover", "fill", "none", "scale-down"]);
-
-const STATUS_TEXT = Object.freeze({
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-    idle: "Paused — change the input to resume",
-    closed: "Closed",
-    error: "Stopped",
-    waiting: "Waiting for the live session to start…",
-    ended: "The live session ended",
-});
 
 /** Attributes (and properties) that set an input field: name -> [wire field, parse]. */
 const INPUT_ATTRIBUTES = Object.freeze({
@@ -58,30 +51,36 @@ const CONNECTION_ATTRIBUTES = Object.freeze({
 const DEFAULT_SIZE = 512;
 const THROTTLE_MS = 16;
 const HUD_REFRESH_MS = 500;
-const VIEWER_RESUME_MS = 1000;
+const NOT_CONFIGURED = "Not configured: set app and ticket-url (or ticket, or getTicket)";
 const JPEG_QUALITY = 0.92;
 // The relay this module was loaded from: the default for the `relay` attribute.
 const MODULE_ORIGIN = new URL(import.meta.url).origin;
 
 const TEMPLATE = document.createElement("template");
 TEMPLATE.innerHTML = `<style>
-:host { display: inline-block; position: relative; max-width: 100%; overflow: hidden; contain: content;
-        border-radius: 8px; background: #202124; color: #e8eaed; font: 13px/1.4 system-ui, sans-serif; }
+:host { display: inline-flex; flex-direction: column; vertical-align: top; max-width: 100%; overflow: hidden;
+        contain: content; border-radius: 8px; background: #202124; color: #e8eaed;
+        font: 13px/1.4 system-ui, sans-serif; }
 :host([hidden]) { display: none; }
-canvas { display: block; width: 100%; height: 100%; }
-.hud { position: absolute; top: 6px; left: 6px; display: flex; gap: 0.6em; padding: 2px 8px; border-radius: 6px;
-       background: rgb(0 0 0 / 0.6); font: 12px ui-monospace, monospace; white-space: nowrap; }
-.hud[hidden] { display: none; }
-.status { position: absolute; left: 6px; right: 6px; bottom: 6px; margin: 0; padding: 4px 8px; border-radius: 6px;
-          background: rgb(0 0 0 / 0.6); }
-.status:empty, .status[data-state="live"] { clip-path: inset(50%); width: 1px; height: 1px; padding: 0; }
-.status[data-state="error"] { background: #5c2b29; color: #fad2cf; }
+canvas { display: block; width: 100%; height: auto; min-height: 0; flex: 1 1 auto; }
+.bar { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0.2em 0.6em; padding: 4px 8px; background: #2b2c30; }
+.bar[data-tone="warn"] { background: #4d3d12; color: #fde293; }
+.bar[data-tone="error"] { background: #5c2b29; color: #fad2cf; }
+.badge { padding: 0 6px; border-radius: 4px; background: #174ea6; color: #d2e3fc; font-weight: 600; font-size: 12px; }
+.badge[hidden], .hud[hidden] { display: none; }
+.status { flex: 1 1 12em; margin: 0; min-width: 0; }
+.hud { display: flex; gap: 0.6em; margin-left: auto; color: #bdc1c6; font: 12px ui-monospace, monospace;
+       white-space: nowrap; }
+.hud [data-activity="stalled"] { color: #f28b82; }
 </style>
 <canvas part="canvas" role="img" aria-label="Live preview"></canvas>
-<div class="hud" part="hud" aria-hidden="true" hidden>
-  <span>fps <b id="fps">0.0</b></span><span>p50 <b id="p50">–</b> ms</span><span>p95 <b id="p95">–</b> ms</span>
-</div>
-<p class="status" part="status" id="status" role="status" aria-live="polite"></p>`;
+<div class="bar" part="bar">
+  <span class="badge" part="badge" id="badge" hidden
+        title="This page watches a live session; only its driver changes the picture">Watch only</span>
+  <p class="status" part="status" id="status" role="status" aria-live="polite"></p>
+  <span class="hud" part="hud" aria-hidden="true" hidden><b id="activity">idle</b><span>fps <b id="fps">0.0</b></span
+    ><span>p50 <b id="p50">–</b> ms</span><span>p95 <b id="p95">–</b> ms</span></span>
+</div>`;
 
 async function fetchTicket(url, request) {
     const response = await fetch(url, {
@@ -102,9 +101,13 @@ async function fetchTicket(url, request) {
  *
  * Attributes: `relay`, `app`, `ticket`, `ticket-url`, `mode` (`viewer` never sends), `session`,
  * `prompt`, `seed`, `strength`, `steps`, `width`, `height`, `fit`, `hud`, `label`.
- * Properties: the same names (`ticketUrl`), plus `getTicket`, `input`, `state`, `stats`, `viewer`.
+ * Properties: the same names (`ticketUrl`), plus `getTicket`, `limits`, `input`, `state`, `status`,
+ * `inputError`, `stats`, `viewer`.
  *
  * @emits statechange  detail `{state, previous}`, state one of LIVE_STATES
+ * @emits status       detail `{text, tone, state}`: the words the status line shows, when they change
+ * @emits inputerror   detail `{field, message}` of an input refused before sending (out of `limits`) or
+ *                     rejected by the app, or `null` once the input is fixed
  * @emits frame        detail `{bitmap, bytes, contentType, result, latencyMs, timings, input}`; `input` is
  *                     the input the frame answers (null for a viewer); the bitmap is closed after the
  *                     event, so copy it (`createImageBitmap(bitmap)`) to keep it
@@ -124,11 +127,13 @@ export class FalLiveCanvas extends HTMLElement {
         this._canvas = root.querySelector("canvas");
         this._context = this._canvas.getContext("2d");
         this._hud = root.querySelector(".hud");
+        this._bar = root.querySelector(".bar");
+        this._badge = root.getElementById("badge");
         this._status = root.getElementById("status");
         this._client = null;
         this._state = "";
-        this._error = null;
-        this._notice = ""; // "waiting" or "ended": what the relay said about a live session
+        this._words = { text: "", tone: TONES.WAIT };
+        this._limits = {};
         this._role = null;
         this._inputs = {};
         this._lastImage = null;
@@ -136,10 +141,10 @@ export class FalLiveCanvas extends HTMLElement {
         this._startQueued = false;
         this._sendQueued = false;
         this._hudTimer = null;
-        this._resumeTimer = null;
         this._applySize();
         // A page may set properties before this module loads; those landed on the element itself.
-        for (const name of [...Object.keys(CONNECTION_ATTRIBUTES), ...Object.keys(INPUT_ATTRIBUTES), "getTicket"]) {
+        for (const name of [...Object.keys(CONNECTION_ATTRIBUTES), ...Object.keys(INPUT_ATTRIBUTES), "getTicket",
+            "limits"]) {
             if (Object.hasOwn(this, name)) {
                 const value = this[name];
                 delete this[name];
@@ -190,6 +195,22 @@ export class FalLiveCanvas extends HTMLElement {
         }
     }
 
+    /**
+     * Input ranges over the client's INPUT_LIMITS, `{field: {min, max, integer?}}` by wire field, e.g.
+     * `{num_inference_steps: {min: 1, max: 8, integer: true}}`; an input outside them is not sent.
+     */
+    get limits() {
+        return { ...this._limits };
+    }
+
+    set limits(value) {
+        this._limits = { ...value };
+        if (this._client) {
+            this._client.limits = { ...this._client.limits, ...this._limits };
+            this._send();
+        }
+    }
+
     /** The input sent on each change: the wire fields, e.g. `{prompt, seed, strength, num_inference_steps}`. */
     get input() {
         return { ...this._inputs };
@@ -200,9 +221,24 @@ export class FalLiveCanvas extends HTMLElement {
         return this._state;
     }
 
-    /** `{fps, p50, p95}` over the last frames (latencies in ms). */
+    /** `{text, tone}`: what the status line says (the browser client's words for its state). */
+    get status() {
+        return { ...this._words };
+    }
+
+    /** `{field, message}` of the input refused or rejected, until it is fixed; else null. */
+    get inputError() {
+        const error = this._client?.inputError;
+        return error ? { field: error.field, message: error.reason } : null;
+    }
+
+    /**
+     * `{fps, lastFps, p50, p95, activity, waitedMs}`: `activity` is `live`, `idle` (nothing asked for;
+     * `lastFps` is the rate frames last came at) or `stalled` (an input unanswered for `waitedMs`).
+     */
     get stats() {
-        return this._client ? this._client.stats : { fps: 0, p50: 0, p95: 0 };
+        return this._client
+            ? this._client.stats : { fps: 0, lastFps: 0, p50: 0, p95: 0, activity: "idle", waitedMs: 0 };
     }
 
     /** True for `mode="viewer"` or a viewer ticket: the element only watches and never sends. */
@@ -273,24 +309,27 @@ export class FalLiveCanvas extends HTMLElement {
     _start() {
         const wasRunning = Boolean(this._client);
         this._detach();
-        this._error = null;
-        this._notice = "";
         this._role = null;
         const options = this._connectionOptions();
         if (!options) {
             if (wasRunning) {
                 this._onState(LIVE_STATES.CLOSED);
             }
-            this._status.textContent = "Not configured: set app and ticket-url (or ticket, or getTicket)";
+            this._showStatus({ text: NOT_CONFIGURED, tone: TONES.WARN });
             return; // like an <img> without src: setting them starts it
         }
-        const client = new RealtimeClient({ throttleMs: THROTTLE_MS, ...options });
+        const client = new RealtimeClient({
+            throttleMs: THROTTLE_MS, limits: this._limits, viewer: this.mode === "viewer", ...options,
+        });
         this._client = client;
         client.addEventListener("statechange", ({ detail }) => client === this._client && this._onState(detail.state));
         client.addEventListener("frame", ({ detail }) => client === this._client && this._onFrame(detail));
         client.addEventListener("error", ({ detail }) => client === this._client && this._onError(detail));
-        client.addEventListener("message", ({ detail }) => client === this._client && this._onMessage(detail));
-        this._hudTimer = setInterval(() => this._refreshHud(), HUD_REFRESH_MS);
+        client.addEventListener("inputerror", ({ detail }) => client === this._client && this._onInputError(detail));
+        this._hudTimer = setInterval(() => {
+            this._refreshHud();
+            this._renderStatus(); // a reconnect's countdown
+        }, HUD_REFRESH_MS);
         client.connect();
         this._send();
     }
@@ -304,8 +343,9 @@ export class FalLiveCanvas extends HTMLElement {
             const getTicket = async () => {
                 const answer = await source();
                 this._role = answer.role || null;
-                if (this.viewer) {
-                    this._client?.discardPending(); // typed before the ticket said this page only watches
+                if (this.viewer && this._client) {
+                    this._client.viewer = true;
+                    this._client.discardPending(); // typed before the ticket said this page only watches
                 }
                 if (!answer.url && !fallbackUrl) {
                     throw new Error("no app: set the app attribute, or answer with a url");
@@ -346,7 +386,8 @@ export class FalLiveCanvas extends HTMLElement {
     }
 
     _send() {
-        if (!this._client || this.viewer || this._state === LIVE_STATES.ERROR || !Object.keys(this._inputs).length) {
+        const stopped = this._state === LIVE_STATES.ERROR || this._state === LIVE_STATES.ENDED;
+        if (!this._client || this.viewer || stopped || !Object.keys(this._inputs).length) {
             return;
         }
         this._client.send({ ...this._inputs });
@@ -357,7 +398,6 @@ export class FalLiveCanvas extends HTMLElement {
         this._client = null;
         client?.close();
         clearInterval(this._hudTimer);
-        clearTimeout(this._resumeTimer);
     }
 
     _stop() {
@@ -368,24 +408,13 @@ export class FalLiveCanvas extends HTMLElement {
     }
 
     _onState(clientState) {
-        let state = clientState === CLIENT_STATES.OPEN ? LIVE_STATES.LIVE : clientState;
-        if (state === LIVE_STATES.ERROR && this._notice === "ended") {
-            state = LIVE_STATES.CLOSED; // the driver left: an end, not a failure
-        }
+        const state = clientState === CLIENT_STATES.OPEN ? LIVE_STATES.LIVE : clientState;
         const previous = this._state;
         if (state === previous) {
             return;
         }
         this._state = state;
-        if (state === LIVE_STATES.LIVE) {
-            this._error = null;
-        } else if (this._notice !== "ended") {
-            this._notice = "";
-        }
-        if (state === LIVE_STATES.IDLE && this.viewer) {
-            // A viewer has no input to reopen the connection with, so it reopens it itself.
-            this._resumeTimer = setTimeout(() => this._client?.connect(), VIEWER_RESUME_MS);
-        }
+        this._badge.hidden = !this.viewer;
         this._renderStatus();
         this._emit("statechange", { state, previous });
     }
@@ -401,10 +430,6 @@ export class FalLiveCanvas extends HTMLElement {
         if (image && image.content) {
             this._lastImage = image;
         }
-        if (this._notice === "waiting") {
-            this._notice = "";
-            this._renderStatus();
-        }
         this._emit("frame", {
             bitmap,
             bytes: image?.content ?? null,
@@ -417,37 +442,48 @@ export class FalLiveCanvas extends HTMLElement {
         bitmap?.close();
     }
 
-    _onMessage(message) {
-        const notice = { session_waiting: "waiting", session_ended: "ended" }[message.action];
-        if (notice) {
-            this._notice = notice;
-            this._renderStatus();
-        }
-    }
-
     _onError(error) {
-        if (this._notice === "ended") {
-            return; // the close that follows session_ended carries no error of its own
-        }
-        this._error = error;
         this._renderStatus();
         this._emit("error", { code: error.code, reason: error.reason, error });
     }
 
+    _onInputError(error) {
+        this._renderStatus();
+        this._emit("inputerror", error ? { field: error.field, message: error.reason } : null);
+    }
+
     _renderStatus() {
-        const words = STATUS_TEXT[this._notice || this._state] || "";
-        const error = this._error;
-        this._status.dataset.state = this._notice || this._state;
-        this._status.textContent = error ? `${words} — ${error.code}: ${error.reason}` : words;
+        if (this._client) {
+            this._showStatus(this._client.describe());
+        }
+    }
+
+    _showStatus(words) {
+        if (words.text === this._words.text && words.tone === this._words.tone) {
+            return;
+        }
+        // A countdown ("next try in 3 s") changes only numbers: screen readers hear it once, not each second.
+        const counting = words.text.replace(/\d+/g, "#") === this._words.text.replace(/\d+/g, "#");
+        this._status.setAttribute("aria-live", counting ? "off" : "polite");
+        this._words = words;
+        this._bar.dataset.tone = words.tone;
+        this._status.dataset.state = this._state;
+        this._status.textContent = words.text;
+        this._emit("status", { ...words, state: this._state });
     }
 
     _refreshHud() {
         if (this._hud.hidden) {
             return;
         }
-        const { fps, p50, p95 } = this.stats;
+        // Idle shows the rate frames last came at, not a zero that reads as a stall.
+        const { fps, lastFps, p50, p95, activity, waitedMs } = this.stats;
         const ms = (value) => (value ? value.toFixed(1) : "–");
-        this._hud.querySelector("#fps").textContent = fps.toFixed(1);
+        const shown = this._hud.querySelector("#activity");
+        shown.textContent = activity === "stalled" ? `stalled ${(waitedMs / 1000).toFixed(1)} s` : activity;
+        shown.dataset.activity = activity;
+        const rate = activity === "live" && fps ? fps : lastFps; // no rate yet from one or two frames
+        this._hud.querySelector("#fps").textContent = rate ? rate.toFixed(1) : "–";
         this._hud.querySelector("#p50").textContent = ms(p50);
         this._hud.querySelector("#p95").textContent = ms(p95);
     }
@@ -459,9 +495,9 @@ export class FalLiveCanvas extends HTMLElement {
         if (!this._lastImage) {
             [this._canvas.width, this._canvas.height] = [width, height];
         }
-        // The page's own CSS on the element (width, height) overrides these.
+        // The page's own CSS on the element (width) overrides this; the picture keeps the ratio.
         this._sizeSheet.replaceSync(
-            `:host { width: ${width}px; aspect-ratio: ${width} / ${height}; } canvas { object-fit: ${fit}; }`);
+            `:host { width: ${width}px; } canvas { aspect-ratio: ${width} / ${height}; object-fit: ${fit}; }`);
     }
 
     _emit(type, detail) {

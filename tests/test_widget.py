@@ -346,8 +346,8 @@ async def test_keep_turns_a_png_frame_into_a_jpeg(make_relay) -> None:
 
 
 async def test_size_fit_and_accessible_names(make_relay) -> None:
-    """`width`/`height`/`fit` size the box and place the frame; `label` names the canvas; the status line
-    is a polite live region and the HUD is hidden from screen readers."""
+    """`width`/`height`/`fit` size the picture and place the frame, with the status bar below it; `label`
+    names the canvas; the status line is a polite live region and the HUD is hidden from screen readers."""
     async with embedding(make_relay) as (relay, backend, page):
         await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket" prompt="x"'
                                    + ' width="400" height="200" fit="cover" label="Preview of x" hud>'
@@ -355,8 +355,10 @@ async def test_size_fit_and_accessible_names(make_relay) -> None:
         await _wait_frames(page, "a", 1)
         looks = await page.evaluate("""() => {
             const element = document.getElementById('a'), root = element.shadowRoot;
-            const canvas = root.querySelector('canvas'), box = element.getBoundingClientRect();
+            const canvas = root.querySelector('canvas'), box = canvas.getBoundingClientRect();
+            const bar = root.querySelector('.bar').getBoundingClientRect();
             return {box: [box.width, box.height], fit: getComputedStyle(canvas).objectFit,
+                    barBelow: bar.top >= box.bottom && element.getBoundingClientRect().bottom === bar.bottom,
                     label: canvas.getAttribute('aria-label'), role: canvas.getAttribute('role'),
                     live: root.getElementById('status').getAttribute('aria-live'),
                     hud: root.querySelector('.hud').getAttribute('aria-hidden')};
@@ -366,7 +368,7 @@ async def test_size_fit_and_accessible_names(make_relay) -> None:
         resized = await page.evaluate("""() => [document.getElementById('a').getBoundingClientRect().width,
             getComputedStyle(document.getElementById('a').shadowRoot.querySelector('canvas')).objectFit]""")
     assert looks == {"box": [400, 200], "fit": "cover", "label": "Preview of x", "role": "img", "live": "polite",
-                     "hud": "true"}
+                     "hud": "true", "barBelow": True}
     assert resized == [256, "contain"]
 
 
@@ -407,8 +409,8 @@ async def test_two_widgets_on_one_page_do_not_interfere(make_relay) -> None:
 
 
 async def test_viewer_widget_watches_and_never_sends(make_relay) -> None:
-    """`mode="viewer"`: it waits for the driver, draws the driver's frames, never sends, and ends when the
-    driver goes."""
+    """`mode="viewer"`: it waits for the driver, draws the driver's frames, never sends, and waits again,
+    still connected, when the driver goes."""
     async with embedding(make_relay) as (relay, backend, page):
         sockets: list[str] = []
         page.on("websocket", lambda socket: sockets.append(socket.url))
@@ -416,22 +418,23 @@ async def test_viewer_widget_watches_and_never_sends(make_relay) -> None:
         await page.evaluate("""add('<fal-live-canvas id="viewer" mode="viewer" app="local/preview"'
                                    + ' ticket-url="/ticket" session="thread-9"'
                                    + ' prompt="let me drive"></fal-live-canvas>')""")
-        await page.wait_for_function(f"{viewer_status} === 'Waiting for the live session to start…'", timeout=WAIT_MS)
+        await page.wait_for_function(f"{viewer_status} === 'Waiting for the driver…'", timeout=WAIT_MS)
         await page.evaluate("""add('<fal-live-canvas id="driver" app="local/preview" ticket-url="/ticket"'
                                    + ' session="thread-9" prompt="a shared picture" seed="5"></fal-live-canvas>')""")
         await _wait_frames(page, "viewer", 1)
-        assert await page.evaluate(viewer_status) == "Live"
+        assert await page.evaluate(viewer_status) == "Watching live"
         await page.evaluate("document.getElementById('viewer').seed = 99")
         await page.evaluate("document.getElementById('driver').seed = 6")
         await page.wait_for_function("window.events.viewer.some((e) => e.seed === 6)", timeout=WAIT_MS)
         await asyncio.sleep(1.0)  # time for a refusal to arrive, had the viewer sent anything
         assert await page.evaluate("document.getElementById('viewer').viewer") is True
         await page.evaluate("document.getElementById('driver').remove()")
-        await page.wait_for_function("window.events.viewer.at(-1).state === 'closed'", timeout=WAIT_MS)
-        assert await page.evaluate(viewer_status) == "The live session ended"
+        await page.wait_for_function("window.events.viewer.at(-1).state === 'waiting'", timeout=WAIT_MS)
+        assert await page.evaluate(viewer_status) == "The driver left; waiting for them to draw again…"
         events = {element: await _events(page, element) for element in ("driver", "viewer")}
     assert [e["seed"] for e in events["viewer"] if e["type"] == "frame"] == [5, 6]  # the driver's, never its own 99
-    assert [e["state"] for e in events["viewer"] if e["type"] == "statechange"] == ["connecting", "live", "closed"]
+    assert [e["state"] for e in events["viewer"] if e["type"] == "statechange"] == [
+        "connecting", "live", "waiting", "live", "waiting"]
     assert not [e for e in events["driver"] + events["viewer"] if e["type"] == "error"]
     assert [m["role"] for m in backend.minted] == ["viewer", "driver"]
     assert len(sockets) == 2 and all("?session=thread-9&fal_jwt_token=" in url for url in sockets)  # for routing
@@ -492,7 +495,7 @@ async def test_readme_ticket_endpoint_runs_a_live_session(make_relay) -> None:
         }""")
         await _wait_frames(page, "viewer", 1)
         waiting = _shadow("hopeful", "getElementById('status').textContent")
-        await page.wait_for_function(f"{waiting} === 'Waiting for the live session to start…'", timeout=WAIT_MS)
+        await page.wait_for_function(f"{waiting} === 'Waiting for the driver…'", timeout=WAIT_MS)
         viewers = await page.evaluate("['driver', 'viewer', 'hopeful'].map((id) => document.getElementById(id).viewer)")
         events = await _events(page, "viewer")
     assert viewers == [False, True, True]
