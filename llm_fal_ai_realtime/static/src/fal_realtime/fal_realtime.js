@@ -6,9 +6,20 @@
  * `x-fal-error` frames as `RealtimeError`s, renews its ticket before expiry and reconnects with
  * backoff. The demo page, the `<fal-live-canvas>` widget and the Odoo `LiveCanvas` all use it.
  *
+ * It also owns what a UI needs to say, so no UI re-reads errors: the connection's `state` (a live
+ * session's viewer `waiting` for its driver, a session `ended`, ...), why and when it reconnects
+ * (`retry`), an input it refused or the app rejected (`inputError`, from `INPUT_LIMITS` or the
+ * app's own validation), whether frames flow, are idle or stall (`stats.activity`), and the words
+ * for all of it (`describeStatus`, `client.describe()`).
+ *
  * @module fal_realtime
  */
+import { checkInput, INPUT_LIMITS, readValidationError } from "./fal_inputs.js";
+import { describeStatus, QUIET_RECONNECT_MS, STATES } from "./fal_status.js";
 import { decode, encode } from "./vendor/msgpack/index.js";
+
+export { checkInput, fieldName, INPUT_LIMITS, readValidationError } from "./fal_inputs.js";
+export { describeStatus, QUIET_RECONNECT_MS, STATES, STATUS_WORDS, TONES } from "./fal_status.js";
 
 /** WebSocket close codes; mirrors `realtime_server.protocol.CloseCode` (a test keeps them equal). */
 export const CLOSE_CODES = Object.freeze({
@@ -53,15 +64,8 @@ export const ERROR_CODES = Object.freeze({
 /** `code` of the error when `getTicket` fails: the page's own backend refused, not the relay. */
 export const NO_TICKET = "NO_TICKET";
 
-/** Connection states, in the order a healthy connection goes through them. */
-export const STATES = Object.freeze({
-    IDLE: "idle",
-    CONNECTING: "connecting",
-    OPEN: "open",
-    RECONNECTING: "reconnecting",
-    CLOSED: "closed",
-    ERROR: "error",
-});
+/** `code` of `inputError`: an input out of range, refused before sending or rejected by the app. */
+export const INVALID_INPUT = "INVALID_INPUT";
 
 // Close codes after which trying again cannot help: the request itself is refused.
 const FATAL_CLOSE_CODES = new Set([
@@ -69,9 +73,10 @@ const FATAL_CLOSE_CODES = new Set([
     CLOSE_CODES.INVALID_DATA,
     CLOSE_CODES.POLICY_VIOLATION,
     CLOSE_CODES.MESSAGE_TOO_BIG,
-    CLOSE_CODES.SESSION_ENDED,
 ]);
 const STALL_MS = 3000;
+const STALL_HUD_MS = 1500; // an input unanswered this long is a stall, not a render
+const VIEWER_RESUME_MS = 1000;
 const RENEW_RETRY_MS = 5000; // first retry of a refused ticket renewal (at most a tenth of the lifetime)
 const RENEW_RETRY_MAX_MS = 60000;
 const STATS_WINDOW_MS = 2000;
@@ -108,6 +113,8 @@ function percentile(sorted, p) {
  *                     answers (null when none was waiting, e.g. for a viewer)
  * @emits message      detail: an x-fal-message payload
  * @emits error        detail: a `RealtimeError`
+ * @emits inputerror   detail: the `RealtimeError` (code INVALID_INPUT, with `field`) of an input refused
+ *                     before sending or rejected by the app, or null once the input is fixed
  */
 export class RealtimeClient extends EventTarget {
     /**
@@ -120,6 +127,8 @@ export class RealtimeClient extends EventTarget {
      * @param {number} [options.maxInFlight=1] inputs sent but not yet answered
      * @param {{initialDelayMs?: number, maxDelayMs?: number, maxAttempts?: number}} [options.reconnect]
      * @param {boolean} [options.decodeImages=true] decode `images[0]` to an ImageBitmap
+     * @param {object} [options.limits] input ranges over INPUT_LIMITS: `{field: {min, max, integer?}}`
+     * @param {boolean} [options.viewer=false] watch a live session: never send, reopen an idle connection
      */
     constructor(options = {}) {
         super();
@@ -130,6 +139,11 @@ export class RealtimeClient extends EventTarget {
         this.maxInFlight = options.maxInFlight ?? 1;
         this.reconnectOptions = { initialDelayMs: 400, maxDelayMs: 8000, maxAttempts: Infinity, ...options.reconnect };
         this.decodeImages = options.decodeImages ?? true;
+        this.limits = { ...INPUT_LIMITS, ...options.limits };
+        this.viewer = options.viewer ?? false;
+        this.inputError = null; // a RealtimeError with `field`, until the input is fixed
+        this.retry = null; // while reconnecting: {attempt, at, since, reason, error}
+        this.waitingReason = ""; // the relay's words while a viewer waits for the driver
         this.state = STATES.IDLE;
         this.lastError = null;
         this.lastResult = null;
@@ -147,18 +161,52 @@ export class RealtimeClient extends EventTarget {
         this._frameTimes = [];
         this._latencies = [];
         this._closedByUser = false;
+        this._opened = false; // the current socket opened
+        this._openedAt = 0;
+        this._inputRejected = false; // the app refused an input on the current socket
+        this._failures = null; // {attempt, since} of the current run of failed connections
+        this._sessionEnded = false; // the relay said session_ended: the close that follows is an end
+        this._lastRate = 0; // frames per second of the last run of frames
     }
 
-    /** Frames per second over the last two seconds, and p50/p95 input-to-frame latency in ms. */
+    /**
+     * Frames per second over the last two seconds, p50/p95 input-to-frame latency in ms, and whether
+     * frames flow: `activity` is `live` (frames coming or an input just sent), `idle` (nothing asked
+     * for: `lastFps` is the rate frames last came at) or `stalled` (an input unanswered for `waitedMs`).
+     */
     get stats() {
         const now = performance.now();
         this._frameTimes = this._frameTimes.filter((t) => now - t <= STATS_WINDOW_MS);
         const sorted = [...this._latencies].sort((a, b) => a - b);
+        const waitedMs = this._inFlight.length ? now - this._inFlight[0].at : 0;
+        const asking = this._inFlight.length > 0 || this._pending !== null;
+        let activity = "idle";
+        if (waitedMs > STALL_HUD_MS) {
+            activity = "stalled";
+        } else if (asking || this._frameTimes.length) {
+            activity = "live";
+        }
         return {
             fps: (this._frameTimes.length * 1000) / STATS_WINDOW_MS,
+            lastFps: this._lastRate,
             p50: percentile(sorted, 50),
             p95: percentile(sorted, 95),
+            activity,
+            waitedMs,
         };
+    }
+
+    /** What a UI shows: `{state, retry, error, inputError, waitingReason}`, the input of `describeStatus`. */
+    get status() {
+        return {
+            state: this.state, retry: this.retry, error: this.lastError, inputError: this.inputError,
+            waitingReason: this.waitingReason,
+        };
+    }
+
+    /** `describeStatus(this.status)`: this client's status in words, `{text, tone}`. */
+    describe(options = {}) {
+        return describeStatus(this.status, { viewer: this.viewer, ...options });
     }
 
     /** Open the connection (fetching a ticket first when `getTicket` is given). */
@@ -180,9 +228,15 @@ export class RealtimeClient extends EventTarget {
         const separator = this.url.includes("?") ? "&" : "?";
         const ws = new WebSocket(`${this.url}${separator}fal_jwt_token=${encodeURIComponent(this.ticket)}`);
         ws.binaryType = "arraybuffer";
+        this._opened = false;
+        this._inputRejected = false;
+        this._sessionEnded = false;
         ws.onopen = () => {
             this._attempts = 0;
+            this._opened = true;
+            this._openedAt = Date.now();
             this.lastError = null;
+            this.retry = null;
             this._setState(STATES.OPEN);
             this._flush();
         };
@@ -196,6 +250,18 @@ export class RealtimeClient extends EventTarget {
      * @param {object} input e.g. `{prompt, seed, strength, image_bytes}`
      */
     send(input) {
+        if (this.viewer) {
+            return; // the relay would refuse it (VIEWER_READ_ONLY) and close
+        }
+        const problem = checkInput(input, this.limits);
+        if (problem) {
+            this.discardPending(); // the newest input wins, and it cannot be sent
+            this._setInputError(problem);
+            return;
+        }
+        if (this.inputError && (!this.inputError.fromApp || input[this.inputError.field] !== this.inputError.value)) {
+            this._setInputError(null); // fixed; one the app rejected waits for a frame or a change of that field
+        }
         this._pending = input;
         if (this.state === STATES.IDLE) {
             this.connect();
@@ -292,9 +358,17 @@ export class RealtimeClient extends EventTarget {
                 if (payload.error === ERROR_CODES.TIMEOUT) {
                     return; // an idle connection ending is not an error: the next send() reconnects
                 }
+                const rejected = readValidationError(payload.reason);
+                if (rejected) { // the app refused the input: the input is wrong, not the connection
+                    const input = this._inFlight[0]?.input;
+                    this._inputRejected = true;
+                    this._setInputError({ ...rejected, fromApp: true, value: input?.[rejected.field] });
+                    return;
+                }
                 this.lastError = new RealtimeError(payload.error || ERROR_CODES.INTERNAL_ERROR, payload.reason);
                 this._emit("error", this.lastError);
             } else if (payload.type === "x-fal-message") {
+                this._onSessionMessage(payload);
                 this._emit("message", payload);
             }
             return;
@@ -310,6 +384,13 @@ export class RealtimeClient extends EventTarget {
             }
         }
         this._frameTimes.push(received);
+        this._measureRate();
+        if (sent !== undefined && this.inputError?.fromApp) {
+            this._setInputError(null); // the app took an input again
+        }
+        if (this.state === STATES.WAITING) {
+            this._setState(STATES.OPEN); // a relay that does not say session_live
+        }
         this._flush();
         this.lastResult = result;
         const image = result && Array.isArray(result.images) ? result.images[0] : undefined;
@@ -349,9 +430,18 @@ export class RealtimeClient extends EventTarget {
         if (this.lastError) {
             this.lastError.closeCode = code;
         }
-        if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT) {
+        if (this._sessionEnded || code === CLOSE_CODES.SESSION_ENDED) {
+            this._stopRenewing(); // a relay from before session_waiting ends its viewers so
+            this._setState(STATES.ENDED);
+            return;
+        }
+        // The app closes after refusing an input: nothing to resend, and the input error says why.
+        if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT || this._inputRejected) {
             this._stopRenewing(); // an idle client fetches no tickets; connect() gets one when needed
             this._setState(STATES.IDLE); // the next send() reconnects
+            if (this.viewer) { // a viewer has no input to reopen the connection with
+                this._retryTimer = setTimeout(() => this.connect(), VIEWER_RESUME_MS);
+            }
             return;
         }
         if (code === CLOSE_CODES.TICKET_EXPIRED) {
@@ -370,8 +460,58 @@ export class RealtimeClient extends EventTarget {
         this._attempts += 1;
         const { initialDelayMs, maxDelayMs } = this.reconnectOptions;
         const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** (this._attempts - 1)) * (0.75 + Math.random() / 2);
+        this._noteRetry(code, delay);
         this._setState(STATES.RECONNECTING);
         this._retryTimer = setTimeout(() => this.connect(), delay);
+    }
+
+    /** Why the client reconnects, which attempt of this run of failures, and when it tries next. */
+    _noteRetry(code, delayMs) {
+        const now = Date.now();
+        const error = this.lastError;
+        let reason = "lost the connection to the relay";
+        if (error) {
+            reason = `${error.code}: ${error.reason || "no reason given"}`;
+        } else if (!this._opened) {
+            reason = "can't reach the relay";
+        } else if (code === CLOSE_CODES.SERVICE_RESTART) {
+            reason = "the relay is restarting";
+        }
+        // A socket that opened and then failed at once (a refused upstream) continues the run.
+        const fresh = !this._failures || (this._opened && now - this._openedAt > QUIET_RECONNECT_MS);
+        this._failures = fresh
+            ? { attempt: 1, since: now } : { ...this._failures, attempt: this._failures.attempt + 1 };
+        this.retry = { ...this._failures, at: now + delayMs, reason, error };
+    }
+
+    _onSessionMessage(payload) {
+        if (payload.action === "session_waiting") {
+            this.waitingReason = payload.reason || "";
+            this._setState(STATES.WAITING);
+        } else if (payload.action === "session_live") {
+            this.waitingReason = "";
+            this._setState(STATES.OPEN);
+        } else if (payload.action === "session_ended") {
+            this._sessionEnded = true;
+        }
+    }
+
+    _setInputError(problem) {
+        if (!problem && !this.inputError) {
+            return;
+        }
+        this.inputError = problem && Object.assign(new RealtimeError(INVALID_INPUT, problem.message), {
+            field: problem.field, fromApp: Boolean(problem.fromApp), value: problem.value,
+        });
+        this._emit("inputerror", this.inputError);
+    }
+
+    /** The rate of the frames in the stats window, kept for when frames stop (an idle HUD shows it). */
+    _measureRate() {
+        const times = this._frameTimes;
+        if (times.length >= 3) {
+            this._lastRate = ((times.length - 1) * 1000) / (times.at(-1) - times[0]);
+        }
     }
 
     _fail(error) {
