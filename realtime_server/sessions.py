@@ -75,7 +75,7 @@ class Viewer(SplicedConnection):
                     protocol.message_frame("session_waiting", reason="waiting for the driver")))
             elif session.last_frame is not None:
                 self.deliver(session.last_frame, output=True)
-            async with asyncio.timeout(self.settings.max_session_seconds):
+            async with asyncio.timeout(self.lifetime):
                 while not self._done(client):
                     self._wake.clear()
                     await self._wait(client)
@@ -133,13 +133,13 @@ class SessionHub:
         self.settings = settings
         self.metrics = metrics
         self.sessions: dict[SessionKey, LiveSession] = {}
-        self._driven: dict[str, int] = {}
+        self._driven: dict[tuple[str, str], int] = {}  # live sessions per user: (issuer, sub)
         metrics.session_viewers = self.viewer_counts
 
-    def viewer_counts(self) -> Iterator[tuple[str, int]]:
-        """(session id, viewers) of each live session, for `/metrics`."""
-        for (_, session_id), session in self.sessions.items():
-            yield session_id, len(session.viewers)
+    def viewer_counts(self) -> Iterator[int]:
+        """Viewers of each live session, for `/metrics` (which aggregates them: session ids are no labels)."""
+        for session in self.sessions.values():
+            yield len(session.viewers)
 
     def _session(self, ticket: Ticket, app: str) -> LiveSession:
         assert ticket.session is not None
@@ -161,22 +161,23 @@ class SessionHub:
         session = self._session(ticket, app)
         if session.driver_sub is not None:
             raise protocol.SessionBusy("this live session already has a driver; join it as a viewer")
-        driven = self._driven.get(ticket.sub, 0)
+        user = (ticket.issuer, ticket.sub)
+        driven = self._driven.get(user, 0)
         if driven >= self.settings.max_sessions_per_user:
             self._release(session)
             raise protocol.TooManyConnections(
                 f"you already drive {self.settings.max_sessions_per_user} live sessions; end one first"
             )
         session.driver_sub = ticket.sub
-        self._driven[ticket.sub] = driven + 1
+        self._driven[user] = driven + 1
         self.metrics.sessions.inc()
         try:
             yield session
         finally:
             self.metrics.sessions.dec()
-            self._driven[ticket.sub] -= 1
-            if not self._driven[ticket.sub]:
-                del self._driven[ticket.sub]
+            self._driven[user] -= 1
+            if not self._driven[user]:
+                del self._driven[user]
             session.driver_sub = None
             session.last_frame = None
             session.end()
