@@ -1,5 +1,3 @@
-import logging
-
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
@@ -8,14 +6,11 @@ from .fal_realtime_relay import (
     DEFAULT_TICKET_LIFETIME,
     LOCAL_PREVIEW_APP,
     MAX_TICKET_LIFETIME,
-    MIN_SECRET_LENGTH,
     MIN_TICKET_LIFETIME,
     PARAM_SHARED_SECRET,
     normalize_relay_url,
     parse_app_ids,
 )
-
-_logger = logging.getLogger(__name__)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -31,6 +26,21 @@ class ResConfigSettings(models.TransientModel):
         string="New Shared Secret",
         help="Secret shared with the relay (RELAY_SHARED_SECRET) to sign tickets. "
         "Leave empty to keep the current one; it is never shown again.",
+    )
+    fal_realtime_shared_secret_kid = fields.Char(
+        string="Key ID of the New Secret",
+        help="Name of the new secret as the relay lists it in RELAY_SHARED_SECRETS (kid=secret): tickets carry "
+        "it, so the relay checks them against that secret only. Empty: tickets carry no key id and the relay "
+        "uses RELAY_SHARED_SECRET. Saving a new secret keeps the old one beside it until its tickets expire.",
+    )
+    fal_realtime_secret_kid = fields.Char(
+        string="Current Key ID",
+        config_parameter="llm_fal_ai_realtime.secret_kid",
+        readonly=True,
+    )
+    fal_realtime_previous_secret_info = fields.Char(
+        string="Previous Secret",
+        compute="_compute_fal_realtime_secret_is_set",
     )
     fal_realtime_secret_is_set = fields.Boolean(
         string="Shared Secret Set",
@@ -51,8 +61,10 @@ class ResConfigSettings(models.TransientModel):
 
     def _compute_fal_realtime_secret_is_set(self):
         is_set = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))
+        previous = self.env["llm.fal.realtime.relay"]._previous_secret_info()
         for settings in self:
             settings.fal_realtime_secret_is_set = is_set
+            settings.fal_realtime_previous_secret_info = previous
 
     @api.constrains("fal_realtime_ticket_lifetime")
     def _check_fal_realtime_ticket_lifetime(self):
@@ -76,11 +88,7 @@ class ResConfigSettings(models.TransientModel):
                 "llm_fal_ai_realtime.relay_url", normalize_relay_url(self.env, self.fal_realtime_relay_url))
         secret = (self.fal_realtime_shared_secret or "").strip()
         if secret:
-            if len(secret) < MIN_SECRET_LENGTH:
-                raise UserError(_("The shared secret must be at least %s characters long (HS256 wants 32 bytes).",
-                                  MIN_SECRET_LENGTH))
-            self.env["ir.config_parameter"].sudo().set_param(PARAM_SHARED_SECRET, secret)
-            _logger.info("realtime relay shared secret changed by user %s", self.env.uid)
+            self.env["llm.fal.realtime.relay"]._rotate_secret(secret, (self.fal_realtime_shared_secret_kid or "").strip())
 
     def action_fal_realtime_test_connection(self):
         """Open a real WebSocket to the relay with a fresh ticket and report what happened.
@@ -93,12 +101,14 @@ class ResConfigSettings(models.TransientModel):
         relay = self.env["llm.fal.realtime.relay"]
         stored = relay._get_config(raise_if_incomplete=False)
         url = self.fal_realtime_relay_url or stored["relay_url"]
-        secret = (self.fal_realtime_shared_secret or "").strip() or stored["secret"]
+        typed = (self.fal_realtime_shared_secret or "").strip()
+        secret = typed or stored["secret"]
+        kid = (self.fal_realtime_shared_secret_kid or "").strip() if typed else stored["kid"]
         if not url or not secret:
             raise UserError(_("Set the relay URL and the shared secret first."))
         apps = parse_app_ids(self.env, self.fal_realtime_allowed_apps) or [LOCAL_PREVIEW_APP]
         app = LOCAL_PREVIEW_APP if LOCAL_PREVIEW_APP in apps else apps[0]
-        verdict = relay._probe(url, secret, app)
+        verdict = relay._probe(url, secret, app, kid=kid or None)
         if verdict["ok"]:
             title = _("Relay connection OK (%s)", app)
         else:
