@@ -227,11 +227,12 @@ def create_app(settings: Settings) -> Starlette:
                 raise protocol.RelayError("the relay must be served by realtime_server.serving (realtime-server)")
             role = ticket.role or "driver"
             with limits.admit(ticket), ExitStack() as stack:
-                session, viewer = None, None
+                session, viewer, publish = None, None, None
                 if role == "viewer":
                     session, viewer = stack.enter_context(hub.watch(ticket, target.app))
                 elif ticket.session is not None:
-                    session = stack.enter_context(hub.drive(ticket, target.app))
+                    takeover = websocket.query_params.get("takeover") == "1"
+                    publish = stack.enter_context(hub.drive(ticket, target.app, takeover))
                 metrics.connections.labels(role).inc()
                 stack.callback(metrics.connections.labels(role).dec)
                 metrics.connections_total.labels("accepted").inc()
@@ -244,7 +245,7 @@ def create_app(settings: Settings) -> Starlette:
                     end_with_ticket(viewer, ticket, settings)
                     error = await viewer.run(websocket, session)
                 else:
-                    relay = Relay(settings, target, metrics, session.publish if session else None)
+                    relay = Relay(settings, target, metrics, publish)
                     end_with_ticket(relay, ticket, settings)
                     error = await relay.run(websocket)
                 if error is not None:

@@ -14,7 +14,7 @@ load balancer routes viewers there by the `session` query parameter (see README,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -110,6 +110,8 @@ class LiveSession:
     key: SessionKey
     app: str
     driver_sub: str | None = None
+    driver_key: tuple[str, str] | None = None  # (issuer, sub) of the driver
+    seat: object | None = None  # the driver's connection; a newer one of the same user takes it over
     viewers: set[Viewer] = field(default_factory=set)
     last_frame: bytes | None = None  # the latest output, framed, for viewers who join late
 
@@ -124,6 +126,15 @@ class LiveSession:
     def end(self) -> None:
         for viewer in self.viewers:
             viewer.end()
+
+    def publisher(self, seat: object) -> Callable[[bytes], None]:
+        """`publish` for one driver connection: its frames reach the viewers while it holds the seat."""
+
+        def publish(frame: bytes) -> None:
+            if self.seat is seat:
+                self.publish(frame)
+
+        return publish
 
 
 class SessionHub:
@@ -156,32 +167,51 @@ class SessionHub:
             del self.sessions[session.key]
 
     @contextmanager
-    def drive(self, ticket: Ticket, app: str) -> Iterator[LiveSession]:
-        """Hold the driver's seat of the ticket's session while the block runs."""
+    def drive(self, ticket: Ticket, app: str, takeover: bool = False) -> Iterator[Callable[[bytes], None]]:
+        """Hold the driver's seat of the ticket's session while the block runs; yields its `publish`.
+
+        With `takeover` (`?takeover=1`), the driver's own user connecting again takes the seat over
+        without ending the session: that is the browser client moving to a fresh ticket before the
+        relay ends the old one (TICKET_EXPIRED). Without it, a second driver gets SESSION_BUSY.
+        """
         session = self._session(ticket, app)
-        if session.driver_sub is not None:
-            raise protocol.SessionBusy("this live session already has a driver; join it as a viewer")
         user = (ticket.issuer, ticket.sub)
+        seat = object()
+        if session.driver_sub is not None:
+            if not takeover or session.driver_key != user:
+                raise protocol.SessionBusy("this live session already has a driver; join it as a viewer")
+            session.seat = seat  # the older connection's frames no longer reach the viewers
+            try:
+                yield session.publisher(seat)
+            finally:
+                if session.seat is seat:
+                    self._leave(session, user)
+            return
         driven = self._driven.get(user, 0)
         if driven >= self.settings.max_sessions_per_user:
             self._release(session)
             raise protocol.TooManyConnections(
                 f"you already drive {self.settings.max_sessions_per_user} live sessions; end one first"
             )
-        session.driver_sub = ticket.sub
+        session.driver_sub, session.driver_key, session.seat = ticket.sub, user, seat
         self._driven[user] = driven + 1
         self.metrics.sessions.inc()
         try:
-            yield session
+            yield session.publisher(seat)
         finally:
-            self.metrics.sessions.dec()
-            self._driven[user] -= 1
-            if not self._driven[user]:
-                del self._driven[user]
-            session.driver_sub = None
-            session.last_frame = None
-            session.end()
-            self._release(session)
+            if session.seat is seat:
+                self._leave(session, user)
+
+    def _leave(self, session: LiveSession, user: tuple[str, str]) -> None:
+        """The driver holding the seat left: the session ends."""
+        self.metrics.sessions.dec()
+        self._driven[user] -= 1
+        if not self._driven[user]:
+            del self._driven[user]
+        session.driver_sub = session.driver_key = session.seat = None
+        session.last_frame = None
+        session.end()
+        self._release(session)
 
     @contextmanager
     def watch(self, ticket: Ticket, app: str) -> Iterator[tuple[LiveSession, Viewer]]:

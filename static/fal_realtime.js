@@ -74,6 +74,7 @@ const FATAL_CLOSE_CODES = new Set([
 const STALL_MS = 3000;
 const RENEW_RETRY_MS = 5000; // first retry of a refused ticket renewal (at most a tenth of the lifetime)
 const RENEW_RETRY_MAX_MS = 60000;
+const HANDOVER_QUIET_MS = 1000; // a handover socket with no input to send is adopted after this long without a refusal
 const STATS_WINDOW_MS = 2000;
 const LATENCY_SAMPLES = 120;
 
@@ -143,6 +144,8 @@ export class RealtimeClient extends EventTarget {
         this._attempts = 0;
         this._ticketExpiresAt = 0;
         this._renewals = 0; // bumped to cancel ticket requests still in flight
+        this._lastInput = null; // the newest input sent, sent again on a handover
+        this._handoverWs = null; // the socket opened with a renewed ticket, until it replaces `_ws`
         this._frames = Promise.resolve(); // frames decode one after another, so they are emitted in order
         this._frameTimes = [];
         this._latencies = [];
@@ -177,9 +180,7 @@ export class RealtimeClient extends EventTarget {
         if (this._closedByUser) {
             return;
         }
-        const separator = this.url.includes("?") ? "&" : "?";
-        const ws = new WebSocket(`${this.url}${separator}fal_jwt_token=${encodeURIComponent(this.ticket)}`);
-        ws.binaryType = "arraybuffer";
+        const ws = this._socket();
         ws.onopen = () => {
             this._attempts = 0;
             this.lastError = null;
@@ -213,6 +214,10 @@ export class RealtimeClient extends EventTarget {
     /** Close for good: no reconnect, timers cleared. */
     close() {
         this._closedByUser = true;
+        if (this._handoverWs) {
+            this._handoverWs.close(CLOSE_CODES.NORMAL_CLOSURE);
+            this._handoverWs = null;
+        }
         clearTimeout(this._sendTimer);
         clearTimeout(this._retryTimer);
         this._stopRenewing();
@@ -221,6 +226,91 @@ export class RealtimeClient extends EventTarget {
         }
         this._ws = null;
         this._setState(STATES.CLOSED);
+    }
+
+    /** A socket to the app with the current ticket; `takeover` lets a live session's driver hand its seat over. */
+    _socket(takeover = false) {
+        const separator = this.url.includes("?") ? "&" : "?";
+        const query = `fal_jwt_token=${encodeURIComponent(this.ticket)}${takeover ? "&takeover=1" : ""}`;
+        const ws = new WebSocket(`${this.url}${separator}${query}`);
+        ws.binaryType = "arraybuffer";
+        return ws;
+    }
+
+    /**
+     * Move to a socket opened with the renewed ticket before the relay ends the current one at the old
+     * ticket's expiry (TICKET_EXPIRED), so the user never notices: the new socket opens beside the old,
+     * the newest input is sent on it again (a live session's driver takes its own seat over), and it
+     * replaces the old one at its first frame or message (after a quiet second when there is nothing to
+     * send). A refused handover is dropped; the old socket carries on until it expires.
+     */
+    _handover() {
+        const old = this._ws;
+        if (!old || old.readyState !== WebSocket.OPEN || this._handoverWs || this._closedByUser) {
+            return;
+        }
+        const ws = this._socket(true);
+        this._handoverWs = ws;
+        const input = this._pending ?? this._lastInput;
+        let quiet = null;
+        let sent = []; // the input sent on the new socket, in flight once it is adopted
+        const adopt = () => {
+            clearTimeout(quiet);
+            if (this._handoverWs !== ws || this._ws !== old) {
+                ws.close(CLOSE_CODES.NORMAL_CLOSURE);
+                return false;
+            }
+            this._handoverWs = null;
+            old.onmessage = null;
+            old.onclose = null;
+            old.close(CLOSE_CODES.NORMAL_CLOSURE);
+            this._ws = ws;
+            this._inFlight = sent;
+            if (this._lastInput !== input && this._pending === null) {
+                this._pending = this._lastInput; // a newer input went out on the old socket meanwhile
+            }
+            ws.onmessage = (event) => this._onMessage(event.data);
+            ws.onclose = (event) => this._onClose(ws, event);
+            return true;
+        };
+        ws.onopen = () => {
+            if (input === null) {
+                quiet = setTimeout(adopt, HANDOVER_QUIET_MS);
+                return;
+            }
+            ws.send(encode(input));
+            this._lastInput = input;
+            if (this._pending === input) {
+                this._pending = null;
+            }
+            sent = [{ at: performance.now(), input }];
+        };
+        ws.onmessage = (event) => {
+            if (typeof event.data === "string") {
+                let payload = null;
+                try {
+                    payload = JSON.parse(event.data);
+                } catch {
+                    // not the relay's: handled as any message once adopted
+                }
+                if (payload && payload.type === "x-fal-error") {
+                    clearTimeout(quiet);
+                    this._handoverWs = null; // refused (e.g. the renewed ticket): keep the old socket
+                    ws.onclose = null;
+                    ws.close(CLOSE_CODES.NORMAL_CLOSURE);
+                    return;
+                }
+            }
+            if (adopt()) {
+                this._onMessage(event.data);
+            }
+        };
+        ws.onclose = () => {
+            clearTimeout(quiet);
+            if (this._handoverWs === ws) {
+                this._handoverWs = null;
+            }
+        };
     }
 
     async _renewTicket() {
@@ -238,6 +328,7 @@ export class RealtimeClient extends EventTarget {
         // Renew at 80% of the lifetime so a reconnect never waits for a ticket round trip; a refused
         // renewal is tried again soon, then less and less often (the open connection does not need it).
         this._scheduleRenewal(lifetime * 0.8, Math.min(RENEW_RETRY_MS, lifetime * 0.1));
+        this._handover(); // an open socket moves to the new ticket now, before the relay ends it with the old
     }
 
     _scheduleRenewal(delayMs, retryMs) {
@@ -276,6 +367,7 @@ export class RealtimeClient extends EventTarget {
         const input = this._pending;
         this._pending = null;
         ws.send(encode(input));
+        this._lastInput = input;
         this._lastSendAt = now;
         this._inFlight.push({ at: now, input });
     }
