@@ -146,6 +146,7 @@ export class RealtimeClient extends EventTarget {
         this._renewals = 0; // bumped to cancel ticket requests still in flight
         this._lastInput = null; // the newest input sent, sent again on a handover
         this._handoverWs = null; // the socket opened with a renewed ticket, until it replaces `_ws`
+        this._adoptHandover = null; // makes `_handoverWs` the connection
         this._frames = Promise.resolve(); // frames decode one after another, so they are emitted in order
         this._frameTimes = [];
         this._latencies = [];
@@ -242,7 +243,8 @@ export class RealtimeClient extends EventTarget {
      * ticket's expiry (TICKET_EXPIRED), so the user never notices: the new socket opens beside the old,
      * the newest input is sent on it again (a live session's driver takes its own seat over), and it
      * replaces the old one at its first frame or message (after a quiet second when there is nothing to
-     * send). A refused handover is dropped; the old socket carries on until it expires.
+     * send), or when the relay ends the old one first. A refused handover is dropped; the old socket
+     * carries on until it expires.
      */
     _handover() {
         const old = this._ws;
@@ -260,7 +262,7 @@ export class RealtimeClient extends EventTarget {
                 ws.close(CLOSE_CODES.NORMAL_CLOSURE);
                 return false;
             }
-            this._handoverWs = null;
+            this._handoverWs = this._adoptHandover = null;
             old.onmessage = null;
             old.onclose = null;
             old.close(CLOSE_CODES.NORMAL_CLOSURE);
@@ -273,6 +275,7 @@ export class RealtimeClient extends EventTarget {
             ws.onclose = (event) => this._onClose(ws, event);
             return true;
         };
+        this._adoptHandover = adopt;
         ws.onopen = () => {
             if (input === null) {
                 quiet = setTimeout(adopt, HANDOVER_QUIET_MS);
@@ -295,7 +298,7 @@ export class RealtimeClient extends EventTarget {
                 }
                 if (payload && payload.type === "x-fal-error") {
                     clearTimeout(quiet);
-                    this._handoverWs = null; // refused (e.g. the renewed ticket): keep the old socket
+                    this._handoverWs = this._adoptHandover = null; // refused: keep the old socket
                     ws.onclose = null;
                     ws.close(CLOSE_CODES.NORMAL_CLOSURE);
                     return;
@@ -308,7 +311,7 @@ export class RealtimeClient extends EventTarget {
         ws.onclose = () => {
             clearTimeout(quiet);
             if (this._handoverWs === ws) {
-                this._handoverWs = null;
+                this._handoverWs = this._adoptHandover = null;
             }
         };
     }
@@ -381,6 +384,9 @@ export class RealtimeClient extends EventTarget {
                 return;
             }
             if (payload.type === "x-fal-error") {
+                if (payload.error === ERROR_CODES.TICKET_EXPIRED && this._handoverWs) {
+                    return; // the socket with the renewed ticket takes over at the close
+                }
                 if (payload.error === ERROR_CODES.TIMEOUT) {
                     return; // an idle connection ending is not an error: the next send() reconnects
                 }
@@ -429,6 +435,10 @@ export class RealtimeClient extends EventTarget {
 
     _onClose(ws, event) {
         if (ws !== this._ws) {
+            return;
+        }
+        if (event.code === CLOSE_CODES.TICKET_EXPIRED && this._handoverWs?.readyState === WebSocket.OPEN) {
+            this._adoptHandover(); // the relay ended the old ticket's socket before the new one had a frame
             return;
         }
         this._ws = null;
