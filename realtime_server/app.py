@@ -201,6 +201,7 @@ async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -
 def create_app(settings: Settings) -> Starlette:
     """Build the relay for `settings`; the upstream URL must already be resolved."""
     metrics = Metrics()
+    metrics.connection_limit.set(settings.max_connections)
     limits = ConnectionLimits(settings)
     hub = SessionHub(settings, metrics)
     secret = settings.shared_secret or secrets.token_urlsafe(32)  # in dev mode, the relay's own

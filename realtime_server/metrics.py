@@ -94,6 +94,8 @@ class Metrics:
         self.errors = Counter("relay_errors_total", "x-fal-error frames sent, by code", ["code"], registry=r)
         self.upstream_opens = Counter("relay_upstream_opens_total", "Upstream connections opened", registry=r)
         self.sessions = Gauge("relay_live_sessions", "Live sessions with a driver on this replica", registry=r)
+        self.connection_limit = Gauge(
+            "relay_connection_limit", "RELAY_MAX_CONNECTIONS: open connections this replica admits", registry=r)
         self.viewer_skipped = Histogram(
             "relay_viewer_skipped_frames", "Frames each viewer skipped over its connection, observed as it leaves",
             buckets=(0, 1, 10, 100, 1000, 10000), registry=r,
