@@ -181,20 +181,22 @@ async def test_connection_ends_when_its_ticket_does(make_relay) -> None:
     before RELAY_MAX_SESSION_SECONDS; an API key's connection has no ticket to expire."""
     async with make_relay(ticket_leeway=0.5) as relay:
         issued = time.time()
-        lifetime = 3
-        deadline = int(issued) + lifetime + 0.5
+        lifetime = 4
         session = "expiring"
+        # The viewer's ticket ends a second before the driver's: each is closed by its own ticket, not by the
+        # session ending with the driver.
         driver = await websockets.connect(relay.url(
             ticket=relay.ticket(session=session, role="driver", lifetime=lifetime, now=issued), session=session))
         viewer = await websockets.connect(relay.url(
-            ticket=relay.ticket(sub="8", session=session, role="viewer", lifetime=lifetime, now=issued),
+            ticket=relay.ticket(sub="8", session=session, role="viewer", lifetime=lifetime, now=issued - 1),
             session=session))
+        deadlines = [int(issued) + lifetime + 0.5, int(issued - 1) + lifetime + 0.5]
         keyed = await websockets.connect(relay.url(), additional_headers={"Authorization": "Key relay-key-1"})
         await driver.send(pack(prompt="until it expires", seed=1, width=64, height=64))
         assert (await next_frame(driver, timeout=15))["seed"] == 1
         assert (await next_frame(viewer))["seed"] == 1
         ends = await asyncio.gather(*(_closed_at(ws) for ws in (driver, viewer)))
-        for payload, code, at in ends:
+        for (payload, code, at), deadline in zip(ends, deadlines, strict=True):
             assert payload == {"type": "x-fal-error", "error": "TICKET_EXPIRED",
                                "reason": "your ticket has expired; reconnect with a fresh one"}
             assert code == CloseCode.TICKET_EXPIRED
