@@ -15,7 +15,9 @@ import logging
 import mimetypes
 import re
 import secrets
-from contextlib import ExitStack
+import time
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
@@ -30,10 +32,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from . import protocol, tickets
+from .issuers import Issuer, Keyring
+from .limits import ConnectionLimits
 from .metrics import Metrics
 from .protocol import RelayError
-from .relay import ConnectionLimits, Relay
-from .serving import SPLICE_EXTENSION
+from .relay import Relay, SplicedConnection
+from .serving import SPLICE_EXTENSION, serve_beside
 from .sessions import SessionHub
 from .settings import Settings
 from .upstream import Target
@@ -124,14 +128,23 @@ def check_origin(websocket: WebSocket, settings: Settings) -> None:
     raise protocol.OriginNotAllowed(f"origin {origin} may not use this relay; add it to RELAY_ALLOWED_ORIGINS")
 
 
-def authenticate(websocket: WebSocket, settings: Settings, secret: str) -> tickets.Ticket:
+def keyring(settings: Settings, dev_secret: str) -> Keyring:
+    """The issuers of `RELAY_ISSUERS`, and the relay-wide secrets for any other issuer (the kid-less
+    `RELAY_SHARED_SECRET` beside `RELAY_SHARED_SECRETS`' kid=secret pairs; in dev mode, its own)."""
+    shared: list[tuple[str | None, str]] = list(settings.shared_secrets)
+    if settings.shared_secret or settings.dev_mode:
+        shared.insert(0, (None, settings.shared_secret or dev_secret))
+    return Keyring(settings.issuers, Issuer(name="", secrets=tuple(shared)) if shared else None)
+
+
+def authenticate(websocket: WebSocket, settings: Settings, keys: Keyring) -> tickets.Ticket:
     """A ticket in `?fal_jwt_token=`, or a relay API key as `Authorization: Key ...`."""
     if settings.dev_mode and not is_local_peer(websocket.client, websocket.headers):
         raise protocol.Unauthorized(
             "this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only, never through a proxy")
     token = websocket.query_params.get("fal_jwt_token")
     if token:
-        return tickets.verify(secret, token, leeway=settings.ticket_leeway)
+        return tickets.verify(keys, token, leeway=settings.ticket_leeway)
     scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "key" and key:
         return _api_key(key, settings)
@@ -146,14 +159,14 @@ def _api_key(key: str, settings: Settings) -> tickets.Ticket:
     raise protocol.Unauthorized("API key is not known to this relay")
 
 
-def authenticate_request(request: Request, settings: Settings, secret: str) -> tickets.Ticket:
+def authenticate_request(request: Request, settings: Settings, keys: Keyring) -> tickets.Ticket:
     """An HTTP caller of `/apps`: a ticket as `Authorization: Bearer` (never in the URL, so never logged), or a key.
 
     In dev mode the secret is random, so the only tickets are those /dev/ticket gave to local pages.
     """
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
-        return tickets.verify(secret, credential.strip(), leeway=settings.ticket_leeway)
+        return tickets.verify(keys, credential.strip(), leeway=settings.ticket_leeway)
     if scheme.lower() == "key" and credential.strip():
         return _api_key(credential.strip(), settings)
     raise protocol.Unauthorized("pass a ticket as 'Authorization: Bearer <ticket>' or 'Authorization: Key <relay key>'")
@@ -164,6 +177,32 @@ def check_app(target: Target, ticket: tickets.Ticket, settings: Settings) -> Non
         raise protocol.AppNotAllowed(f"app {target.app} is not served by this relay")
     if not ticket.allows(target.app):
         raise protocol.AppNotAllowed(f"your ticket does not allow app {target.app}")
+    if ticket.tenant is not None and ticket.tenant.apps is not None and target.app not in ticket.tenant.apps:
+        raise protocol.AppNotAllowed(f"app {target.app} is not allowed for your ticket's issuer")
+
+
+def end_with_ticket(connection: SplicedConnection, ticket: tickets.Ticket, settings: Settings) -> None:
+    """A connection lives until its ticket expires (plus the leeway) if that comes before its max session."""
+    if ticket.expires_at is None:
+        return
+    left = ticket.expires_at + settings.ticket_leeway - time.time()
+    if left < connection.lifetime:
+        connection.lifetime = max(left, 0.0)
+        connection.lifetime_error = protocol.TicketExpired("your ticket has expired; reconnect with a fresh one")
+
+
+def metrics_refusal(request: Request, settings: Settings) -> Response | None:
+    """/metrics is for the operator: a bearer token when one is set, else its own listener or loopback only."""
+    if settings.metrics_token:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), settings.metrics_token.encode()):
+            return None
+        return JSONResponse({"error": "metrics need 'Authorization: Bearer <RELAY_METRICS_TOKEN>'"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    if settings.metrics_port is not None or _is_loopback(request.client.host if request.client else None):
+        return None
+    return JSONResponse({"error": "metrics are served to loopback only; set RELAY_METRICS_TOKEN or "
+                                  "RELAY_METRICS_PORT"}, status_code=403)
 
 
 def check_session_param(websocket: WebSocket, ticket: tickets.Ticket) -> None:
@@ -191,9 +230,11 @@ async def _send_error(websocket: WebSocket, exc: RelayError, metrics: Metrics) -
 def create_app(settings: Settings) -> Starlette:
     """Build the relay for `settings`; the upstream URL must already be resolved."""
     metrics = Metrics()
+    metrics.connection_limit.set(settings.max_connections)
     limits = ConnectionLimits(settings)
     hub = SessionHub(settings, metrics)
-    secret = settings.shared_secret or secrets.token_urlsafe(32)
+    secret = settings.shared_secret or secrets.token_urlsafe(32)  # in dev mode, the relay's own
+    keys = keyring(settings, secret)
     for name in _HANDSHAKE_LOGGERS:
         handshake_logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in handshake_logger.filters):
@@ -216,18 +257,19 @@ def create_app(settings: Settings) -> Starlette:
         try:
             target = parse_target(websocket)
             check_origin(websocket, settings)
-            ticket = authenticate(websocket, settings, secret)
+            ticket = authenticate(websocket, settings, keys)
             check_app(target, ticket, settings)
             check_session_param(websocket, ticket)
             if SPLICE_EXTENSION not in websocket.scope.get("extensions", {}):
                 raise protocol.RelayError("the relay must be served by realtime_server.serving (realtime-server)")
             role = ticket.role or "driver"
-            with limits.admit(ticket.sub), ExitStack() as stack:
-                session, viewer = None, None
+            with limits.admit(ticket), ExitStack() as stack:
+                session, viewer, publish = None, None, None
                 if role == "viewer":
                     session, viewer = stack.enter_context(hub.watch(ticket, target.app))
                 elif ticket.session is not None:
-                    session = stack.enter_context(hub.drive(ticket, target.app))
+                    takeover = websocket.query_params.get("takeover") == "1"
+                    publish = stack.enter_context(hub.drive(ticket, target.app, takeover))
                 metrics.connections.labels(role).inc()
                 stack.callback(metrics.connections.labels(role).dec)
                 metrics.connections_total.labels("accepted").inc()
@@ -237,10 +279,12 @@ def create_app(settings: Settings) -> Starlette:
                 )
                 # Both close their own sockets: spliced frames bypass Starlette's WebSocket.
                 if session is not None and viewer is not None:
+                    end_with_ticket(viewer, ticket, settings)
                     error = await viewer.run(websocket, session)
                 else:
-                    fanout = session.publish if session else None
-                    error = await Relay(settings, target, metrics, fanout).run(websocket)
+                    relay = Relay(settings, target, metrics, publish)
+                    end_with_ticket(relay, ticket, settings)
+                    error = await relay.run(websocket)
                 if error is not None:
                     metrics.connections_total.labels(error.error.value).inc()
                     _count_error(error, metrics)
@@ -275,15 +319,30 @@ def create_app(settings: Settings) -> Starlette:
     async def apps(request: Request) -> Response:
         """The app ids this relay opens, for a backend that holds the secret (Odoo's settings compare them)."""
         try:
-            caller = authenticate_request(request, settings, secret)
+            caller = authenticate_request(request, settings, keys)
         except RelayError as exc:
             return JSONResponse({"error": exc.error.value, "reason": exc.reason}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="fal-realtime"'})
         logger.info("apps listed sub=%s", caller.sub)
-        return JSONResponse({"apps": list(settings.apps)})
+        tenant_apps = caller.tenant.apps if caller.tenant is not None else None
+        return JSONResponse({"apps": [app for app in settings.apps if tenant_apps is None or app in tenant_apps]})
 
     async def metrics_endpoint(request: Request) -> Response:
+        refusal = metrics_refusal(request, settings)
+        if refusal is not None:
+            return refusal
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """With RELAY_METRICS_PORT, /metrics has a listener of its own (and none on the public port)."""
+        if settings.metrics_port is None:
+            yield
+            return
+        metrics_app = Starlette(routes=[Route("/metrics", metrics_endpoint)])
+        async with serve_beside(metrics_app, settings.metrics_host, settings.metrics_port):
+            logger.info("metrics served at http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+            yield
 
     async def dev_ticket(request: Request) -> Response:
         """In dev mode only, hand loopback pages a ticket so the demo works with no configuration."""
@@ -322,7 +381,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/favicon.ico", lambda request: FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon")),
         Route("/health", health),
         Route("/ready", ready),
-        Route("/metrics", metrics_endpoint),
+        *([Route("/metrics", metrics_endpoint)] if settings.metrics_port is None else []),
         Route("/dev/ticket", dev_ticket, methods=["POST"]),
         Route("/apps", apps),
         # Pages the relay accepts WebSockets from may import the widget and client cross-origin (the
@@ -332,7 +391,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/{owner}/{alias}/realtime", realtime),
         WebSocketRoute("/{owner}/{alias}/{path:path}/realtime", realtime),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limits = limits

@@ -1,4 +1,8 @@
-"""Prometheus metrics for `/metrics`, one registry per app so several relays can live in one process."""
+"""Prometheus metrics for `/metrics`, one registry per app so several relays can live in one process.
+
+Every label has a small closed set of values (directions, roles, error codes, outcomes): no
+session or user id is ever a label, so the series stay few and say nothing about who is live.
+"""
 
 from __future__ import annotations
 
@@ -64,18 +68,21 @@ class _FrameCountsCollector(Collector):
             "relay_viewer_frames_dropped", "Frames skipped for live-session viewers that fell behind"
         )
         viewers_dropped.add_metric([], c.dropped_viewers)
-        viewers = GaugeMetricFamily("relay_session_viewers", "Viewers of each live session now", labels=["session"])
-        for session, count in self.metrics.session_viewers():
-            viewers.add_metric([session], count)
-        yield from (frames, sizes, dropped, latency, viewers_dropped, viewers)
+        # Aggregates only: a label per session id would name who is live and grow without bound.
+        counts = list(self.metrics.session_viewers())
+        viewers = GaugeMetricFamily("relay_session_viewers", "Viewers of live sessions now, all sessions together")
+        viewers.add_metric([], sum(counts))
+        busiest = GaugeMetricFamily("relay_session_viewers_max", "Viewers of the most-watched live session now")
+        busiest.add_metric([], max(counts, default=0))
+        yield from (frames, sizes, dropped, latency, viewers_dropped, viewers, busiest)
 
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     counts: FrameCounts = field(default_factory=FrameCounts)
-    # (session id, viewers) of each live session; the session hub sets it
-    session_viewers: Callable[[], Iterable[tuple[str, int]]] = lambda: ()
+    # viewers of each live session; the session hub sets it
+    session_viewers: Callable[[], Iterable[int]] = lambda: ()
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -87,6 +94,8 @@ class Metrics:
         self.errors = Counter("relay_errors_total", "x-fal-error frames sent, by code", ["code"], registry=r)
         self.upstream_opens = Counter("relay_upstream_opens_total", "Upstream connections opened", registry=r)
         self.sessions = Gauge("relay_live_sessions", "Live sessions with a driver on this replica", registry=r)
+        self.connection_limit = Gauge(
+            "relay_connection_limit", "RELAY_MAX_CONNECTIONS: open connections this replica admits", registry=r)
         self.viewer_skipped = Histogram(
             "relay_viewer_skipped_frames", "Frames each viewer skipped over its connection, observed as it leaves",
             buckets=(0, 1, 10, 100, 1000, 10000), registry=r,

@@ -18,9 +18,7 @@ import enum
 import logging
 import struct
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -56,35 +54,6 @@ class RateLimit:
             return False
         self._tokens -= 1.0
         return True
-
-
-@dataclass
-class ConnectionLimits:
-    """Counts open connections per user and in total; `admit` raises when one is full."""
-
-    settings: Settings
-    per_user: dict[str, int] = field(default_factory=dict)
-    total: int = 0
-
-    @contextmanager
-    def admit(self, sub: str) -> Iterator[None]:
-        if self.total >= self.settings.max_connections:
-            raise protocol.TooManyConnections(
-                f"relay is at its limit of {self.settings.max_connections} connections; retry shortly"
-            )
-        if self.per_user.get(sub, 0) >= self.settings.max_connections_per_user:
-            raise protocol.TooManyConnections(
-                f"you already have {self.settings.max_connections_per_user} open connections; close one first"
-            )
-        self.total += 1
-        self.per_user[sub] = self.per_user.get(sub, 0) + 1
-        try:
-            yield
-        finally:
-            self.total -= 1
-            self.per_user[sub] -= 1
-            if not self.per_user[sub]:
-                del self.per_user[sub]
 
 
 def as_relay_error(exc: Exception) -> RelayError:
@@ -134,6 +103,10 @@ class SplicedConnection:
         self.error: RelayError | None = None
         self.client: SplicedClient | None = None
         self._wake = asyncio.Event()
+        # How long the connection may live and the error it then ends with: app.py shortens it to
+        # the ticket's expiry (TicketExpired) when that comes before RELAY_MAX_SESSION_SECONDS.
+        self.lifetime = settings.max_session_seconds
+        self.lifetime_error: RelayError | None = None
 
     @property
     def _closing(self) -> bool:
@@ -152,8 +125,8 @@ class SplicedConnection:
         client.stalled.add_done_callback(self._stalled)
         return client
 
-    def _expired(self) -> protocol.SessionExpired:
-        return protocol.SessionExpired(
+    def _expired(self) -> RelayError:
+        return self.lifetime_error or protocol.SessionExpired(
             f"sessions last at most {self.settings.max_session_seconds:g} s; reconnect to go on")
 
     def _done(self, client: SplicedClient) -> bool:
@@ -247,7 +220,7 @@ class Relay(SplicedConnection):
             for data in client.early_inputs:  # parsed by uvicorn before the splice: framed anew
                 self.on_input(data)
                 self.reader.send_input(frames.masked_frame(frames.OP_BINARY, data))
-            async with asyncio.timeout(self.settings.max_session_seconds):
+            async with asyncio.timeout(self.lifetime):
                 await self._relay(client)
         except TimeoutError:
             self._set_error(self._expired())

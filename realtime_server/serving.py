@@ -19,8 +19,9 @@ aborts the socket if they are still unread after CLOSE_TIMEOUT), any other is dr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,3 +210,27 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicor
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)
+
+
+class _SideServer(uvicorn.Server):
+    """A second listener in the relay's own process and loop: the relay's server owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_beside(app: ASGIApp, host: str, port: int) -> AsyncIterator[None]:
+    """Serve `app` on host:port while the block runs (e.g. /metrics on an address only the operator reaches)."""
+    server = _SideServer(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False, log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():  # e.g. the port is taken: uvicorn exits with SystemExit(1)
+            raise RuntimeError(f"cannot listen on {host}:{port} for /metrics")
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task

@@ -16,7 +16,7 @@ load balancer routes viewers there by the `session` query parameter (see README,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -81,7 +81,7 @@ class Viewer(SplicedConnection):
                 self.deliver(session.last_frame, output=True)
             if session.driver_sub is None:
                 self.notify(_waiting("waiting for the driver"))
-            async with asyncio.timeout(self.settings.max_session_seconds):
+            async with asyncio.timeout(self.lifetime):
                 while not self._done(client):
                     self._wake.clear()
                     await self._wait(client)
@@ -116,6 +116,8 @@ class LiveSession:
     key: SessionKey
     app: str
     driver_sub: str | None = None
+    driver_key: tuple[str, str] | None = None  # (issuer, sub) of the driver
+    holder: object | None = None  # the driver's connection; a newer one of the same user takes it over
     viewers: set[Viewer] = field(default_factory=set)
     last_frame: bytes | None = None  # the latest output, framed, for viewers who join late; kept between drivers
 
@@ -127,19 +129,28 @@ class LiveSession:
         for viewer in self.viewers:
             viewer.deliver(frame, output)
 
-    def seat(self, sub: str) -> None:
+    def seat(self, sub: str, key: tuple[str, str], holder: object) -> None:
         """A driver took the seat: viewers go from waiting to live without reconnecting."""
-        self.driver_sub = sub
+        self.driver_sub, self.driver_key, self.holder = sub, key, holder
         notice = _text_frame(protocol.message_frame("session_live", driver=sub))
         for viewer in self.viewers:
             viewer.notify(notice)
 
     def unseat(self) -> None:
         """The driver left: viewers stay, keep the last picture, and wait for the next driver."""
-        self.driver_sub = None
+        self.driver_sub = self.driver_key = self.holder = None
         notice = _waiting("the driver left; waiting for them to draw again")
         for viewer in self.viewers:
             viewer.notify(notice)
+
+    def publisher(self, holder: object) -> Callable[[bytes], None]:
+        """`publish` for one driver connection: its frames reach the viewers while it holds the seat."""
+
+        def publish(frame: bytes) -> None:
+            if self.holder is holder:
+                self.publish(frame)
+
+        return publish
 
 
 class SessionHub:
@@ -149,13 +160,13 @@ class SessionHub:
         self.settings = settings
         self.metrics = metrics
         self.sessions: dict[SessionKey, LiveSession] = {}
-        self._driven: dict[str, int] = {}
+        self._driven: dict[tuple[str, str], int] = {}  # live sessions per user: (issuer, sub)
         metrics.session_viewers = self.viewer_counts
 
-    def viewer_counts(self) -> Iterator[tuple[str, int]]:
-        """(session id, viewers) of each live session, for `/metrics`."""
-        for (_, session_id), session in self.sessions.items():
-            yield session_id, len(session.viewers)
+    def viewer_counts(self) -> Iterator[int]:
+        """Viewers of each live session, for `/metrics` (which aggregates them: session ids are no labels)."""
+        for session in self.sessions.values():
+            yield len(session.viewers)
 
     def _session(self, ticket: Ticket, app: str) -> LiveSession:
         assert ticket.session is not None
@@ -172,29 +183,49 @@ class SessionHub:
             del self.sessions[session.key]
 
     @contextmanager
-    def drive(self, ticket: Ticket, app: str) -> Iterator[LiveSession]:
-        """Hold the driver's seat of the ticket's session while the block runs."""
+    def drive(self, ticket: Ticket, app: str, takeover: bool = False) -> Iterator[Callable[[bytes], None]]:
+        """Hold the driver's seat of the ticket's session while the block runs; yields its `publish`.
+
+        With `takeover` (`?takeover=1`), the driver's own user connecting again takes the seat over
+        without ending the session: that is the browser client moving to a fresh ticket before the
+        relay ends the old one (TICKET_EXPIRED). Without it, a second driver gets SESSION_BUSY.
+        """
         session = self._session(ticket, app)
+        user = (ticket.issuer, ticket.sub)
+        holder = object()
         if session.driver_sub is not None:
-            raise protocol.SessionBusy("this live session already has a driver; join it as a viewer")
-        driven = self._driven.get(ticket.sub, 0)
+            if not takeover or session.driver_key != user:
+                raise protocol.SessionBusy("this live session already has a driver; join it as a viewer")
+            session.holder = holder  # the older connection's frames no longer reach the viewers
+            try:
+                yield session.publisher(holder)
+            finally:
+                if session.holder is holder:
+                    self._leave(session, user)
+            return
+        driven = self._driven.get(user, 0)
         if driven >= self.settings.max_sessions_per_user:
             self._release(session)
             raise protocol.TooManyConnections(
                 f"you already drive {self.settings.max_sessions_per_user} live sessions; end one first"
             )
-        session.seat(ticket.sub)
-        self._driven[ticket.sub] = driven + 1
+        session.seat(ticket.sub, user, holder)
+        self._driven[user] = driven + 1
         self.metrics.sessions.inc()
         try:
-            yield session
+            yield session.publisher(holder)
         finally:
-            self.metrics.sessions.dec()
-            self._driven[ticket.sub] -= 1
-            if not self._driven[ticket.sub]:
-                del self._driven[ticket.sub]
-            session.unseat()
-            self._release(session)
+            if session.holder is holder:
+                self._leave(session, user)
+
+    def _leave(self, session: LiveSession, user: tuple[str, str]) -> None:
+        """The driver holding the seat left: the viewers stay and wait for the next one."""
+        self.metrics.sessions.dec()
+        self._driven[user] -= 1
+        if not self._driven[user]:
+            del self._driven[user]
+        session.unseat()
+        self._release(session)
 
     @contextmanager
     def watch(self, ticket: Ticket, app: str) -> Iterator[tuple[LiveSession, Viewer]]:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .issuers import Issuer, parse_issuers, parse_kid_secrets
+
 FAL_CLOUD_URL = "wss://fal.run"
 DEFAULT_FAL_APPS = ("fal-ai/fast-lcm-diffusion", "fal-ai/fast-turbo-diffusion", "fal-ai/lcm-sd15-i2i")
 LOCAL_APPS = ("local/preview",)
@@ -57,6 +59,11 @@ class Settings:
     allowed_apps: tuple[str, ...] | None = field(default=None, metadata={"env": "RELAY_ALLOWED_APPS", "cast": _csv})
     allowed_origins: tuple[str, ...] = field(default=(), metadata={"env": "RELAY_ALLOWED_ORIGINS", "cast": _csv})
     ticket_leeway: float = field(default=5.0, metadata={"env": "RELAY_TICKET_LEEWAY"})
+    # Secret rotation and tenants (issuers.py): secrets chosen by the ticket's kid, per-issuer configuration
+    shared_secrets: tuple[tuple[str | None, str], ...] = field(
+        default=(), repr=False, metadata={"env": "RELAY_SHARED_SECRETS", "cast": parse_kid_secrets})
+    issuers: tuple[Issuer, ...] = field(
+        default=(), repr=False, metadata={"env": "RELAY_ISSUERS", "cast": parse_issuers})
     # Limits
     max_frame_bytes: int = field(default=1_048_576, metadata={"env": "RELAY_MAX_FRAME_BYTES"})
     max_inputs_per_second: float = field(default=60.0, metadata={"env": "RELAY_MAX_INPUTS_PER_SECOND"})
@@ -74,18 +81,22 @@ class Settings:
     ssl_certfile: str | None = field(default=None, metadata={"env": "RELAY_SSL_CERTFILE", "cast": str})
     ssl_keyfile: str | None = field(default=None, metadata={"env": "RELAY_SSL_KEYFILE", "cast": str})
     log_level: str = field(default="info", metadata={"env": "RELAY_LOG_LEVEL", "cast": str})
+    # Metrics: who may read /metrics (a bearer token), and where (a listener of its own)
+    metrics_token: str | None = field(default=None, repr=False, metadata={"env": "RELAY_METRICS_TOKEN", "cast": str})
+    metrics_host: str = field(default="127.0.0.1", metadata={"env": "RELAY_METRICS_HOST", "cast": str})
+    metrics_port: int | None = field(default=None, metadata={"env": "RELAY_METRICS_PORT", "cast": _positive(int)})
 
     _CASTS = {int: _positive(int), float: _positive(float), bool: _bool}
 
     def __post_init__(self) -> None:
         # Dev mode hands a ticket to anything that looks like loopback; with fal's key behind it, one
         # forgotten variable and a tunnel would let anyone stream on the operator's account.
-        if self.fal_key and not self.shared_secret and not self.dev_mode_with_fal_key:
+        if self.fal_key and self.dev_mode and not self.dev_mode_with_fal_key:
             raise ValueError(
                 "FAL_KEY is set but RELAY_SHARED_SECRET is not: set RELAY_SHARED_SECRET to the secret your Odoo "
                 "signs tickets with, or set RELAY_DEV_MODE=1 to hand out dev tickets for your fal account on purpose"
             )
-        if self.dev_mode_with_fal_key and self.shared_secret:
+        if self.dev_mode_with_fal_key and not self.dev_mode:
             raise ValueError("RELAY_DEV_MODE=1 and RELAY_SHARED_SECRET are both set: dev mode means no shared secret")
 
     @classmethod
@@ -101,13 +112,14 @@ class Settings:
             try:
                 values[f.name] = cast(raw)
             except ValueError as exc:
-                raise ValueError(f"Config '{name}' has value '{raw}': {exc}") from None
+                shown = f"value '{raw}'" if f.repr else "a bad value"  # secrets are never echoed
+                raise ValueError(f"Config '{name}' has {shown}: {exc}") from None
         return cls(**values)
 
     @property
     def dev_mode(self) -> bool:
         """Without a shared secret the relay mints its own tickets and admits loopback clients only."""
-        return not self.shared_secret
+        return not (self.shared_secret or self.shared_secrets or self.issuers)
 
     @property
     def uses_fal_cloud(self) -> bool:

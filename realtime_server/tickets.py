@@ -2,7 +2,8 @@
 
 Odoo (or any backend holding RELAY_SHARED_SECRET) mints them; the relay only verifies. They are
 stateless, so any replica accepts them. Claims: iss, sub, aud, apps, exp, iat, jti and the
-optional live-session pair `session` + `role`.
+optional live-session pair `session` + `role`; the header's optional `kid` names the secret
+(`issuers.Keyring` picks it, so secrets rotate without downtime).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 import jwt
 
+from .issuers import Issuer, Keyring
 from .protocol import TicketExpired, Unauthorized
 
 AUDIENCE = "fal-realtime"
@@ -31,6 +33,7 @@ class Ticket:
     expires_at: float | None
     session: str | None = None
     role: Role | None = None
+    tenant: Issuer | None = None  # the configuration of the issuer whose secret verified it
 
     def allows(self, app: str) -> bool:
         return app in self.apps or "*" in self.apps
@@ -46,6 +49,7 @@ def mint(
     session: str | None = None,
     role: Role | None = None,
     now: float | None = None,
+    kid: str | None = None,
 ) -> str:
     """Sign a ticket for `sub` to open `apps` for `lifetime` seconds (at most ten minutes)."""
     if not 0 < lifetime <= MAX_LIFETIME:
@@ -65,7 +69,7 @@ def mint(
     if session is not None:
         claims["session"] = session
         claims["role"] = role or "driver"
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid} if kid is not None else None)
 
 
 # Any real clock reading is far below this; NaN, infinities and 400-digit integers are not times.
@@ -78,9 +82,27 @@ def _timestamp(value: Any) -> float:
     return float(value)
 
 
-def verify(secret: str, token: str, *, leeway: float = 5.0, now: float | None = None) -> Ticket:
-    """Check signature, audience, expiry and shape; raise `Unauthorized` or `TicketExpired` saying why."""
+def _choose_secret(keys: Keyring, token: str) -> tuple[Issuer, str]:
+    """The one secret the ticket's unverified `iss` and `kid` point at (the signature then proves both)."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        iss = jwt.decode(token, options={"verify_signature": False}).get("iss", "")
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"ticket is malformed ({type(exc).__name__})") from None
+    if not isinstance(kid, str | None) or not isinstance(iss, str):
+        raise Unauthorized("ticket's kid and iss must be strings")
+    return keys.secret_for(iss, kid)
+
+
+def verify(keys: Keyring | str, token: str, *, leeway: float = 5.0, now: float | None = None) -> Ticket:
+    """Check signature, audience, expiry and shape; raise `Unauthorized` or `TicketExpired` saying why.
+
+    `keys` is the relay's keyring, or one secret (for tickets without kid from any issuer).
+    """
     current = now if now is not None else time.time()
+    if isinstance(keys, str):
+        keys = Keyring((), Issuer(name="", secrets=((None, keys),)))
+    tenant, secret = _choose_secret(keys, token)
     try:
         claims = jwt.decode(
             token,
@@ -120,4 +142,5 @@ def verify(secret: str, token: str, *, leeway: float = 5.0, now: float | None = 
         expires_at=exp,
         session=session,
         role=role if session is not None else None,
+        tenant=tenant,
     )

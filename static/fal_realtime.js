@@ -79,6 +79,7 @@ const STALL_HUD_MS = 1500; // an input unanswered this long is a stall, not a re
 const VIEWER_RESUME_MS = 1000;
 const RENEW_RETRY_MS = 5000; // first retry of a refused ticket renewal (at most a tenth of the lifetime)
 const RENEW_RETRY_MAX_MS = 60000;
+const HANDOVER_QUIET_MS = 1000; // a handover socket with no input to send is adopted after this long without a refusal
 const STATS_WINDOW_MS = 2000;
 const LATENCY_SAMPLES = 120;
 
@@ -157,6 +158,9 @@ export class RealtimeClient extends EventTarget {
         this._attempts = 0;
         this._ticketExpiresAt = 0;
         this._renewals = 0; // bumped to cancel ticket requests still in flight
+        this._lastInput = null; // the newest input sent, sent again on a handover
+        this._handoverWs = null; // the socket opened with a renewed ticket, until it replaces `_ws`
+        this._adoptHandover = null; // makes `_handoverWs` the connection
         this._frames = Promise.resolve(); // frames decode one after another, so they are emitted in order
         this._frameTimes = [];
         this._latencies = [];
@@ -225,9 +229,7 @@ export class RealtimeClient extends EventTarget {
         if (this._closedByUser) {
             return;
         }
-        const separator = this.url.includes("?") ? "&" : "?";
-        const ws = new WebSocket(`${this.url}${separator}fal_jwt_token=${encodeURIComponent(this.ticket)}`);
-        ws.binaryType = "arraybuffer";
+        const ws = this._socket();
         this._opened = false;
         this._inputRejected = false;
         this._sessionEnded = false;
@@ -279,6 +281,10 @@ export class RealtimeClient extends EventTarget {
     /** Close for good: no reconnect, timers cleared. */
     close() {
         this._closedByUser = true;
+        if (this._handoverWs) {
+            this._handoverWs.close(CLOSE_CODES.NORMAL_CLOSURE);
+            this._handoverWs = null;
+        }
         clearTimeout(this._sendTimer);
         clearTimeout(this._retryTimer);
         this._stopRenewing();
@@ -287,6 +293,93 @@ export class RealtimeClient extends EventTarget {
         }
         this._ws = null;
         this._setState(STATES.CLOSED);
+    }
+
+    /** A socket to the app with the current ticket; `takeover` lets a live session's driver hand its seat over. */
+    _socket(takeover = false) {
+        const separator = this.url.includes("?") ? "&" : "?";
+        const query = `fal_jwt_token=${encodeURIComponent(this.ticket)}${takeover ? "&takeover=1" : ""}`;
+        const ws = new WebSocket(`${this.url}${separator}${query}`);
+        ws.binaryType = "arraybuffer";
+        return ws;
+    }
+
+    /**
+     * Move to a socket opened with the renewed ticket before the relay ends the current one at the old
+     * ticket's expiry (TICKET_EXPIRED), so the user never notices: the new socket opens beside the old,
+     * the newest input is sent on it again (a live session's driver takes its own seat over), and it
+     * replaces the old one at its first frame or message (after a quiet second when there is nothing to
+     * send), or when the relay ends the old one first. A refused handover is dropped; the old socket
+     * carries on until it expires.
+     */
+    _handover() {
+        const old = this._ws;
+        if (!old || old.readyState !== WebSocket.OPEN || this._handoverWs || this._closedByUser) {
+            return;
+        }
+        const ws = this._socket(true);
+        this._handoverWs = ws;
+        const input = this._pending ?? this._lastInput;
+        let quiet = null;
+        let sent = []; // the input sent on the new socket, in flight once it is adopted
+        const adopt = () => {
+            clearTimeout(quiet);
+            if (this._handoverWs !== ws || this._ws !== old) {
+                ws.close(CLOSE_CODES.NORMAL_CLOSURE);
+                return false;
+            }
+            this._handoverWs = this._adoptHandover = null;
+            old.onmessage = null;
+            old.onclose = null;
+            old.close(CLOSE_CODES.NORMAL_CLOSURE);
+            this._ws = ws;
+            this._inFlight = sent;
+            if (this._lastInput !== input && this._pending === null) {
+                this._pending = this._lastInput; // a newer input went out on the old socket meanwhile
+            }
+            ws.onmessage = (event) => this._onMessage(event.data);
+            ws.onclose = (event) => this._onClose(ws, event);
+            return true;
+        };
+        this._adoptHandover = adopt;
+        ws.onopen = () => {
+            if (input === null) {
+                quiet = setTimeout(adopt, HANDOVER_QUIET_MS);
+                return;
+            }
+            ws.send(encode(input));
+            this._lastInput = input;
+            if (this._pending === input) {
+                this._pending = null;
+            }
+            sent = [{ at: performance.now(), input }];
+        };
+        ws.onmessage = (event) => {
+            if (typeof event.data === "string") {
+                let payload = null;
+                try {
+                    payload = JSON.parse(event.data);
+                } catch {
+                    // not the relay's: handled as any message once adopted
+                }
+                if (payload && payload.type === "x-fal-error") {
+                    clearTimeout(quiet);
+                    this._handoverWs = this._adoptHandover = null; // refused: keep the old socket
+                    ws.onclose = null;
+                    ws.close(CLOSE_CODES.NORMAL_CLOSURE);
+                    return;
+                }
+            }
+            if (adopt()) {
+                this._onMessage(event.data);
+            }
+        };
+        ws.onclose = () => {
+            clearTimeout(quiet);
+            if (this._handoverWs === ws) {
+                this._handoverWs = this._adoptHandover = null;
+            }
+        };
     }
 
     async _renewTicket() {
@@ -304,6 +397,7 @@ export class RealtimeClient extends EventTarget {
         // Renew at 80% of the lifetime so a reconnect never waits for a ticket round trip; a refused
         // renewal is tried again soon, then less and less often (the open connection does not need it).
         this._scheduleRenewal(lifetime * 0.8, Math.min(RENEW_RETRY_MS, lifetime * 0.1));
+        this._handover(); // an open socket moves to the new ticket now, before the relay ends it with the old
     }
 
     _scheduleRenewal(delayMs, retryMs) {
@@ -342,6 +436,7 @@ export class RealtimeClient extends EventTarget {
         const input = this._pending;
         this._pending = null;
         ws.send(encode(input));
+        this._lastInput = input;
         this._lastSendAt = now;
         this._inFlight.push({ at: now, input });
     }
@@ -355,6 +450,9 @@ export class RealtimeClient extends EventTarget {
                 return;
             }
             if (payload.type === "x-fal-error") {
+                if (payload.error === ERROR_CODES.TICKET_EXPIRED && this._handoverWs) {
+                    return; // the socket with the renewed ticket takes over at the close
+                }
                 if (payload.error === ERROR_CODES.TIMEOUT) {
                     return; // an idle connection ending is not an error: the next send() reconnects
                 }
@@ -418,6 +516,10 @@ export class RealtimeClient extends EventTarget {
 
     _onClose(ws, event) {
         if (ws !== this._ws) {
+            return;
+        }
+        if (event.code === CLOSE_CODES.TICKET_EXPIRED && this._handoverWs?.readyState === WebSocket.OPEN) {
+            this._adoptHandover(); // the relay ended the old ticket's socket before the new one had a frame
             return;
         }
         this._ws = null;

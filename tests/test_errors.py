@@ -44,7 +44,8 @@ def _claims(**changes: object) -> dict[str, object]:
          CloseCode.TICKET_EXPIRED, "ticket has expired; fetch a new one"),
         (jwt.encode(_claims(aud="someone-else"), SECRET), "UNAUTHORIZED", CloseCode.POLICY_VIOLATION,
          "ticket is not for this service (audience must be 'fal-realtime')"),
-        (jwt.encode(_claims(iat=int(time.time()) + 120, exp=int(time.time()) + 180), SECRET), "UNAUTHORIZED",
+        # Made when the tests are collected: far enough ahead to be still in the future when this one runs.
+        (jwt.encode(_claims(iat=int(time.time()) + 3000, exp=int(time.time()) + 3060), SECRET), "UNAUTHORIZED",
          CloseCode.POLICY_VIOLATION, "ticket is not valid yet (iat in the future)"),
         (jwt.encode(_claims(exp=int(time.time()) + 3600), SECRET), "UNAUTHORIZED", CloseCode.POLICY_VIOLATION,
          "ticket lives longer than 600 seconds"),

@@ -32,6 +32,7 @@ from realtime_server.cli import free_port
 
 from .browser import ARTIFACTS, chromium
 from .conftest import RunningRelay
+from .reliability import wait_for
 from .upstreams import FAULT_APPS, fault_upstream
 
 PAGE = Path(__file__).resolve().parent / "widget_pages" / "embed.html"
@@ -195,7 +196,8 @@ async def test_widget_draws_frames_and_fires_events_in_order(make_relay) -> None
 
 
 async def test_widget_renews_its_ticket_across_an_expiry(make_relay) -> None:
-    """Two-second tickets, sessions cut at 2.5 s: it reconnects with fresh tickets and frames keep coming."""
+    """Two-second tickets, sessions cut at 2.5 s: it moves to fresh tickets before the relay cuts either, and frames
+    keep coming without a reconnect showing."""
     async with embedding(make_relay, lifetime=2, ticket_leeway=0, max_session_seconds=2.5) as (relay, backend, page):
         await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket"'
                                    + ' prompt="a lighthouse" seed="1"></fal-live-canvas>')""")
@@ -211,19 +213,17 @@ async def test_widget_renews_its_ticket_across_an_expiry(make_relay) -> None:
     frames = [e["at"] for e in events if e["type"] == "frame"]
     assert max(b - a for a, b in zip(frames, frames[1:])) < 2000, "frames stopped coming"
     states = [e["state"] for e in events if e["type"] == "statechange"]
-    assert states[:2] == ["connecting", "live"] and states.count("reconnecting") >= 1
-    assert states[-1] == "live"
-    live_again = [e["at"] for e in events if e.get("state") == "live"][1]
-    assert live_again > first_expiry_ms  # this reconnect could not have used the first ticket
-    assert {e["code"] for e in events if e["type"] == "error"} <= {"SESSION_EXPIRED"}
-    assert relay.metric("relay_connections_total", outcome="accepted") >= 2
-    # The relay never saw an expired ticket: each reconnect came with a fresh one.
-    assert relay.metric("relay_errors_total", code="TICKET_EXPIRED") == 0
+    assert states == ["connecting", "live"]
+    assert [e for e in events if e["type"] == "error"] == []
+    assert relay.metric("relay_connections_total", outcome="accepted") >= 3  # moved over at each renewal
+    # With 2 s tickets and no leeway the relay may end an old socket (TICKET_EXPIRED) before its replacement has
+    # had a frame; the client then adopts the replacement at once, so the page sees neither error nor reconnect.
     assert len(backend.minted) >= 2 and backend.minted[-1]["at"] * 1000 > first_expiry_ms
 
 
 async def test_widget_renews_its_ticket_before_expiry_while_live(make_relay) -> None:
-    """A three-second ticket is renewed at 80 % of its life on the open connection, not at the next reconnect."""
+    """A three-second ticket is renewed at 80 % of its life on the open connection, not at the next reconnect, and
+    the connection moves to it (a second socket replaces the first) without a state change."""
     async with embedding(make_relay, lifetime=3) as (relay, backend, page):
         await page.evaluate("""add('<fal-live-canvas id="a" app="local/preview" ticket-url="/ticket"'
                                    + ' prompt="a lighthouse"></fal-live-canvas>')""")
@@ -231,11 +231,12 @@ async def test_widget_renews_its_ticket_before_expiry_while_live(make_relay) -> 
         async with asyncio.timeout(WAIT_MS / 1000):
             while len(backend.minted) < 2:
                 await asyncio.sleep(0.05)
+        await wait_for(lambda: relay.metric("relay_connections_total", outcome="accepted") == 2, what="the handover")
+        await _wait_frames(page, "a", 1)
         events = await _events(page, "a")
     first, second = backend.minted[:2]
     assert second["at"] < first["exp"]
     assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
-    assert relay.metric("relay_connections_total", outcome="accepted") == 1
 
 
 async def test_widget_retries_a_refused_renewal(make_relay) -> None:

@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import time
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -37,6 +38,13 @@ PARAM_RELAY_URL = "llm_fal_ai_realtime.relay_url"
 PARAM_SHARED_SECRET = "llm_fal_ai_realtime.shared_secret"
 PARAM_ALLOWED_APPS = "llm_fal_ai_realtime.allowed_apps"
 PARAM_TICKET_LIFETIME = "llm_fal_ai_realtime.ticket_lifetime"
+# Secret rotation: the current secret's key id (the tickets' `kid` header), and the secret it replaced,
+# kept beside it until every ticket minted with it has expired (README, "Deployment").
+PARAM_SECRET_KID = "llm_fal_ai_realtime.secret_kid"
+PARAM_PREVIOUS_SECRET = "llm_fal_ai_realtime.previous_shared_secret"
+PARAM_PREVIOUS_SECRET_KID = "llm_fal_ai_realtime.previous_secret_kid"
+PARAM_PREVIOUS_SECRET_UNTIL = "llm_fal_ai_realtime.previous_secret_until"
+KID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 LOCAL_PREVIEW_APP = "local/preview"
 DEFAULT_ALLOWED_APPS = LOCAL_PREVIEW_APP
@@ -141,7 +149,7 @@ class FalRealtimeRelay(models.AbstractModel):
         """Read the relay settings.
 
         :param raise_if_incomplete: raise a UserError when URL or secret is missing
-        :return: dict with ``relay_url``, ``secret``, ``allowed_apps``, ``lifetime``
+        :return: dict with ``relay_url``, ``secret``, ``kid`` (or ``None``), ``allowed_apps``, ``lifetime``
         """
         params = self.env["ir.config_parameter"].sudo()
         url = params.get_param(PARAM_RELAY_URL) or ""
@@ -158,6 +166,7 @@ class FalRealtimeRelay(models.AbstractModel):
         return {
             "relay_url": normalize_relay_url(self.env, url) if url else "",
             "secret": secret,
+            "kid": params.get_param(PARAM_SECRET_KID) or None,
             "allowed_apps": parse_app_ids(self.env, allowed),
             "lifetime": lifetime,
         }
@@ -203,7 +212,50 @@ class FalRealtimeRelay(models.AbstractModel):
         if session:
             claims["session"] = session
             claims["role"] = role
-        return jwt.encode(claims, config["secret"], algorithm="HS256"), config["lifetime"]
+        headers = {"kid": config["kid"]} if config.get("kid") else None
+        return jwt.encode(claims, config["secret"], algorithm="HS256", headers=headers), config["lifetime"]
+
+    @api.model
+    def _rotate_secret(self, secret, kid):
+        """Start signing tickets with a new secret; keep the one it replaces beside it for the overlap.
+
+        Tickets minted with the old secret stay valid until they expire (at most ``MAX_TICKET_LIFETIME``
+        seconds from now), so the relay must accept the old secret until then; after that it may drop it.
+
+        :param secret: the new secret (at least ``MIN_SECRET_LENGTH`` characters)
+        :param kid: its key id, as the relay's ``RELAY_SHARED_SECRETS`` names it, or empty for none
+        :raise UserError: a secret too short or a key id the relay cannot name
+        """
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise UserError(_("The shared secret must be at least %s characters long (HS256 wants 32 bytes).",
+                              MIN_SECRET_LENGTH))
+        if kid and not KID_RE.match(kid):
+            raise UserError(_("The key id must be 1-64 letters, digits, '.', '_', ':' or '-' (got '%s').", kid))
+        params = self.env["ir.config_parameter"].sudo()
+        old_secret, old_kid = params.get_param(PARAM_SHARED_SECRET), params.get_param(PARAM_SECRET_KID) or ""
+        if old_secret and old_secret != secret:
+            until = datetime.now(timezone.utc) + timedelta(seconds=MAX_TICKET_LIFETIME)
+            params.set_param(PARAM_PREVIOUS_SECRET, old_secret)
+            params.set_param(PARAM_PREVIOUS_SECRET_KID, old_kid)
+            params.set_param(PARAM_PREVIOUS_SECRET_UNTIL, until.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        params.set_param(PARAM_SHARED_SECRET, secret)
+        params.set_param(PARAM_SECRET_KID, kid or False)
+        _logger.info("realtime relay shared secret changed by user %s (kid %s; previous kid %s kept for the overlap)",
+                     self.env.uid, kid or "-", old_kid or "-")
+
+    @api.model
+    def _previous_secret_info(self):
+        """What an administrator must know about the secret the current one replaced, or ``""``.
+
+        :return: a sentence naming its key id and until when tickets signed with it live
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        until = params.get_param(PARAM_PREVIOUS_SECRET_UNTIL)
+        if not (params.get_param(PARAM_PREVIOUS_SECRET) and until):
+            return ""
+        return _("Tickets signed with the previous secret (key id %(kid)s) live until %(until)s: keep it on "
+                 "the relay until then, then remove it.",
+                 kid=params.get_param(PARAM_PREVIOUS_SECRET_KID) or _("none"), until=until)
 
     @api.model
     def _issue_session(self, thread_id, model_id):
@@ -251,16 +303,18 @@ class FalRealtimeRelay(models.AbstractModel):
         }
 
     @api.model
-    def _relay_apps(self, relay_url, secret, timeout=APPS_TIMEOUT):
+    def _relay_apps(self, relay_url, secret, timeout=APPS_TIMEOUT, kid=None):
         """Ask the relay which apps it opens (``GET /apps``, with a fresh ticket as the credential).
 
         :param relay_url: http(s) relay URL
         :param secret: shared secret to sign the ticket with
         :param timeout: seconds to wait for the answer
+        :param kid: the secret's key id, put in the ticket's header (``None``: no kid)
         :return: dict ``{ok, apps, code, message}``; ``apps`` is the relay's list when ``ok``
         """
         relay_url = normalize_relay_url(self.env, relay_url)
-        ticket, _expires = self._mint_ticket([], ROLE_DRIVER, None, config={"secret": secret, "lifetime": 60})
+        ticket, _expires = self._mint_ticket([], ROLE_DRIVER, None, config={"secret": secret, "lifetime": 60,
+                                                                                     "kid": kid})
         try:
             response = requests.get(f"{relay_url}/apps", headers={"Authorization": f"Bearer {ticket}"},
                                     timeout=timeout, allow_redirects=False)
@@ -291,16 +345,17 @@ class FalRealtimeRelay(models.AbstractModel):
             response.status_code)}
 
     @api.model
-    def _check(self, relay_url, secret, allowed_apps):
+    def _check(self, relay_url, secret, allowed_apps, kid=None):
         """Everything Test connection reports: the relay's apps against Odoo's, then one real frame.
 
         :param relay_url: http(s) or ws(s) relay URL (normalised here)
         :param secret: shared secret
         :param allowed_apps: app ids allowed in Odoo
+        :param kid: the secret's key id (``None``: tickets carry none)
         :return: dict ``{ok, code, message, app, relay_apps, refused, not_allowed}``: ``refused`` are apps
             allowed in Odoo that the relay will refuse, ``not_allowed`` apps the relay serves that Odoo does not allow
         """
-        listing = self._relay_apps(relay_url, secret)
+        listing = self._relay_apps(relay_url, secret, kid=kid)
         verdict = {"app": "", "relay_apps": listing["apps"], "refused": [], "not_allowed": []}
         if not listing["ok"]:
             return {**verdict, "ok": False, "code": listing["code"], "message": listing["message"]}
@@ -313,23 +368,24 @@ class FalRealtimeRelay(models.AbstractModel):
                 "None of the apps allowed here is served by this relay: allow one of the relay's apps below, "
                 "or add yours to the relay's RELAY_ALLOWED_APPS.")}
         app = LOCAL_PREVIEW_APP if LOCAL_PREVIEW_APP in both else both[0]
-        probe = self._probe(relay_url, secret, app)
+        probe = self._probe(relay_url, secret, app, kid=kid)
         return {**verdict, "ok": probe["ok"], "code": probe["code"], "message": probe["message"], "app": app}
 
     @api.model
-    def _probe(self, relay_url, secret, app, timeout=PROBE_TIMEOUT):
+    def _probe(self, relay_url, secret, app, timeout=PROBE_TIMEOUT, kid=None):
         """Open a real WebSocket to the relay with a fresh ticket and render one frame.
 
         :param relay_url: http(s) relay URL to test
         :param secret: shared secret to sign the ticket with
         :param app: app id to open
         :param timeout: seconds to wait for the handshake and the first frame
+        :param kid: the secret's key id, put in the ticket's header (``None``: no kid)
         :return: dict ``{ok, code, message, latency_ms}``; ``code`` is the relay's error code on failure
         """
         if websocket is None or msgpack is None:
             raise UserError(_("The websocket-client and msgpack Python packages are required."))
         relay_url = normalize_relay_url(self.env, relay_url)
-        config = {"secret": secret, "lifetime": 60}
+        config = {"secret": secret, "lifetime": 60, "kid": kid}
         ticket, _expires = self._mint_ticket([app], ROLE_DRIVER, None, config=config)
         url = f"{websocket_url(relay_url, app)}?fal_jwt_token={quote(ticket)}"
         started = time.monotonic()

@@ -1,5 +1,3 @@
-import logging
-
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
@@ -8,7 +6,6 @@ from .fal_realtime_relay import (
     DEFAULT_ALLOWED_APPS,
     DEFAULT_TICKET_LIFETIME,
     MAX_TICKET_LIFETIME,
-    MIN_SECRET_LENGTH,
     MIN_TICKET_LIFETIME,
     PARAM_SHARED_SECRET,
     app_label,
@@ -16,8 +13,6 @@ from .fal_realtime_relay import (
     parse_app_ids,
 )
 from .llm_generation_job import PARAM_FINAL_RESULTS, PARAM_WEBHOOK_JWKS_URL, RESULTS_POLLING, RESULTS_WEBHOOK
-
-_logger = logging.getLogger(__name__)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -35,6 +30,18 @@ class ResConfigSettings(models.TransientModel):
         help="Secret shared with the relay (RELAY_SHARED_SECRET) to sign tickets. "
         "Leave empty to keep the current one; it is never shown again.",
     )
+    fal_realtime_shared_secret_kid = fields.Char(
+        string="Key ID of the New Secret",
+        help="Name of the new secret as the relay lists it in RELAY_SHARED_SECRETS (kid=secret): tickets carry "
+        "it, so the relay checks them against that secret only. Empty: tickets carry no key id and the relay "
+        "uses RELAY_SHARED_SECRET. Saving a new secret keeps the old one beside it until its tickets expire.",
+    )
+    fal_realtime_secret_kid = fields.Char(
+        string="Current Key ID",
+        config_parameter="llm_fal_ai_realtime.secret_kid",
+        readonly=True,
+    )
+    fal_realtime_previous_secret_info = fields.Char(string="Previous Secret", readonly=True)  # from get_values
     # Filled by get_values (the form's defaults): a computed field without dependencies is not
     # computed for the new record the settings page edits, so the page said "No shared secret yet".
     fal_realtime_secret_is_set = fields.Boolean(string="Shared Secret Set", readonly=True)
@@ -78,6 +85,7 @@ class ResConfigSettings(models.TransientModel):
     def get_values(self):
         res = super().get_values()
         res["fal_realtime_secret_is_set"] = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))
+        res["fal_realtime_previous_secret_info"] = self.env["llm.fal.realtime.relay"]._previous_secret_info()
         return res
 
     @api.constrains("fal_realtime_ticket_lifetime")
@@ -102,14 +110,10 @@ class ResConfigSettings(models.TransientModel):
                 "llm_fal_ai_realtime.relay_url", normalize_relay_url(self.env, self.fal_realtime_relay_url))
         secret = (self.fal_realtime_shared_secret or "").strip()
         if secret:
-            if len(secret) < MIN_SECRET_LENGTH:
-                raise UserError(_("The shared secret must be at least %s characters long (HS256 wants 32 bytes).",
-                                  MIN_SECRET_LENGTH))
-            self.env["ir.config_parameter"].sudo().set_param(PARAM_SHARED_SECRET, secret)
-            _logger.info("realtime relay shared secret changed by user %s", self.env.uid)
+            self.env["llm.fal.realtime.relay"]._rotate_secret(secret, (self.fal_realtime_shared_secret_kid or "").strip())
 
     @api.model
-    def fal_realtime_check(self, relay_url=None, secret=None, allowed_apps=None):
+    def fal_realtime_check(self, relay_url=None, secret=None, allowed_apps=None, kid=None):
         """Test connection with the values on screen, saved or not (the settings page's button).
 
         Empty URL or secret fall back to the stored ones (the secret field is never filled from storage).
@@ -118,6 +122,7 @@ class ResConfigSettings(models.TransientModel):
         :param relay_url: the relay URL as typed (ws(s) or http(s))
         :param secret: a newly typed shared secret, or empty
         :param allowed_apps: the allowed apps as typed
+        :param kid: the key id typed beside a new secret (used only with that secret)
         :return: dict ``{ok, title, message, app, relay_apps, refused, not_allowed, labels}``;
             ``labels`` maps app ids to how they are shown
         :raise AccessError: for anyone but a settings administrator
@@ -127,7 +132,9 @@ class ResConfigSettings(models.TransientModel):
         relay = self.env["llm.fal.realtime.relay"]
         stored = relay._get_config(raise_if_incomplete=False)
         url = (relay_url or "").strip() or stored["relay_url"]
-        secret = (secret or "").strip() or stored["secret"]
+        typed = (secret or "").strip()
+        secret = typed or stored["secret"]
+        kid = (kid or "").strip() if typed else stored["kid"]
         verdict = {"ok": False, "app": "", "relay_apps": [], "refused": [], "not_allowed": []}
         try:
             if not url or not secret:
@@ -135,7 +142,7 @@ class ResConfigSettings(models.TransientModel):
             url = normalize_relay_url(self.env, url)
             apps = parse_app_ids(self.env, allowed_apps if allowed_apps is not None else
                                  ",".join(stored["allowed_apps"]))
-            verdict.update(relay._check(url, secret, apps))
+            verdict.update(relay._check(url, secret, apps, kid=kid or None))
         except UserError as exc:
             verdict["message"] = str(exc.args[0])
         app = verdict["app"]

@@ -61,6 +61,7 @@ export class RelayCheck extends Component {
                 relay_url: data.fal_realtime_relay_url || "",
                 secret: data.fal_realtime_shared_secret || "",
                 allowed_apps: data[ALLOWED_FIELD] || "",
+                kid: data.fal_realtime_shared_secret_kid || "",
             });
         } finally {
             this.state.running = false;

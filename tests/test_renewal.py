@@ -1,0 +1,113 @@
+"""The browser client moves to a renewed ticket before the relay ends its connection with TICKET_EXPIRED:
+real Chromium running static/fal_realtime.js against a real relay with 4-second tickets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import websockets
+
+from realtime_server import tickets
+
+from .browser import chromium
+from .conftest import SECRET, expect_error, next_frame, pack
+
+LIFETIME = 4  # seconds; `iat` is whole seconds, so a ticket may have one second less: the page is told 3
+SESSION = "renewed-session"
+
+CLIENTS = """async () => {
+    const { RealtimeClient } = await import("/static/fal_realtime.js");
+    window.log = {};
+    const make = (name, role) => {
+        const log = window.log[name] = { states: [], errors: [], frames: [] };
+        const client = new RealtimeClient({ getTicket: () => window.mintTicket(role) });
+        client.addEventListener("statechange", (e) => log.states.push(e.detail.state));
+        client.addEventListener("error", (e) => log.errors.push(e.detail.code));
+        client.addEventListener("frame", (e) => log.frames.push([performance.now(), e.detail.result.seed]));
+        return client;
+    };
+    window.driver = make("driver", "driver");
+    window.viewer = make("viewer", "viewer");
+    let seed = 0;
+    window.driver.send({ prompt: "renewed", seed, width: 64, height: 64 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    window.viewer.connect();
+    const type = () => window.driver.send({ prompt: "renewed", seed: ++seed, width: 64, height: 64 });
+    window.typing = setInterval(type, 150);
+}"""
+
+
+async def test_client_renews_and_moves_over_before_the_ticket_ends(make_relay) -> None:
+    """Over three ticket lifetimes a driver of a live session and its viewer each move to fresh tickets: no error,
+    no state change after "open", no gap in frames, the session never ends, and no connection is cut by the relay."""
+    async with make_relay(ticket_leeway=0.5) as relay, chromium() as browser:
+        minted: list[str] = []
+
+        def mint_ticket(role: str) -> dict[str, object]:
+            minted.append(role)
+            ticket = tickets.mint(SECRET, sub=role, apps=["local/preview"], issuer="tests", lifetime=LIFETIME,
+                                  session=SESSION, role=role)
+            return {"url": relay.url(session=SESSION), "ticket": ticket, "expires_in": LIFETIME - 1}
+
+        page = await browser.new_page()
+        await page.expose_function("mintTicket", mint_ticket)
+        await page.goto(f"{relay.http}/health")
+        await page.evaluate(CLIENTS)
+        started = time.monotonic()
+        await asyncio.sleep(3 * LIFETIME)
+        await page.evaluate("clearInterval(window.typing)")
+        await asyncio.sleep(1.5)  # the last frames arrive
+        log = await page.evaluate("window.log")
+        last_seed = log["driver"]["frames"][-1][1]
+        await page.evaluate("window.driver.close(); window.viewer.close()")
+        elapsed = time.monotonic() - started
+
+    for name in ("driver", "viewer"):
+        assert log[name]["errors"] == [], (name, log[name]["errors"])
+        assert log[name]["states"] == ["connecting", "open"], (name, log[name]["states"])
+        times = [at for at, _ in log[name]["frames"]]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert len(times) > 20 and max(gaps) < 1000, (name, len(times), max(gaps, default=None))
+        assert times[-1] - times[0] > (elapsed - 3.5) * 1000  # frames until the end, not just at the start
+    assert minted.count("driver") >= 3 and minted.count("viewer") >= 3, minted
+    assert [seed for _, seed in log["viewer"]["frames"]][-1] == last_seed  # the viewer still sees the driver
+    assert relay.metric("relay_connections_total", outcome="accepted") >= 6
+    assert relay.metric("relay_errors_total", code="TICKET_EXPIRED") == 0
+    assert relay.metric("relay_errors_total", code="SESSION_ENDED") == 0
+    assert relay.metric("relay_errors_total", code="SESSION_BUSY") == 0
+
+
+async def test_takeover_is_the_drivers_own(make_relay) -> None:
+    """`?takeover=1` hands a live session's seat only to its driver's own user: another user still gets
+    SESSION_BUSY, the older connection's frames stop reaching the viewers, and it leaving ends nothing."""
+    async with make_relay() as relay:
+        def url(sub: str, role: str, **query: str) -> str:
+            ticket = tickets.mint(SECRET, sub=sub, apps=["local/preview"], issuer="tests", session=SESSION, role=role)
+            return relay.url(ticket=ticket, session=SESSION, **query)
+
+        old = await websockets.connect(url("7", "driver"))
+        await old.send(pack(prompt="old", seed=1, width=64, height=64))
+        assert (await next_frame(old))["seed"] == 1
+        viewer = await websockets.connect(url("8", "viewer"))
+        assert (await next_frame(viewer))["seed"] == 1
+        async with websockets.connect(url("9", "driver", takeover="1")) as other:
+            await expect_error(other, "SESSION_BUSY", 1013)
+        new = await websockets.connect(url("7", "driver", takeover="1"))
+        await new.send(pack(prompt="new", seed=2, width=64, height=64))
+        assert (await next_frame(new))["seed"] == 2
+        assert (await next_frame(viewer))["seed"] == 2
+        await old.send(pack(prompt="old", seed=3, width=64, height=64))
+        assert (await next_frame(old))["seed"] == 3  # the old connection still works for its own client
+        await old.close()
+        await new.send(pack(prompt="new", seed=4, width=64, height=64))
+        assert (await next_frame(viewer))["seed"] == 4  # not 3: the old one's frames no longer reach viewers
+        assert relay.metric("relay_live_sessions") == 1
+        await new.close()
+        with pytest.raises(websockets.ConnectionClosed) as ended:  # the seat's holder left: now the session ends
+            async with asyncio.timeout(10):
+                while True:
+                    await viewer.recv()
+        assert ended.value.rcvd is not None and ended.value.rcvd.code == 4004
+        assert relay.metric("relay_live_sessions") == 0
