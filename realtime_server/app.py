@@ -199,7 +199,7 @@ def metrics_refusal(request: Request, settings: Settings) -> Response | None:
             return None
         return JSONResponse({"error": "metrics need 'Authorization: Bearer <RELAY_METRICS_TOKEN>'"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    if settings.metrics_port is not None or _is_loopback(request.client.host if request.client else None):
+    if settings.metrics_port is not None or is_local_peer(request.client, request.headers):
         return None
     return JSONResponse({"error": "metrics are served to loopback only; set RELAY_METRICS_TOKEN or "
                                   "RELAY_METRICS_PORT"}, status_code=403)

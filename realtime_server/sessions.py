@@ -9,8 +9,9 @@ viewer), so it skips frames and never slows the driver or the others. A viewer t
 gets the latest frame at once; one that joins early waits for the driver. When the driver
 leaves (a reload, another thread, a pen handed to a viewer), the viewers stay: they are told the
 session waits, keep the last picture, and are told again when a driver takes the seat, so a normal
-end is never an error and a new driver never makes them reconnect. Sessions live only on the replica holding the driver: a
-load balancer routes viewers there by the `session` query parameter (see README, "Live sessions").
+end is never an error and a new driver never makes them reconnect. Sessions live only on the
+replica holding the driver: a load balancer routes viewers there by the `session` query parameter
+(see README, "Live sessions").
 """
 
 from __future__ import annotations
