@@ -4,6 +4,7 @@ start steps, run here as the Containerfile runs them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,8 @@ import yaml
 from realtime_server.cli import free_port
 
 from .conftest import SECRET
+from .reliability import wait_ready
+from .upstreams import FAULT_APPS, fault_upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -116,44 +118,42 @@ def test_kubernetes_deployment_fits_the_relay() -> None:
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
 
 
-def test_container_install_and_start_steps_run(tmp_path) -> None:
-    """The Containerfile's own steps, run here: install.sh installs the relay alone into a fresh virtualenv (no test
-    extras), start.sh starts it; it answers /health and /ready, and SIGTERM stops it within its drain time."""
+async def test_container_install_and_start_steps_run(tmp_path) -> None:
+    """The Containerfile's own steps, run here: install.sh installs the relay alone into a fresh virtualenv (no
+    fal SDK, no test extras), start.sh starts it in front of an upstream; it answers /health and /ready, and
+    SIGTERM stops it within its drain time."""
     containerfile = (DEPLOY / "container" / "Containerfile").read_text()
     assert re.search(r"^RUN install\.sh /src /opt/relay$", containerfile, re.M)
     assert re.search(r'^CMD \["start\.sh", "/opt/relay"\]$', containerfile, re.M)
     assert re.search(r"^USER 10001:10001$", containerfile, re.M)
     prefix = tmp_path / "relay"
-    subprocess.run([str(DEPLOY / "container" / "install.sh"), str(ROOT), str(prefix)], check=True, timeout=900,
-                   env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, stdout=subprocess.DEVNULL)
+    await asyncio.to_thread(
+        subprocess.run, [str(DEPLOY / "container" / "install.sh"), str(ROOT), str(prefix)], check=True, timeout=900,
+        env=os.environ | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, stdout=subprocess.DEVNULL)
     installed = subprocess.run([str(prefix / "bin" / "pip"), "list", "--format=freeze"], check=True,
                                capture_output=True, text=True).stdout
     assert "fal-realtime-relay" in installed and "pytest" not in installed and "playwright" not in installed
+    assert "fal==" not in installed  # relay only: the embedded app's SDK is an extra
     port = free_port()
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PORT": str(port), "RELAY_HOST": "127.0.0.1",
-           "RELAY_SHARED_SECRET": SECRET, "RELAY_DRAIN_SECONDS": "2", "RELAY_LOG_LEVEL": "warning"}
     log = tmp_path / "relay.log"
-    with log.open("wb") as out:
-        relay = subprocess.Popen([str(DEPLOY / "container" / "start.sh"), str(prefix)], env=env,
-                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert relay.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
-                    assert json.load(response)["status"] == "ready"
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the installed relay did not become ready"
-                time.sleep(0.3)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-            assert json.load(response) == {"status": "ok"}
-        stopped = time.monotonic()
-        relay.send_signal(signal.SIGTERM)
-        assert relay.wait(timeout=15) == 0
-        assert time.monotonic() - stopped < 2 + 5
-    finally:
-        if relay.poll() is None:
-            os.killpg(relay.pid, signal.SIGKILL)
-            relay.wait()
+    async with fault_upstream() as upstream:
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PORT": str(port), "RELAY_HOST": "127.0.0.1",
+               "RELAY_SHARED_SECRET": SECRET, "RELAY_DRAIN_SECONDS": "2", "RELAY_LOG_LEVEL": "warning",
+               "RELAY_UPSTREAM_URL": upstream, "RELAY_ALLOWED_APPS": ",".join(FAULT_APPS)}
+        with log.open("wb") as out:
+            relay = subprocess.Popen([str(DEPLOY / "container" / "start.sh"), str(prefix)], env=env,
+                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            await wait_ready(f"http://127.0.0.1:{port}", relay, log)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                assert (await http.get("/health")).json() == {"status": "ok"}
+                client = await http.get("/static/fal_realtime.js")  # static/ ships in the package itself
+                assert client.status_code == 200 and "export class RealtimeClient" in client.text
+            stopped = time.monotonic()
+            relay.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(relay.wait, 15) == 0
+            assert time.monotonic() - stopped < 2 + 5
+        finally:
+            if relay.poll() is None:
+                os.killpg(relay.pid, signal.SIGKILL)
+                relay.wait()

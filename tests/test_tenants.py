@@ -116,6 +116,9 @@ async def test_tenants_sharing_a_session_id_and_a_user_id_stay_apart(make_relay)
         async with asyncio.timeout(10):  # B's session has no driver yet: A's frames are not B's
             assert json.loads(await viewer_b.recv())["action"] == "session_waiting"
         driver_b = await connect(SECRET_B, ODOO_B, None, "driver")
+        async with asyncio.timeout(10):
+            assert json.loads(await viewer_b.recv()) == {"type": "x-fal-message", "action": "session_live",
+                                                         "driver": "7"}
         viewer_a = await connect(SECRET_A, ODOO_A, "a1", "viewer")  # A's user 7, second connection: at A's limit
         assert (await next_frame(viewer_a))["seed"] == 100  # joined late: A's latest frame at once
         for round_ in range(3):

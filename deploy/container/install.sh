@@ -9,5 +9,5 @@ set -eu
 src="${1:?source directory}"
 prefix="${2:?install prefix}"
 python3 -m venv "$prefix"
-"$prefix/bin/pip" install --quiet --editable "$src"
+"$prefix/bin/pip" install --quiet "$src"
 "$prefix/bin/python" -c "import realtime_server.app"
