@@ -382,7 +382,8 @@ export class LiveCanvas extends Component {
         const { key, params } = this.client.describe({ viewer: !this.isDriver });
         this.state.status = FROM_CLIENT_STATE[this.client.state] || LIVE_STATUS.CONNECTING;
         this.state.statusKey = key;
-        const why = params.cause === "refused" ? params.reason : RETRY_CAUSE_WORDS[params.cause] || params.reason;
+        const cause = params.cause === "refused" ? null : RETRY_CAUSE_WORDS[params.cause];
+        const why = String(cause || params.reason); // a refusal in the relay's words
         this.state.detail = DETAIL_WORDS[key] ? String(DETAIL_WORDS[key]({ ...params, why })) : "";
     }
 
