@@ -57,8 +57,10 @@ RELAY_DOWN_SCRIPT = browser_test_script("relay down at page load", """
         const frames = canvas.dataset.frames, lastFrame = picture.toDataURL();
         await fetch("/web/static/img/favicon.ico?%(stop)s=1");
         await waitFor("the canvas reconnecting when the relay goes away", () => canvas.dataset.status === "reconnecting");
+        const seen = new Set();
         const again = await waitFor("the canvas saying it can't reach the relay, with attempt and next try",
-            () => detail().match(unreachable), 30000);
+            () => seen.add(`${canvas.dataset.status}: ${detail()}`) && detail().match(unreachable), 30000)
+            .catch((error) => { throw new Error(error.message + "; seen: " + [...seen].join(" | ")); });
         if (canvas.dataset.frames !== frames || picture.toDataURL() !== lastFrame) {
             throw new Error("the last frame must stay while the relay is away: " + again[0]);
         }

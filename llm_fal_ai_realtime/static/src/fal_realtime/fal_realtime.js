@@ -570,7 +570,9 @@ export class RealtimeClient extends EventTarget {
     /** Why the client reconnects, which attempt of this run of failures, and when it tries next. */
     _noteRetry(code, delayMs) {
         const now = Date.now();
-        const error = this.lastError;
+        // An x-fal-error comes on a socket that opened: one that never did (the relay is down) is not
+        // explained by an earlier socket's error.
+        const error = this._opened ? this.lastError : null;
         let cause = RETRY_CAUSES.LOST;
         if (error) {
             cause = RETRY_CAUSES.REFUSED;
