@@ -1,7 +1,7 @@
 {
     "name": "LLM - fal.ai Realtime Live Canvas",
     "summary": "Watch the picture form as you type: fal.ai realtime models in the LLM chat",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.1.1",
     "category": "Productivity/Discuss",
     "author": "fal-realtime for Odoo",
     "license": "LGPL-3",

@@ -15,11 +15,11 @@
  * @module fal_realtime
  */
 import { checkInput, INPUT_LIMITS, readValidationError } from "./fal_inputs.js";
-import { describeStatus, QUIET_RECONNECT_MS, STATES } from "./fal_status.js";
+import { describeStatus, QUIET_RECONNECT_MS, RETRY_CAUSES, RETRY_WORDS, STATES } from "./fal_status.js";
 import { decode, encode } from "./vendor/msgpack/index.mjs";
 
 export { checkInput, fieldName, INPUT_LIMITS, readValidationError } from "./fal_inputs.js";
-export { describeStatus, QUIET_RECONNECT_MS, STATES, STATUS_WORDS, TONES } from "./fal_status.js";
+export { describeStatus, QUIET_RECONNECT_MS, STATES, STATUS_WORDS, statusKey, TONES } from "./fal_status.js";
 
 /** WebSocket close codes; mirrors `realtime_server.protocol.CloseCode` (a test keeps them equal). */
 export const CLOSE_CODES = Object.freeze({
@@ -143,7 +143,7 @@ export class RealtimeClient extends EventTarget {
         this.limits = { ...INPUT_LIMITS, ...options.limits };
         this.viewer = options.viewer ?? false;
         this.inputError = null; // a RealtimeError with `field`, until the input is fixed
-        this.retry = null; // while reconnecting: {attempt, at, since, reason, error}
+        this.retry = null; // while reconnecting: {attempt, at, since, cause, reason, error}
         this.waitingReason = ""; // the relay's words while a viewer waits for the driver
         this.state = STATES.IDLE;
         this.lastError = null;
@@ -570,20 +570,23 @@ export class RealtimeClient extends EventTarget {
     /** Why the client reconnects, which attempt of this run of failures, and when it tries next. */
     _noteRetry(code, delayMs) {
         const now = Date.now();
-        const error = this.lastError;
-        let reason = "lost the connection to the relay";
+        // An x-fal-error comes on a socket that opened: one that never did (the relay is down) is not
+        // explained by an earlier socket's error.
+        const error = this._opened ? this.lastError : null;
+        let cause = RETRY_CAUSES.LOST;
         if (error) {
-            reason = `${error.code}: ${error.reason || "no reason given"}`;
+            cause = RETRY_CAUSES.REFUSED;
         } else if (!this._opened) {
-            reason = "can't reach the relay";
+            cause = RETRY_CAUSES.UNREACHABLE;
         } else if (code === CLOSE_CODES.SERVICE_RESTART) {
-            reason = "the relay is restarting";
+            cause = RETRY_CAUSES.RESTARTING;
         }
+        const reason = error ? `${error.code}: ${error.reason || "no reason given"}` : RETRY_WORDS[cause];
         // A socket that opened and then failed at once (a refused upstream) continues the run.
         const fresh = !this._failures || (this._opened && now - this._openedAt > QUIET_RECONNECT_MS);
         this._failures = fresh
             ? { attempt: 1, since: now } : { ...this._failures, attempt: this._failures.attempt + 1 };
-        this.retry = { ...this._failures, at: now + delayMs, reason, error };
+        this.retry = { ...this._failures, at: now + delayMs, cause, reason, error };
     }
 
     _onSessionMessage(payload) {

@@ -48,30 +48,73 @@ function sentence(text) {
     return text ? text[0].toUpperCase() + text.slice(1) : text;
 }
 
+/** Why a reconnect happens (`retry.cause`), and its words; a relay's refusal carries its own reason. */
+export const RETRY_CAUSES = Object.freeze({
+    UNREACHABLE: "unreachable", // no socket opened: the relay is down or unreachable
+    LOST: "lost", // an open connection dropped
+    RESTARTING: "restarting", // the relay said it restarts (close 1012)
+    REFUSED: "refused", // the relay refused with an x-fal-error: `retry.reason` is `CODE: reason`
+});
+export const RETRY_WORDS = Object.freeze({
+    [RETRY_CAUSES.UNREACHABLE]: "can't reach the relay",
+    [RETRY_CAUSES.LOST]: "lost the connection to the relay",
+    [RETRY_CAUSES.RESTARTING]: "the relay is restarting",
+});
+
 /**
- * A client's status in words, the one mapping every UI uses (the widget, the demo page; the Odoo
- * canvas can take it from `client.describe()`).
+ * Which sentence applies to a client's status, without the words: `key` is a state name (see
+ * STATUS_WORDS) or one of `viewer_open`, `viewer_idle`, `error_detail` {code, reason},
+ * `retry_next` {cause, reason, attempt, seconds}, `retry_now` {cause, reason, attempt},
+ * `waiting_reason` {reason}, `input_error` {reason}. A UI with its own translated words (the Odoo
+ * canvas) keys them by this; `describeStatus` is the English.
+ * @param {object} status  what `client.status` returns
+ * @param {{viewer?: boolean, now?: number}} [options] a viewer's words; `now` as `Date.now()`
+ * @returns {{key: string, params: object, tone: string}} tone one of TONES
+ */
+export function statusKey(status, { viewer = false, now = Date.now() } = {}) {
+    const { state, retry, error, inputError, waitingReason } = status;
+    if (state === STATES.ERROR) {
+        return error
+            ? { key: "error_detail", params: { code: error.code, reason: error.reason || "" }, tone: TONES.ERROR }
+            : { key: state, params: {}, tone: TONES.ERROR };
+    }
+    if (state === STATES.RECONNECTING && retry && now - retry.since >= QUIET_RECONNECT_MS) {
+        const params = { cause: retry.cause, reason: retry.reason, attempt: retry.attempt };
+        if (retry.at > now) {
+            return { key: "retry_next", params: { ...params, seconds: Math.ceil((retry.at - now) / 1000) }, tone: TONES.WARN };
+        }
+        return { key: "retry_now", params, tone: TONES.WARN };
+    }
+    if (state === STATES.WAITING) {
+        return waitingReason
+            ? { key: "waiting_reason", params: { reason: waitingReason }, tone: TONES.WAIT }
+            : { key: state, params: {}, tone: TONES.WAIT };
+    }
+    if (inputError && [STATES.OPEN, STATES.IDLE, STATES.CONNECTING].includes(state)) {
+        return { key: "input_error", params: { reason: inputError.reason }, tone: TONES.WARN };
+    }
+    const key = viewer && VIEWER_WORDS[state] ? `viewer_${state}` : state;
+    return { key, params: {}, tone: STATE_TONES[state] || TONES.WAIT };
+}
+
+/**
+ * A client's status in words, the one mapping every UI uses (the widget, the demo page); the Odoo
+ * canvas translates the same `key` and `params` (returned alongside) with its own table.
  * @param {{state: string, retry?: object, error?: RealtimeError, inputError?: RealtimeError,
  *          waitingReason?: string}} status  what `client.status` returns
  * @param {{viewer?: boolean, now?: number}} [options] a viewer's words; `now` as `Date.now()`
- * @returns {{text: string, tone: string}} tone one of TONES
+ * @returns {{text: string, tone: string, key: string, params: object}} tone one of TONES
  */
-export function describeStatus(status, { viewer = false, now = Date.now() } = {}) {
-    const { state, retry, error, inputError, waitingReason } = status;
-    if (state === STATES.ERROR) {
-        const text = error ? `Stopped — ${error.code}: ${error.reason || "no reason given"}` : STATUS_WORDS[state];
-        return { text, tone: TONES.ERROR };
-    }
-    if (state === STATES.RECONNECTING && retry && now - retry.since >= QUIET_RECONNECT_MS) {
-        const next = retry.at > now ? `next try in ${Math.ceil((retry.at - now) / 1000)} s` : "trying now";
-        return { text: `Reconnecting: ${retry.reason} — attempt ${retry.attempt}, ${next}`, tone: TONES.WARN };
-    }
-    if (state === STATES.WAITING) {
-        return { text: waitingReason ? `${sentence(waitingReason)}…` : STATUS_WORDS[state], tone: TONES.WAIT };
-    }
-    if (inputError && [STATES.OPEN, STATES.IDLE, STATES.CONNECTING].includes(state)) {
-        return { text: `Check the input: ${inputError.reason}`, tone: TONES.WARN };
-    }
-    const words = (viewer && VIEWER_WORDS[state]) || STATUS_WORDS[state] || state;
-    return { text: words, tone: STATE_TONES[state] || TONES.WAIT };
+export function describeStatus(status, options = {}) {
+    const { key, params, tone } = statusKey(status, options);
+    const words = {
+        error_detail: () => `Stopped — ${params.code}: ${params.reason || "no reason given"}`,
+        retry_next: () => `Reconnecting: ${params.reason} — attempt ${params.attempt}, next try in ${params.seconds} s`,
+        retry_now: () => `Reconnecting: ${params.reason} — attempt ${params.attempt}, trying now`,
+        waiting_reason: () => `${sentence(params.reason)}…`,
+        input_error: () => `Check the input: ${params.reason}`,
+        viewer_open: () => VIEWER_WORDS[STATES.OPEN],
+        viewer_idle: () => VIEWER_WORDS[STATES.IDLE],
+    }[key];
+    return { text: words ? words() : STATUS_WORDS[key] || key, tone, key, params };
 }

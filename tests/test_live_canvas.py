@@ -19,6 +19,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -409,3 +410,61 @@ async def test_live_canvas_reconnects_after_the_relay_restarts(local_app_url, mo
         finally:
             if relay_cm is not None:
                 await relay_cm.__aexit__(None, None, None)
+
+
+class EndingRelay:
+    """A relay from before `session_waiting`, for a viewer: it ends the viewer's first connection with 4004
+    (the driver left) and keeps the next one open. It checks no ticket: only the close code matters here."""
+
+    def __init__(self, secret: str) -> None:
+        self.settings = SimpleNamespace(shared_secret=secret)
+        self.connections = 0
+        self.port = 0
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, app: str, session: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/{app}/realtime?session={session}"
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        if self.connections == 1:
+            await ws.close(4004, "the live session ended")
+            return
+        with suppress(ConnectionClosed):
+            await ws.wait_closed()
+
+
+async def test_viewer_waits_on_the_clients_ended_state_not_on_a_raw_4004() -> None:
+    """The canvas takes a session's end from the client's `ended` state (the client reads close 4004): it
+    waits calmly and watches again with a fresh client. An error event that merely carries 4004 is an
+    error like any other: the canvas no longer reads close codes itself."""
+    from . import conftest
+
+    relay = EndingRelay(conftest.SECRET)
+    async with harness_server() as origin, chromium() as browser, \
+            serve(relay.handler, "127.0.0.1", 0, compression=None) as server:
+        relay.port = next(iter(server.sockets)).getsockname()[1]
+        async with live_canvas_page(browser, relay, origin, role="viewer") as (page, tally):
+            await page.wait_for_function("window.harness.clients[0]?.state === 'ended'", timeout=10_000)
+            assert await _status(page) == "waiting"
+            assert await page.query_selector(".o_live_canvas_error") is None
+            assert await page.text_content(".o_live_canvas_waiting") == "Waiting for the pen holder to draw"
+            # About a second later: a fresh client, which the relay keeps open.
+            await page.wait_for_function("window.harness.clients.length === 2"
+                                         " && window.harness.clients[1].state === 'open'", timeout=10_000)
+            await _wait_status(page, "live")
+            assert relay.connections == 2
+            # A raw close code on an error is not an end: the canvas shows the error and keeps this client.
+            await page.evaluate("""() => {
+                const error = Object.assign(new Error("x"), {code: "INTERNAL_ERROR", reason: "a raw 4004", closeCode: 4004});
+                window.harness.clients[1].dispatchEvent(new CustomEvent("error", {detail: error}));
+            }""")
+            await page.wait_for_selector(".o_live_canvas_error", timeout=5_000)
+            await page.wait_for_timeout(1500)  # longer than the canvas waits before watching again
+            assert await page.evaluate("window.harness.clients.length") == 2
+            assert await _status(page) == "live"
+            assert relay.connections == 2
+            assert tally.page_errors == []

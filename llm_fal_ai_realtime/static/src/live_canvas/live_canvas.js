@@ -3,7 +3,9 @@
  * LiveCanvas: the picture forms as you type.
  *
  * Prompt and parameters in, frames drawn on a <canvas>, fps and latency shown, a clear state
- * (connecting / live / waiting / reconnecting / error) with the relay's reason in words. It depends on
+ * (connecting / live / waiting / reconnecting / error) with the relay's reason in words. The state and
+ * which sentence applies come from the client (`client.state`, `client.describe()`'s key and
+ * params); this module only holds the translated words. It depends on
  * `@odoo/owl` and Odoo's `_t` only: the browser client (`static/fal_realtime.js`, in the addon's bundle) arrives
  * through the `createClient` prop, tickets through `getTicket`, and Keep through `onKeep`, so
  * the same component runs in Odoo and in a bare page with npm's OWL.
@@ -11,7 +13,7 @@
 import { Component, onMounted, onWillUnmount, onWillUpdateProps, useRef, useState } from "@odoo/owl";
 import { _t } from "@web/core/l10n/translation";
 
-/** What the component shows, derived from the client's connection state. */
+/** What the component shows (its `data-status`), derived from the client's connection state. */
 export const LIVE_STATUS = Object.freeze({
     CONNECTING: "connecting",
     LIVE: "live",
@@ -22,14 +24,48 @@ export const LIVE_STATUS = Object.freeze({
     CLOSED: "closed",
 });
 
+/** The client's states (`STATES` in static/fal_status.js) as this component shows them. */
+const FROM_CLIENT_STATE = Object.freeze({
+    idle: LIVE_STATUS.PAUSED,
+    connecting: LIVE_STATUS.CONNECTING,
+    open: LIVE_STATUS.LIVE,
+    waiting: LIVE_STATUS.WAITING,
+    reconnecting: LIVE_STATUS.RECONNECTING,
+    ended: LIVE_STATUS.WAITING, // Odoo's thread goes on: wait for the pen holder, and watch again shortly
+    closed: LIVE_STATUS.CLOSED,
+    error: LIVE_STATUS.ERROR,
+});
+
+/**
+ * The badge's words, keyed by `client.describe()`'s key (static/fal_status.js's STATUS_WORDS, in
+ * Odoo's translations); keys with details (`retry_next`, ...) fall back to their state's word and say
+ * the rest in DETAIL_WORDS. Odoo extracts only literal `_t("...")` calls, hence this table.
+ */
 const STATUS_LABELS = Object.freeze({
+    idle: _t("Paused — type to resume"),
     connecting: _t("Connecting…"),
-    live: _t("Live"),
-    reconnecting: _t("Reconnecting…"),
-    paused: _t("Paused — type to resume"),
+    open: _t("Live"),
     waiting: _t("Waiting"),
-    error: _t("Stopped"),
+    reconnecting: _t("Reconnecting…"),
+    ended: _t("Waiting"),
     closed: _t("Closed"),
+    error: _t("Stopped"),
+    viewer_open: _t("Watching live"),
+    viewer_idle: _t("Watching — reconnecting"),
+});
+
+/** Why the client reconnects (`retry.cause`); a relay's refusal (`refused`) shows its own reason. */
+const RETRY_CAUSE_WORDS = Object.freeze({
+    unreachable: _t("can't reach the relay"),
+    lost: _t("lost the connection to the relay"),
+    restarting: _t("the relay is restarting"),
+});
+
+/** The line under the header for the keys that carry details (an error has its own box). */
+const DETAIL_WORDS = Object.freeze({
+    retry_next: (p) => _t("Reconnecting: %(why)s — attempt %(attempt)s, next try in %(seconds)s s", p),
+    retry_now: (p) => _t("Reconnecting: %(why)s — attempt %(attempt)s, trying now", p),
+    input_error: (p) => _t("Check the input: %s", p.reason),
 });
 
 /**
@@ -62,9 +98,8 @@ export const ERROR_MESSAGES = Object.freeze({
 });
 
 const DEFAULT_ERROR = _t("The live preview stopped.");
-// An older relay ends a viewer's connection with 4004 when the driver leaves: a normal end, so the
-// canvas waits and reconnects by itself (a current relay keeps viewers connected and says session_waiting).
-const SESSION_ENDED_CLOSE_CODE = 4004;
+// The client `ended` (an older relay ended a viewer's connection when the driver left): a normal end
+// in Odoo, so the canvas waits and watches again shortly with a fresh client.
 const SESSION_RESUME_MS = 1000;
 // While the pen changes hands the old driver may still be connected for a moment: the relay says
 // SESSION_BUSY and the client tries again shortly. That is a wait, not an error.
@@ -157,7 +192,8 @@ export class LiveCanvas extends Component {
             fps: 0,
             latency: 0,
             renderer: "",
-            waiting: false,
+            statusKey: "connecting", // client.describe()'s key
+            detail: "", // the reconnect's why / attempt / next try, or a refused input, in words
             errorCode: "",
             errorMessage: "",
             errorReason: "",
@@ -171,14 +207,16 @@ export class LiveCanvas extends Component {
             expanded: false, // narrow screens only: the canvas starts as a compact strip
         });
         this.client = null;
-        this.sessionEnded = false;
         this.resumeTimer = null;
         this.lastFrame = null; // {image, prompt, seed}: the frame on the canvas and the input it answers
         this.firstTicket = null;
         this.destroyed = false;
         this.statsTimer = null;
         onMounted(() => {
-            this.statsTimer = setInterval(() => this.refreshStats(), STATS_REFRESH_MS);
+            this.statsTimer = setInterval(() => {
+                this.refreshStats();
+                this.refreshStatus(); // a reconnect's countdown
+            }, STATS_REFRESH_MS);
             this.props.onReady?.({ keep: () => this.onKeep(), canKeep: () => this.canKeep });
             this.start();
         });
@@ -227,10 +265,10 @@ export class LiveCanvas extends Component {
             return;
         }
         this.client = client;
-        client.addEventListener("statechange", (ev) => this.onStateChange(ev.detail.state));
-        client.addEventListener("frame", (ev) => this.onFrame(ev.detail));
-        client.addEventListener("error", (ev) => this.onError(ev.detail));
-        client.addEventListener("message", (ev) => this.onMessage(ev.detail));
+        client.addEventListener("statechange", () => client === this.client && this.onStateChange());
+        client.addEventListener("frame", (ev) => client === this.client && this.onFrame(ev.detail));
+        client.addEventListener("error", (ev) => client === this.client && this.onError(ev.detail));
+        client.addEventListener("inputerror", () => client === this.client && this.refreshStatus());
         if (this.isDriver && this.props.prompt.trim()) {
             this.pushInput(this.props.prompt);
         } else {
@@ -310,38 +348,43 @@ export class LiveCanvas extends Component {
 
     /** Try again after an error: a fresh ticket and a fresh connection. */
     onRetry() {
-        if (this.client) {
-            this.client.close();
-            this.client = null;
-        }
+        const client = this.client;
+        this.client = null; // its last "closed" is not this canvas's state
+        client?.close();
         this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
         this.state.status = LIVE_STATUS.CONNECTING;
-        this.sessionEnded = false;
+        this.state.statusKey = "connecting";
+        this.state.detail = "";
         this.start();
     }
 
     // ------------------------------------------------------------------ client events
 
-    onStateChange(clientState) {
-        const status = {
-            connecting: LIVE_STATUS.CONNECTING,
-            open: LIVE_STATUS.LIVE,
-            reconnecting: LIVE_STATUS.RECONNECTING,
-            idle: LIVE_STATUS.PAUSED,
-            closed: LIVE_STATUS.CLOSED,
-            error: LIVE_STATUS.ERROR,
-        }[clientState];
-        if (!status || this.destroyed) {
+    /** The client changed state: show it, and after an end, watch again shortly. */
+    onStateChange() {
+        if (this.destroyed || !this.client) {
             return;
         }
-        if (status === LIVE_STATUS.LIVE && this.state.waiting) {
-            this.state.status = LIVE_STATUS.WAITING; // connected, but nobody draws yet
-        } else if (status !== LIVE_STATUS.ERROR || !this.sessionEnded) {
-            this.state.status = status;
-        }
-        if (status === LIVE_STATUS.LIVE) {
+        this.refreshStatus();
+        if (this.client.state === "open") {
             this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
+        } else if (this.client.state === "ended") {
+            clearTimeout(this.resumeTimer);
+            this.resumeTimer = setTimeout(() => !this.destroyed && this.onRetry(), SESSION_RESUME_MS);
         }
+    }
+
+    /** The status and its details as the client describes them (`describe()`'s key and params). */
+    refreshStatus() {
+        if (this.destroyed || !this.client) {
+            return;
+        }
+        const { key, params } = this.client.describe({ viewer: !this.isDriver });
+        this.state.status = FROM_CLIENT_STATE[this.client.state] || LIVE_STATUS.CONNECTING;
+        this.state.statusKey = key;
+        const cause = params.cause === "refused" ? null : RETRY_CAUSE_WORDS[params.cause];
+        const why = String(cause || params.reason); // a refusal in the relay's words
+        this.state.detail = DETAIL_WORDS[key] ? String(DETAIL_WORDS[key]({ ...params, why })) : "";
     }
 
     /**
@@ -365,10 +408,6 @@ export class LiveCanvas extends Component {
         const seed = [input?.seed, result?.seed].find(Number.isInteger) ?? null;
         this.lastFrame = { image, prompt: typeof input?.prompt === "string" ? input.prompt : "", seed };
         this.state.frames += 1;
-        if (this.state.waiting) {
-            this.state.waiting = false;
-            this.state.status = LIVE_STATUS.LIVE;
-        }
         this.state.renderer = result?.renderer ? String(result.renderer) : "";
         if (latencyMs !== null && latencyMs !== undefined) {
             this.state.latency = Math.round(latencyMs);
@@ -376,64 +415,24 @@ export class LiveCanvas extends Component {
         this.refreshStats();
     }
 
-    /**
-     * x-fal-message: live-session news for viewers. `session_waiting`: nobody draws (yet, or any more:
-     * the driver left, reloaded or went idle); the viewer stays connected and frames resume by
-     * themselves with `session_live`. `session_ended` comes from older relays, which then close.
-     */
-    onMessage(payload) {
-        if (payload?.action === "session_waiting") {
-            this.state.waiting = true;
-            if (this.state.status === LIVE_STATUS.LIVE) {
-                this.state.status = LIVE_STATUS.WAITING;
-            }
-        } else if (payload?.action === "session_live") {
-            this.state.waiting = false;
-            if (this.state.status === LIVE_STATUS.WAITING) {
-                this.state.status = LIVE_STATUS.LIVE;
-            }
-        } else if (payload?.action === "session_ended") {
-            this.sessionEnded = true;
-            this.state.waiting = true;
-            this.state.status = LIVE_STATUS.WAITING;
-        }
-    }
-
     onError(error) {
         if (this.destroyed) {
             return;
         }
-        if (this.sessionEnded || error?.closeCode === SESSION_ENDED_CLOSE_CODE) {
-            this.resumeAfterSessionEnded();
-            return;
-        }
         if (QUIET_ERRORS.has(error?.code)) {
-            this.state.status = LIVE_STATUS.RECONNECTING; // the client tries again shortly
-            return;
+            return; // the client reconnects, and says so
         }
         this.showError(error?.code || "INTERNAL_ERROR", error?.reason || error?.message || "");
-    }
-
-    /** An older relay closed a viewer because the driver left: wait calmly, and watch again shortly. */
-    resumeAfterSessionEnded() {
-        this.sessionEnded = true;
-        this.state.waiting = true;
-        this.state.status = LIVE_STATUS.WAITING;
-        clearTimeout(this.resumeTimer);
-        this.resumeTimer = setTimeout(() => {
-            if (!this.destroyed) {
-                this.onRetry();
-                this.state.waiting = true;
-            }
-        }, SESSION_RESUME_MS);
     }
 
     showError(code, reason) {
         this.state.errorCode = code;
         this.state.errorMessage = ERROR_MESSAGES[code] || DEFAULT_ERROR;
         this.state.errorReason = reason || "";
-        if (code === NO_TICKET || !this.client || this.client.state === "error") {
-            this.state.status = LIVE_STATUS.ERROR;
+        if (!this.client) {
+            this.state.status = LIVE_STATUS.ERROR; // no client to say so: Odoo refused the ticket, or it did not load
+            this.state.statusKey = "error";
+            this.state.detail = "";
         }
     }
 
@@ -597,10 +596,9 @@ export class LiveCanvas extends Component {
     // ------------------------------------------------------------------ view helpers
 
     get statusLabel() {
-        if (this.state.status === LIVE_STATUS.LIVE && !this.isDriver) {
-            return _t("Watching live");
-        }
-        return String(STATUS_LABELS[this.state.status] || this.state.status);
+        const key = this.state.statusKey;
+        const label = STATUS_LABELS[key] || STATUS_LABELS[this.client?.state] || STATUS_LABELS[this.state.status];
+        return String(label || key);
     }
 
     get penRequestLabel() {
