@@ -177,7 +177,7 @@ def check_app(target: Target, ticket: tickets.Ticket, settings: Settings) -> Non
         raise protocol.AppNotAllowed(f"app {target.app} is not served by this relay")
     if not ticket.allows(target.app):
         raise protocol.AppNotAllowed(f"your ticket does not allow app {target.app}")
-    if ticket.tenant is not None and ticket.tenant.apps is not None and target.app not in ticket.tenant.apps:
+    if ticket.tenant is not None and not ticket.tenant.allows(target.app):
         raise protocol.AppNotAllowed(f"app {target.app} is not allowed for your ticket's issuer")
 
 
@@ -324,8 +324,8 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"error": exc.error.value, "reason": exc.reason}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="fal-realtime"'})
         logger.info("apps listed sub=%s", caller.sub)
-        tenant_apps = caller.tenant.apps if caller.tenant is not None else None
-        return JSONResponse({"apps": [app for app in settings.apps if tenant_apps is None or app in tenant_apps]})
+        tenant = caller.tenant
+        return JSONResponse({"apps": [app for app in settings.apps if tenant is None or tenant.allows(app)]})
 
     async def metrics_endpoint(request: Request) -> Response:
         refusal = metrics_refusal(request, settings)

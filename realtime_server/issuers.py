@@ -44,6 +44,10 @@ class Issuer:
     def __repr__(self) -> str:  # never print a secret
         return f"Issuer({self.name!r}, kids={[kid for kid, _ in self.secrets]!r}, apps={self.apps!r})"
 
+    def allows(self, app: str) -> bool:
+        """Whether this issuer's tickets may open `app` (the relay's own allowlist still applies)."""
+        return self.apps is None or app in self.apps
+
     def secret(self, kid: str | None) -> str | None:
         for known, secret in self.secrets:
             if known == kid:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from starlette.websockets import WebSocket
 
-from . import protocol, splice
+from . import frames, protocol, splice
 from .metrics import Metrics
 from .protocol import RelayError
 from .relay import SplicedConnection
@@ -36,7 +36,7 @@ SessionKey = tuple[str, str]  # (ticket issuer, session id): two backends never 
 
 def _text_frame(text: str) -> bytes:
     body = text.encode()
-    return splice.frame_header(splice.OP_TEXT, len(body)) + body
+    return frames.frame_header(frames.OP_TEXT, len(body)) + body
 
 
 def _waiting(reason: str) -> bytes:
@@ -109,7 +109,7 @@ class Viewer(SplicedConnection):
 
     def on_client_ping(self, payload: bytes) -> None:
         if self.client is not None and not self._closing:
-            self.client.transport.write(splice.frame_header(splice.OP_PONG, len(payload)) + payload)
+            self.client.transport.write(frames.frame_header(frames.OP_PONG, len(payload)) + payload)
 
 
 @dataclass
@@ -124,7 +124,7 @@ class LiveSession:
 
     def publish(self, frame: bytes) -> None:
         """Hand one whole upstream frame, as upstream framed it, to every viewer."""
-        output = frame[0] & 0x0F == splice.OP_BINARY
+        output = frame[0] & 0x0F == frames.OP_BINARY
         if output:
             self.last_frame = frame
         for viewer in self.viewers:
@@ -198,25 +198,20 @@ class SessionHub:
             if not takeover or session.driver_key != user:
                 raise protocol.SessionBusy("this live session already has a driver; join it as a viewer")
             session.holder = holder  # the older connection's frames no longer reach the viewers
-            try:
-                yield session.publisher(holder)
-            finally:
-                if session.holder is holder:
-                    self._leave(session, user)
-            return
-        driven = self._driven.get(user, 0)
-        if driven >= self.settings.max_sessions_per_user:
-            self._release(session)
-            raise protocol.TooManyConnections(
-                f"you already drive {self.settings.max_sessions_per_user} live sessions; end one first"
-            )
-        session.seat(ticket.sub, user, holder)
-        self._driven[user] = driven + 1
-        self.metrics.sessions.inc()
+        else:
+            driven = self._driven.get(user, 0)
+            if driven >= self.settings.max_sessions_per_user:
+                self._release(session)
+                raise protocol.TooManyConnections(
+                    f"you already drive {self.settings.max_sessions_per_user} live sessions; end one first"
+                )
+            session.seat(ticket.sub, user, holder)
+            self._driven[user] = driven + 1
+            self.metrics.sessions.inc()
         try:
             yield session.publisher(holder)
         finally:
-            if session.holder is holder:
+            if session.holder is holder:  # not taken over by a newer connection of the same driver
                 self._leave(session, user)
 
     def _leave(self, session: LiveSession, user: tuple[str, str]) -> None:

@@ -26,16 +26,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-# The frame constants and `frame_header` are re-exported: the connection owners frame their own
-# frames with them (pongs, session messages).
-from .frames import FIN, Framing, apply_mask, check_close, check_text, masked_frame, read_header
-from .frames import OP_BINARY as OP_BINARY
-from .frames import OP_CLOSE as OP_CLOSE
-from .frames import OP_CONT as OP_CONT
-from .frames import OP_PING as OP_PING
-from .frames import OP_PONG as OP_PONG
-from .frames import OP_TEXT as OP_TEXT
-from .frames import frame_header as frame_header
+from .frames import (
+    FIN,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Framing,
+    apply_mask,
+    check_close,
+    check_text,
+    frame_header,
+    masked_frame,
+    read_header,
+)
 from .protocol import BadFrame, FrameTooLarge, ProtocolViolation, RelayError, UpstreamError
 
 # First byte of a msgpack map: fixmap, map16 or map32.

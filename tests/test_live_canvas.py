@@ -459,7 +459,8 @@ async def test_viewer_waits_on_the_clients_ended_state_not_on_a_raw_4004() -> No
             assert relay.connections == 2
             # A raw close code on an error is not an end: the canvas shows the error and keeps this client.
             await page.evaluate("""() => {
-                const error = Object.assign(new Error("x"), {code: "INTERNAL_ERROR", reason: "a raw 4004", closeCode: 4004});
+                const error = Object.assign(new Error("x"),
+                    {code: "INTERNAL_ERROR", reason: "a raw 4004", closeCode: 4004});
                 window.harness.clients[1].dispatchEvent(new CustomEvent("error", {detail: error}));
             }""")
             await page.wait_for_selector(".o_live_canvas_error", timeout=5_000)

@@ -196,7 +196,7 @@ async def test_an_error_waits_for_the_frame_part_way_out(make_relay) -> None:
     """The client breaks a rule while a 200 KB frame is half relayed: it gets the whole frame, then
     the x-fal-error and the close, never a close frame inside a data frame."""
 
-    from realtime_server.splice import OP_BINARY, frame_header
+    from realtime_server.frames import OP_BINARY, frame_header
 
     async def upstream_app(ws) -> None:
         async for _ in ws:
