@@ -12,10 +12,10 @@ from typing import Any
 import msgpack
 import pytest
 
-from realtime_server.bench import procs
-from realtime_server.bench.cli import parse_args
-from realtime_server.bench.nginx import NginxConfig, find_nginx
-from realtime_server.bench.stats import LATENCY_KEYS, latency_summary, make_fanout_point, percentile
+from realtime_bench import procs
+from realtime_bench.cli import parse_args
+from realtime_bench.nginx import NginxConfig, find_nginx
+from realtime_bench.stats import LATENCY_KEYS, latency_summary, make_fanout_point, percentile
 
 ROUTES = ("direct", "relay", "nginx", "floor")
 
@@ -26,7 +26,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Complete
     viewer, every route, one run (the spread of repeated runs is tested in test_bench_targets.py)."""
     out = tmp_path_factory.mktemp("bench")
     cmd = [
-        sys.executable, "-m", "realtime_server.bench", "--sizes", "4k,64k", "--sessions", "3", "--rate", "20",
+        sys.executable, "-m", "realtime_bench", "--sizes", "4k,64k", "--sessions", "3", "--rate", "20",
         "--duration", "0.4", "--concurrency-duration", "0.5", "--warmup", "3", "--stall-seconds", "0.6",
         "--fanout", "1,3", "--fanout-duration", "0.5", "--image-sizes", "16k,256k", "--image-rates", "0,30",
         "--image-duration", "0.5", "--repeat", "1", "--out", str(out),
@@ -187,7 +187,7 @@ def test_percentiles_interpolate_like_numpy() -> None:
 def test_plot_survives_a_fanout_that_measured_no_cpu(smoke: tuple[subprocess.CompletedProcess[str], Path],
                                                       tmp_path: Path) -> None:
     """A short fan-out can measure 0 CPU ticks on every point: the plot keeps a linear axis, not a crash."""
-    from realtime_server.bench.report import write_plot
+    from realtime_bench.report import write_plot
 
     result = json.loads((smoke[1] / "bench.json").read_text())
     for point in result["fanout"]:
@@ -198,8 +198,8 @@ def test_plot_survives_a_fanout_that_measured_no_cpu(smoke: tuple[subprocess.Com
 
 def test_median_point_takes_every_figure_s_median_and_keeps_its_range() -> None:
     """Three runs: each number is the median, `spread` its min–max, errors pooled; ratios get a per-run range."""
-    from realtime_server.bench.spread import median_point, ratio_spreads
-    from realtime_server.bench.stats import comparisons, make_point
+    from realtime_bench.spread import median_point, ratio_spreads
+    from realtime_bench.stats import comparisons, make_point
 
     def point(route: str, run: int, ms: list[int], cpu: float) -> Any:
         ns = [m * 1_000_000 for m in ms]
@@ -225,7 +225,7 @@ def test_median_point_takes_every_figure_s_median_and_keeps_its_range() -> None:
 
 def test_repeat_interleaves_every_point_and_rotates_the_routes() -> None:
     """Each point runs on every route before the next point; each run starts one route later."""
-    from realtime_server.bench.sweep import interleave
+    from realtime_bench.sweep import interleave
 
     plan = interleave(iter([("sizes", [("a", 1), ("b", 1), ("c", 1)]), ("sizes", [("a", 2), ("b", 2), ("c", 2)])]), 3)
     assert [(run, route, spec) for _, run, route, spec in plan] == [
@@ -242,7 +242,7 @@ def test_open_loop_counts_from_the_scheduled_send() -> None:
 
     from websockets.asyncio.server import serve
 
-    from realtime_server.bench.load import LoadSpec, Recorder, Session, connect
+    from realtime_bench.load import LoadSpec, Recorder, Session, connect
 
     async def echo(ws: Any) -> None:
         async for message in ws:

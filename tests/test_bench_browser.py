@@ -16,7 +16,7 @@ def test_browser_mode_times_the_widget_from_input_to_pixels(tmp_path: Path) -> N
     """Two runs of six frames: every frame's parts add up to input-to-pixels, and the report shows the split."""
     env = {k: v for k, v in os.environ.items() if k != "FAL_KEY"}
     done = subprocess.run(
-        [sys.executable, "-m", "realtime_server.bench", "--mode", "browser", "--repeat", "2", "--max-frames", "6",
+        [sys.executable, "-m", "realtime_bench", "--mode", "browser", "--repeat", "2", "--max-frames", "6",
          "--warmup", "1", "--duration", "30", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=180, env=env,
     )

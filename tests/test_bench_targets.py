@@ -25,11 +25,11 @@ from PIL import Image
 from rich.console import Console
 from websockets.asyncio.server import ServerConnection, serve
 
+from realtime_bench import procs
+from realtime_bench.cli import parse_args
+from realtime_bench.compare import announce, apply_defaults, endpoints, groups
+from realtime_bench.sweep import interleave
 from realtime_server import tickets
-from realtime_server.bench import procs
-from realtime_server.bench.cli import parse_args
-from realtime_server.bench.compare import announce, apply_defaults, endpoints, groups
-from realtime_server.bench.sweep import interleave
 from realtime_server.cli import free_port
 
 SLOW_S = 0.12  # the slow upstream's own time per frame, reported as timings.inference
@@ -90,7 +90,7 @@ def slow_dev_relay(slow_upstream: str) -> Iterator[str]:
 
 def _bench(args: list[str], out: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "FAL_KEY"}
-    return subprocess.run([sys.executable, "-m", "realtime_server.bench", *args, "--out", str(out)],
+    return subprocess.run([sys.executable, "-m", "realtime_bench", *args, "--out", str(out)],
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -129,7 +129,7 @@ def test_compare_shows_the_slow_upstream_and_where_its_time_goes(
 
 def test_ctrl_c_stops_and_writes_what_was_measured(fast_relay: procs.Route, tmp_path: Path) -> None:
     """SIGINT mid-run: the run stops at once, exits 130, and the outputs hold the points measured before."""
-    cmd = [sys.executable, "-m", "realtime_server.bench", "--target", fast_relay.base_url or "", "--app", APP,
+    cmd = [sys.executable, "-m", "realtime_bench", "--target", fast_relay.base_url or "", "--app", APP,
            "--key", procs.BENCH_KEY, "--repeat", "3", "--rates", "0,20", "--duration", "1.5", "--warmup", "1",
            "--out", str(tmp_path)]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -82,6 +82,10 @@ def test_relay_only_install_has_no_fal_sdk(relay_only: tuple[Path, str]) -> None
     probe = _run(bin_dir / "python", "-c", "import importlib.util as u; print([m for m in "
                  "('fal', 'PIL', 'grpc', 'fastapi', 'starlette', 'uvicorn', 'websockets') if u.find_spec(m)])")
     assert probe.stdout.strip() == "['starlette', 'uvicorn', 'websockets']", probe.stderr
+    benchmark = _run(bin_dir / "python", "-c", "import importlib.util as u; "
+                     "print([m for m in ('realtime_bench', 'realtime_server.bench') if u.find_spec(m)])")
+    assert benchmark.stdout.strip() == "[]", "the benchmark is its own distribution (bench/), not in the relay's wheel"
+    assert not (bin_dir / "realtime-bench").exists()
     metadata = _run(bin_dir / "python", "-c", "from importlib.metadata import metadata; "
                     "print(metadata('fal-realtime-relay')['License-Expression'])")
     assert metadata.stdout.strip() == "MIT"

@@ -30,9 +30,9 @@ from html import escape
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from .. import tickets
+from realtime_server import tickets
+
 from . import procs
 from .compare import endpoints
 from .progress import progress_bar
@@ -48,10 +48,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  # The page is served from memory on the relay's origin; Chromium would class it as public and
                  # refuse its WebSocket to a loopback relay (Local Network Access).
                  "--disable-features=LocalNetworkAccessChecks"]
-PARTS = {"input_to_pixels_ms": "input to pixels", "send_delay_ms": "  send delay", "round_trip_ms": "  round trip",
-         "upstream_ms": "    upstream (reported)", "network_ms": "    network + relay",
-         "decode_draw_ms": "  decode + draw", "paint_ms": "  paint"}
-
 # Before any page script: the browser's WebSocket, subclassed to note each send and each binary arrival.
 WEBSOCKET_PROBE = """
 window.__bench = { sends: [], arrivals: [] };
@@ -254,18 +250,3 @@ def run_browser(args: argparse.Namespace, console: Console, record: Record) -> d
     meta = record.meta
     return {"meta": meta | {"partial": False}, "routes": meta["routes"], "browser": [p.to_json() for p in points],
             "comparisons": {}, "targets": [], "runs": record.raw()}
-
-
-def browser_table(points: list[dict[str, Any]]) -> Table:
-    """Each part of input-to-pixels, p50 / p90 / p99 ms (p50 with the runs' min–max)."""
-    table = Table(title="Browser: <fal-live-canvas> in Chromium, input to pixels (closed loop; upstream: the app's "
-                        "timings.inference; network + relay: the round trip less it)", title_justify="left")
-    for name in ("route", "frames", "part", "p50 ms", "p90 ms", "p99 ms", "max ms"):
-        table.add_column(name, justify="left" if name in ("route", "part") else "right", no_wrap=True)
-    for p in points:
-        for part in PARTS:
-            lat, spread = p[part], (p.get("spread") or {}).get(f"{part}.p50")
-            p50 = f"{lat.get('p50', float('nan')):.2f}" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "")
-            table.add_row(p["route"], str(p["frames"]), PARTS[part], p50,
-                          *(f"{lat.get(k, float('nan')):.2f}" for k in ("p90", "p99", "max")))
-    return table

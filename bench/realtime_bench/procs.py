@@ -1,7 +1,7 @@
 """The measured servers, each its own process, and the readings taken from them.
 
-The upstream is the embedded gateway (`realtime_server.cli.local_app`), serving `local/echo` and
-`local/preview` with fal's SDK. The relay runs as `python -m realtime_server.cli`, configured
+The upstream is the relay's embedded gateway (`python -m realtime_server.local_app`), serving
+`local/echo` and `local/preview` with fal's SDK. The relay runs as `python -m realtime_server.cli`, configured
 through the environment like a deployment, so its CPU seconds and peak RSS are its own. nginx runs
 from a generated config (see `nginx.py`). `ProcessProbe` reads CPU time and peak RSS from /proc.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import psutil
 
-from ..cli import free_port, local_app
 from .nginx import NginxConfig, find_nginx
 
 logger = logging.getLogger(__name__)
@@ -116,6 +115,26 @@ class Route:
         return None
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_health(port: int, child: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if child.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {child.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} was not healthy on port {port} within {START_TIMEOUT:g} s") from None
+            time.sleep(0.1)
+
+
 def _wait_for_port(port: int, child: subprocess.Popen[bytes], what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
@@ -143,10 +162,14 @@ def _stop(child: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 @contextlib.contextmanager
 def upstream(session_timeout: float = 30.0) -> Iterator[tuple[str, ProcessProbe]]:
     """The embedded gateway in a child process; yields its ws:// base URL and a probe on it."""
-    before = {p.pid for p in psutil.Process().children()}
-    with local_app(session_timeout=session_timeout) as url:
-        new = [p for p in psutil.Process().children() if p.pid not in before]
-        yield url, ProcessProbe(new[0].pid)
+    port = free_port()
+    child = subprocess.Popen([sys.executable, "-m", "realtime_server.local_app", "--port", str(port),
+                              "--session-timeout", str(session_timeout)], stdout=subprocess.DEVNULL)
+    try:
+        _wait_for_health(port, child, "the embedded gateway (pip install 'fal-realtime-relay[embedded]')")
+        yield f"ws://127.0.0.1:{port}", ProcessProbe(child.pid)
+    finally:
+        _stop(child)
 
 
 @contextlib.contextmanager

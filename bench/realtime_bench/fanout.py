@@ -29,7 +29,8 @@ import msgpack
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from .. import tickets
+from realtime_server import tickets
+
 from .load import CONNECT_TIMEOUT, LoadSpec, Recorder, Session, connect, cpu_seconds, emit, read_line
 
 if TYPE_CHECKING:  # the load generator imports this module too: keep the server-side imports out of it

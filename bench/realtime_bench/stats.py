@@ -11,6 +11,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9))
+# The parts of a browser frame's input-to-pixels time, and how the tables name them.
+BROWSER_PARTS = {
+    "input_to_pixels_ms": "input to pixels", "send_delay_ms": "  send delay", "round_trip_ms": "  round trip",
+    "upstream_ms": "    upstream (reported)", "network_ms": "    network + relay",
+    "decode_draw_ms": "  decode + draw", "paint_ms": "  paint",
+}
 LATENCY_KEYS = tuple(name for name, _ in PERCENTILES) + ("max", "mean")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .stats import PERCENTILES
+from .stats import BROWSER_PARTS, PERCENTILES
 
 ROUTE_COLOURS = {"direct": "tab:green", "relay": "tab:blue", "nginx": "tab:orange", "floor": "tab:gray"}
 
@@ -221,7 +221,6 @@ def print_report(result: dict[str, Any], console: Console) -> None:
         urls = ", ".join(f"{name} = {r['url']}" for name, r in result["routes"].items())
         console.print(target_table(f"Targets: {urls}", result["target"]))
     if result.get("browser"):
-        from .browser import browser_table
 
         console.print(browser_table(result["browser"]))
     split = [p for phase in ("sizes", "images", "target") for p in result.get(phase) or [] if p.get("upstream_ms")]
@@ -439,3 +438,18 @@ def _plot_fanout(latency_ax: Any, cpu_ax: Any, points: Sequence[dict[str, Any]],
         ax.xaxis.set_major_formatter(plain)
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(sparse)
+
+
+def browser_table(points: list[dict[str, Any]]) -> Table:
+    """Each part of input-to-pixels, p50 / p90 / p99 ms (p50 with the runs' min–max)."""
+    table = Table(title="Browser: <fal-live-canvas> in Chromium, input to pixels (closed loop; upstream: the app's "
+                        "timings.inference; network + relay: the round trip less it)", title_justify="left")
+    for name in ("route", "frames", "part", "p50 ms", "p90 ms", "p99 ms", "max ms"):
+        table.add_column(name, justify="left" if name in ("route", "part") else "right", no_wrap=True)
+    for p in points:
+        for part in BROWSER_PARTS:
+            lat, spread = p[part], (p.get("spread") or {}).get(f"{part}.p50")
+            p50 = f"{lat.get('p50', float('nan')):.2f}" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "")
+            table.add_row(p["route"], str(p["frames"]), BROWSER_PARTS[part], p50,
+                          *(f"{lat.get(k, float('nan')):.2f}" for k in ("p90", "p99", "max")))
+    return table

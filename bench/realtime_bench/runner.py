@@ -21,7 +21,7 @@ from .load import LoadSpec
 from .procs import ProcessProbe, Route
 from .stats import FanoutPoint, Point, make_fanout_point, make_point
 
-LOAD_MODULE = "realtime_server.bench.load"
+LOAD_MODULE = "realtime_bench.worker"
 READY_TIMEOUT = 90.0
 APP = "local/echo"  # the fan-out's app: transport, not rendering
 DROPPED_METRIC = "relay_viewer_frames_dropped_total"  # frames the relay skipped for a viewer that fell behind

@@ -1,6 +1,6 @@
 """The load generator, run as its own process so its CPU never counts against the route measured.
 
-`python -m realtime_server.bench.load` reads one JSON `LoadSpec` line on stdin, opens the sessions
+The worker (`python -m realtime_bench.worker`) reads one JSON `LoadSpec` line on stdin, opens the sessions
 and warms them up, prints `{"event": "ready"}`, waits for `go`, measures, prints
 `{"event": "done", ...}` with the raw round-trip samples, then waits for `bye` (or EOF) and closes.
 The handshake lets the parent read the proxy's CPU and peak RSS over exactly the measured window.
@@ -42,7 +42,6 @@ from websockets.asyncio.client import ClientConnection
 from .images import webcam_jpeg
 
 CONNECT_TIMEOUT = 30.0
-SPEC_LINE_LIMIT = 64 * 1024 * 1024
 RENDER_INPUT = {"prompt": "a lighthouse at dusk, long exposure", "width": 512, "height": 512, "num_inference_steps": 4}
 
 
@@ -279,30 +278,3 @@ async def run(spec: LoadSpec, control: asyncio.StreamReader) -> None:
         await read_line(control)  # "bye" or EOF: the parent has read the proxy's figures
     finally:
         await asyncio.gather(*(s.ws.close() for s in sessions), return_exceptions=True)
-
-
-async def _main() -> None:
-    loop = asyncio.get_running_loop()
-    # The spec line carries a ticketed URL per fan-out viewer (about 0.5 KB each): past the default 64 KB.
-    control = asyncio.StreamReader(limit=SPEC_LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(control), sys.stdin)
-    spec = LoadSpec(**json.loads(await read_line(control)))
-    if spec.viewers:
-        from .fanout import run_fanout  # imported here: fanout builds on this module's Session
-
-        await run_fanout(spec, control)
-    else:
-        await run(spec, control)
-
-
-def main() -> None:
-    try:
-        import uvloop  # the client's own overhead is part of every figure: keep it small
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        asyncio.run(_main())
-    else:
-        uvloop.run(_main())
-
-
-if __name__ == "__main__":
-    main()

@@ -31,7 +31,7 @@ from .spread import ratio_spreads
 from .stats import Target, check_image_targets, check_targets, comparisons
 
 ROUTES = ("direct", "relay", "nginx", "floor")
-FLOOR_MODULE = "realtime_server.bench.floor"  # for scale: a bare Python TCP forwarder, frame sizes only
+FLOOR_MODULE = "realtime_bench.floor"  # for scale: a bare Python TCP forwarder, frame sizes only
 # Who is compared with whom: the relay with direct and nginx, nginx with direct (what a tuned C proxy
 # costs), and the bare Python forwarder with nginx (what any Python relay costs at least).
 PAIRS = {"relay": ("direct", "nginx"), "nginx": ("direct",), "floor": ("nginx",)}
