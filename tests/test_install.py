@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -68,6 +69,23 @@ def relay_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     yield bin_dir, built.stdout + built.stderr + editable.stdout + editable.stderr
 
 
+def _module_graph(base: str, entry: str) -> set[str]:
+    """Every ES module `entry` imports, directly or not, fetched from the installed relay (each must be served)."""
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            source = response.read().decode()
+        folder = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+        for target in re.findall(r'\bfrom\s*"(\.[^"]+)"', source):  # import ... from / export ... from
+            todo.append(posixpath.normpath(folder + target))
+    return seen
+
+
 def test_the_wheel_builds_without_packaging_warnings(relay_only: tuple[Path, str]) -> None:
     """No setuptools deprecation, configuration or editable-mode warning comes from pyproject.toml (the
     license is an SPDX string, every data directory is a listed package, the layout is plain)."""
@@ -115,6 +133,8 @@ async def test_relay_only_install_relays_a_fake_upstream(relay_only: tuple[Path,
             assert health.status == 200
             client = await asyncio.to_thread(urllib.request.urlopen, base + "/static/fal_realtime.js", timeout=5)
             assert client.status == 200 and b"export class RealtimeClient" in client.read()
+            served = await asyncio.to_thread(_module_graph, base + "/static/", "fal_live_canvas.js")
+            assert {"fal_realtime.js", "vendor/msgpack/index.mjs", "vendor/msgpack/utils/utf8.mjs"} <= served
             icon = await asyncio.to_thread(urllib.request.urlopen, base + "/favicon.ico", timeout=5)
             assert icon.headers["content-type"] == "image/x-icon" and icon.read()[:4] == b"\0\0\1\0"
             ticket = tickets.mint(SECRET, sub="1", apps=["fault/echo"], issuer="tests")
