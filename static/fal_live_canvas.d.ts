@@ -1,22 +1,12 @@
 /** `<fal-live-canvas>`: a live fal preview on any web page, as a standard custom element. */
 import type { InputLimit } from "./fal_inputs.js";
 import type { FalImage, RealtimeError, RealtimeInput, RealtimeResult, RealtimeStats, TicketAnswer } from "./fal_realtime.js";
-import type { Tone } from "./fal_status.js";
+import type { State, Tone } from "./fal_status.js";
 
 export declare const TAG_NAME: "fal-live-canvas";
 
-/** The element's `state`, as `statechange` reports it. */
-export declare const LIVE_STATES: Readonly<{
-    CONNECTING: "connecting";
-    LIVE: "live";
-    WAITING: "waiting";
-    RECONNECTING: "reconnecting";
-    IDLE: "idle";
-    ENDED: "ended";
-    CLOSED: "closed";
-    ERROR: "error";
-}>;
-export type LiveState = (typeof LIVE_STATES)[keyof typeof LIVE_STATES];
+/** The element's `state` is the client's (README, "Connection states"). */
+export { STATES } from "./fal_realtime.js";
 
 /** Ways a frame fills the element's box (CSS `object-fit`). */
 export declare const FITS: readonly ["contain", "cover", "fill", "none", "scale-down"];
@@ -41,8 +31,8 @@ export interface LiveFrameDetail {
 
 // The element's own events; its `error` is the relay's, not a script error's ErrorEvent.
 export interface FalLiveCanvasEventMap extends Omit<HTMLElementEventMap, "error"> {
-    statechange: CustomEvent<{ state: LiveState; previous: LiveState | "" }>;
-    status: CustomEvent<{ text: string; tone: Tone; state: LiveState | "" }>;
+    statechange: CustomEvent<{ state: State; previous: State | "" }>;
+    status: CustomEvent<{ text: string; tone: Tone; state: State | "" }>;
     inputerror: CustomEvent<{ field: string; message: string } | null>;
     frame: CustomEvent<LiveFrameDetail>;
     error: CustomEvent<{ code: string; reason: string; error: RealtimeError }>;
@@ -86,8 +76,8 @@ export declare class FalLiveCanvas extends HTMLElement {
     limits: Record<string, InputLimit>;
     /** The input sent on each change (wire fields). */
     readonly input: RealtimeInput;
-    /** One of LIVE_STATES, or "" before the element first connects. */
-    readonly state: LiveState | "";
+    /** One of STATES, or "" before the element first connects; reflected as the `state` attribute. */
+    readonly state: State | "";
     /** What the status line says. */
     readonly status: { text: string; tone: Tone };
     readonly inputError: { field: string; message: string } | null;

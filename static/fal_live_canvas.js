@@ -11,21 +11,12 @@
  *
  * @module fal_live_canvas
  */
-import { RealtimeClient, STATES as CLIENT_STATES, TONES } from "./fal_realtime.js";
+import { RealtimeClient, STATES, TONES } from "./fal_realtime.js";
+
+/** The element's `state` is the client's: one of these (README, "Connection states"). */
+export { STATES } from "./fal_realtime.js";
 
 export const TAG_NAME = "fal-live-canvas";
-
-/** The element's `state`, as `statechange` reports it. */
-export const LIVE_STATES = Object.freeze({
-    CONNECTING: "connecting",
-    LIVE: "live",
-    WAITING: "waiting", // a viewer whose live session has no driver right now
-    RECONNECTING: "reconnecting",
-    IDLE: "idle", // the relay closed an idle connection; the next input reopens it
-    ENDED: "ended", // the live session ended (a relay from before session_waiting)
-    CLOSED: "closed",
-    ERROR: "error",
-});
 
 /** Ways a frame fills the element's box (CSS `object-fit`). */
 export const FITS = Object.freeze(["contain", "cover", "fill", "none", "scale-down"]);
@@ -104,7 +95,7 @@ async function fetchTicket(url, request) {
  * Properties: the same names (`ticketUrl`), plus `getTicket`, `limits`, `input`, `state`, `status`,
  * `inputError`, `stats`, `viewer`.
  *
- * @emits statechange  detail `{state, previous}`, state one of LIVE_STATES
+ * @emits statechange  detail `{state, previous}`, state one of the client's STATES (also the `state` attribute)
  * @emits status       detail `{text, tone, state}`: the words the status line shows, when they change
  * @emits inputerror   detail `{field, message}` of an input refused before sending (out of `limits`) or
  *                     rejected by the app, or `null` once the input is fixed
@@ -216,7 +207,7 @@ export class FalLiveCanvas extends HTMLElement {
         return { ...this._inputs };
     }
 
-    /** One of LIVE_STATES, or "" before the element first connects. */
+    /** One of the client's STATES, or "" before the element first connects; reflected as the `state` attribute. */
     get state() {
         return this._state;
     }
@@ -313,7 +304,7 @@ export class FalLiveCanvas extends HTMLElement {
         const options = this._connectionOptions();
         if (!options) {
             if (wasRunning) {
-                this._onState(LIVE_STATES.CLOSED);
+                this._onState(STATES.CLOSED);
             }
             this._showStatus({ text: NOT_CONFIGURED, tone: TONES.WARN });
             return; // like an <img> without src: setting them starts it
@@ -386,7 +377,7 @@ export class FalLiveCanvas extends HTMLElement {
     }
 
     _send() {
-        const stopped = this._state === LIVE_STATES.ERROR || this._state === LIVE_STATES.ENDED;
+        const stopped = this._state === STATES.ERROR || this._state === STATES.ENDED;
         if (!this._client || this.viewer || stopped || !Object.keys(this._inputs).length) {
             return;
         }
@@ -403,17 +394,17 @@ export class FalLiveCanvas extends HTMLElement {
     _stop() {
         if (this._client) {
             this._detach();
-            this._onState(LIVE_STATES.CLOSED);
+            this._onState(STATES.CLOSED);
         }
     }
 
-    _onState(clientState) {
-        const state = clientState === CLIENT_STATES.OPEN ? LIVE_STATES.LIVE : clientState;
+    _onState(state) {
         const previous = this._state;
         if (state === previous) {
             return;
         }
         this._state = state;
+        this.setAttribute("state", state); // for CSS: fal-live-canvas[state="waiting"]
         this._badge.hidden = !this.viewer;
         this._renderStatus();
         this._emit("statechange", { state, previous });

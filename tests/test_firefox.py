@@ -123,7 +123,7 @@ async def test_firefox_widget_goes_live_draws_frames_and_redraws_for_a_new_promp
         ])
     painted, status, first, second, fps, status_after, events = (results[i] for i in (3, 4, 5, 8, 9, 10, 14))
     kinds = [e["state"] if e["type"] == "statechange" else e["type"] for e in events]
-    assert kinds[:3] == ["connecting", "live", "frame"]
+    assert kinds[:3] == ["connecting", "open", "frame"]
     assert kinds[-1] == "closed" and set(kinds[2:-1]) == {"frame"} and len(kinds[2:-1]) >= 2
     frames = [e for e in events if e["type"] == "frame"]
     assert all(f["seed"] == 7 and f["size"] == [512, 512] and f["contentType"] == "image/jpeg" for f in frames)
@@ -255,7 +255,7 @@ async def test_firefox_widget_refuses_bad_input_and_reads_the_apps_validation_er
     seed_words, (width_words, state), events = results[6], results[12], results[13]
     assert seed_words == "Check the input: seed must be ≥ 0"
     assert (width_words, state) == ("Check the input: width must be ≤ 1024", "idle")
-    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live", "idle"]
+    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "open", "idle"]
     assert not [e for e in events if e["type"] == "error"]
     assert -1 not in [e["seed"] for e in events if e["type"] == "frame"]
 
@@ -359,9 +359,9 @@ async def test_firefox_viewer_waits_watches_and_an_older_relays_end(make_relay) 
     assert watching == "Watching live"
     assert (waiting, kept, apart) == ("The driver left; waiting for them to draw again…", True, True)
     assert [e["state"] for e in events if e["type"] == "statechange"] == [
-        "connecting", "live", "waiting", "live", "waiting"]
+        "connecting", "open", "waiting", "open", "waiting"]
     assert ended == "The live session ended"
-    assert [e["state"] for e in old_events if e["type"] == "statechange"] == ["connecting", "live", "ended"]
+    assert [e["state"] for e in old_events if e["type"] == "statechange"] == ["connecting", "open", "ended"]
     assert not [e for e in events + old_events if e["type"] == "error"]
 
 

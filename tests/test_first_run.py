@@ -92,7 +92,7 @@ async def test_widget_refuses_an_out_of_range_input_and_says_so_until_it_is_fixe
     assert problems == [{"field": "seed", "message": "seed must be ≥ 0"},
                         {"field": "num_inference_steps", "message": "steps must be ≥ 1"}, None]
     assert not [i for i in sent if i.get("seed") == -1 or i.get("num_inference_steps") == 0]
-    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
+    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "open"]
     assert not [e for e in events if e["type"] == "error"]
 
 
@@ -240,7 +240,7 @@ async def test_relay_down_says_why_and_keeps_the_last_picture(local_app_url, mon
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "first_run_relay_down.png"))
         await start()
-        await page.wait_for_function("document.getElementById('a').state === 'live'", timeout=20_000)
+        await page.wait_for_function("document.getElementById('a').state === 'open'", timeout=20_000)
         await page.evaluate("document.getElementById('a').seed = 8")
         await page.wait_for_function("window.events.a.some((e) => e.type === 'frame' && e.seed === 8)",
                                      timeout=WAIT_MS)
@@ -307,7 +307,7 @@ async def test_viewer_states_come_from_the_client(make_relay) -> None:
         events = await _events(page, "v")
     assert first_words == "Waiting for the driver…"
     states = [e["state"] for e in events if e["type"] == "statechange"]
-    assert states[-4:] == ["live", "waiting", "live", "waiting"] and "error" not in states
+    assert states[-4:] == ["open", "waiting", "open", "waiting"] and "error" not in states
     assert not [e for e in events if e["type"] == "error"]
     assert relay.metric("relay_connections_total", outcome="accepted") == 3  # the viewer's one connection
 
@@ -335,6 +335,6 @@ async def test_an_older_relays_session_end_is_an_end_not_an_error(make_relay) ->
         await asyncio.sleep(1.5)  # time for a retry, were there one
         words = await page.evaluate(_status("v"))
         events = await _events(page, "v")
-    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live", "ended"]
+    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "open", "ended"]
     assert not [e for e in events if e["type"] == "error"]
     assert words == "The live session ended"

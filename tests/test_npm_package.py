@@ -39,9 +39,9 @@ PACKED = {
 # Misuses the declarations must refuse: a bad fit, a state that is not one, a wrong option type.
 WRONG = """
 import { RealtimeClient } from "fal-realtime-browser";
-import type { LiveState } from "fal-realtime-browser/live-canvas";
+import type { State } from "fal-realtime-browser";
 export const wrongFit = <fal-live-canvas app="local/preview" fit="stretch" />;
-export const wrongState: LiveState = "open";
+export const wrongState: State = "live";
 export const wrongOption = new RealtimeClient({ throttleMs: "16" });
 """
 
@@ -100,7 +100,7 @@ def test_the_declarations_refuse_misuse(example: dict[str, Any]) -> None:
     assert checked.returncode != 0
     assert {line.split(")")[0] for line in out.splitlines() if line.startswith("src/wrong.tsx(")} == {
         "src/wrong.tsx(4,62", "src/wrong.tsx(5,14", "src/wrong.tsx(6,49"}, out  # each of the three lines, once
-    assert '"stretch"' in out and "'LiveState'" in out, out
+    assert '"stretch"' in out and '"live"' in out and "'State'" in out, out
 
 
 @asynccontextmanager
@@ -148,7 +148,7 @@ async def test_the_built_app_runs_against_the_relay(example: dict[str, Any], mak
         await page.fill("#prompt", "a lighthouse at dusk")
         await page.wait_for_function("Number(document.querySelector('#widget').dataset.frames) > 0", timeout=WAIT_MS)
         await page.wait_for_function("Number(document.querySelector('#headless').dataset.frames) > 0", timeout=WAIT_MS)
-        assert await page.get_attribute("#widget", "data-state") == "live"
+        assert await page.get_attribute("#widget", "data-state") == "open"
         assert await page.get_attribute("#headless", "data-state") == "open"
         assert await page.get_attribute("#headless", "data-size") == "512x512"
         widget_frames = int(await page.get_attribute("#widget", "data-frames") or 0)
@@ -156,5 +156,5 @@ async def test_the_built_app_runs_against_the_relay(example: dict[str, Any], mak
         await page.wait_for_function(
             f"Number(document.querySelector('#widget').dataset.frames) > {widget_frames}", timeout=WAIT_MS)
         state = await page.evaluate("document.querySelector('fal-live-canvas').state")
-        assert state == "live"
+        assert state == "open"
         assert errors == []

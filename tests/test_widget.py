@@ -151,8 +151,8 @@ def _shadow(element: str, script: str) -> str:
 
 def assert_refused_app(events: list[dict[str, Any]], status: str | None, relay: RunningRelay) -> None:
     """What a widget for `local/other`, which the relay does not serve, must have shown and fired."""
-    # The relay accepts the socket to say why it refuses, so a brief "live" may come before the error.
-    sequence = [(e["type"], e.get("state") or e.get("code")) for e in events if e.get("state") != "live"]
+    # The relay accepts the socket to say why it refuses, so a brief "open" may come before the error.
+    sequence = [(e["type"], e.get("state") or e.get("code")) for e in events if e.get("state") != "open"]
     assert sequence == [("statechange", "connecting"), ("error", "APP_NOT_ALLOWED"), ("statechange", "error")]
     error = next(e for e in events if e["type"] == "error")
     assert error["reason"] == "app local/other is not served by this relay"
@@ -182,7 +182,7 @@ async def test_widget_draws_frames_and_fires_events_in_order(make_relay) -> None
         await page.wait_for_function("window.events.a.at(-1).state === 'closed'", timeout=WAIT_MS)
         events = await _events(page, "a")
     kinds = [e["state"] if e["type"] == "statechange" else e["type"] for e in events]
-    assert kinds[:3] == ["connecting", "live", "frame"]
+    assert kinds[:3] == ["connecting", "open", "frame"]
     assert kinds[-1] == "closed"
     assert set(kinds[2:-1]) == {"frame"} and len(kinds[2:-1]) >= 2
     frames = [e for e in events if e["type"] == "frame"]
@@ -213,7 +213,7 @@ async def test_widget_renews_its_ticket_across_an_expiry(make_relay) -> None:
     frames = [e["at"] for e in events if e["type"] == "frame"]
     assert max(b - a for a, b in zip(frames, frames[1:])) < 2000, "frames stopped coming"
     states = [e["state"] for e in events if e["type"] == "statechange"]
-    assert states == ["connecting", "live"]
+    assert states == ["connecting", "open"]
     assert [e for e in events if e["type"] == "error"] == []
     assert relay.metric("relay_connections_total", outcome="accepted") >= 3  # moved over at each renewal
     # With 2 s tickets and no leeway the relay may end an old socket (TICKET_EXPIRED) before its replacement has
@@ -236,7 +236,7 @@ async def test_widget_renews_its_ticket_before_expiry_while_live(make_relay) -> 
         events = await _events(page, "a")
     first, second = backend.minted[:2]
     assert second["at"] < first["exp"]
-    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
+    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "open"]
 
 
 async def test_widget_retries_a_refused_renewal(make_relay) -> None:
@@ -253,7 +253,7 @@ async def test_widget_retries_a_refused_renewal(make_relay) -> None:
         events = await _events(page, "a")
     first, second = backend.minted[:2]
     assert backend.refuse == 0 and second["at"] < first["exp"]
-    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "live"]
+    assert [e["state"] for e in events if e["type"] == "statechange"] == ["connecting", "open"]
     assert not [e for e in events if e["type"] == "error"]
 
 
@@ -398,12 +398,12 @@ async def test_two_widgets_on_one_page_do_not_interfere(make_relay) -> None:
         await page.wait_for_function("window.events.a.at(-1).state === 'closed'", timeout=WAIT_MS)
         await page.evaluate("document.getElementById('b').prompt = 'a blue sea at night'")
         await _wait_frames(page, "b", 1, since=b_events)
-        assert await page.evaluate("document.getElementById('b').state") == "live"
+        assert await page.evaluate("document.getElementById('b').state") == "open"
         assert await page.evaluate(canvas_b) != b_before
         events = {element: await _events(page, element) for element in ("a", "b")}
     assert {e["seed"] for e in events["a"] if e["type"] == "frame"} == {1}
     assert {e["seed"] for e in events["b"] if e["type"] == "frame"} == {2}
-    assert [e["state"] for e in events["b"] if e["type"] == "statechange"] == ["connecting", "live"]
+    assert [e["state"] for e in events["b"] if e["type"] == "statechange"] == ["connecting", "open"]
     assert not [e for e in events["a"] + events["b"] if e["type"] == "error"]
     assert len(backend.minted) == 1  # b used its own ticket attribute
     assert relay.metric("relay_connections_total", outcome="accepted") == 2
@@ -435,7 +435,7 @@ async def test_viewer_widget_watches_and_never_sends(make_relay) -> None:
         events = {element: await _events(page, element) for element in ("driver", "viewer")}
     assert [e["seed"] for e in events["viewer"] if e["type"] == "frame"] == [5, 6]  # the driver's, never its own 99
     assert [e["state"] for e in events["viewer"] if e["type"] == "statechange"] == [
-        "connecting", "live", "waiting", "live", "waiting"]
+        "connecting", "open", "waiting", "open", "waiting"]
     assert not [e for e in events["driver"] + events["viewer"] if e["type"] == "error"]
     assert [m["role"] for m in backend.minted] == ["viewer", "driver"]
     assert len(sockets) == 2 and all("?session=thread-9&fal_jwt_token=" in url for url in sockets)  # for routing
@@ -512,7 +512,7 @@ async def test_widget_docs_page_runs_its_example(make_relay) -> None:
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         response = await page.goto(relay.http + "/widget")
         assert response is not None and response.status == 200
-        await page.wait_for_function("document.getElementById('example').state === 'live'", timeout=WAIT_MS)
+        await page.wait_for_function("document.getElementById('example').state === 'open'", timeout=WAIT_MS)
         await page.wait_for_function("document.getElementById('example-log').textContent.includes('frame #1')",
                                      timeout=WAIT_MS)
         python = await page.text_content("#python-example")

@@ -1,12 +1,12 @@
 import { StrictMode, useEffect, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
 import "fal-realtime-browser/live-canvas"; // defines <fal-live-canvas>
-import type { LiveState } from "fal-realtime-browser/live-canvas";
+import type { State } from "fal-realtime-browser";
 import { Headless } from "./Headless";
 
 function App() {
     const [prompt, setPrompt] = useState("");
-    const [state, setState] = useState<LiveState | "">("");
+    const [state, setState] = useState<State | "">("");
     const [frames, setFrames] = useState(0);
     const canvas = useRef<HTMLElementTagNameMap["fal-live-canvas"]>(null);
 
@@ -15,7 +15,7 @@ function App() {
         if (!element) {
             return;
         }
-        const onState = (event: CustomEvent<{ state: LiveState }>) => setState(event.detail.state);
+        const onState = (event: CustomEvent<{ state: State }>) => setState(event.detail.state);
         const onFrame = () => setFrames((n) => n + 1);
         element.addEventListener("statechange", onState);
         element.addEventListener("frame", onFrame);
