@@ -12,14 +12,15 @@
  * @module fal_live_canvas
  */
 import { RealtimeClient, STATES, TONES } from "./fal_realtime.js";
+import { appUrl, fetchTicket, ticketRequest, withSession } from "./fal_live_canvas_tickets.js";
+import { LiveCanvasView } from "./fal_live_canvas_view.js";
 
 /** The element's `state` is the client's: one of these (README, "Connection states"). */
 export { STATES } from "./fal_realtime.js";
 
 export const TAG_NAME = "fal-live-canvas";
 
-/** Ways a frame fills the element's box (CSS `object-fit`). */
-export const FITS = Object.freeze(["contain", "cover", "fill", "none", "scale-down"]);
+export { FITS } from "./fal_live_canvas_view.js";
 
 /** Attributes (and properties) that set an input field: name -> [wire field, parse]. */
 const INPUT_ATTRIBUTES = Object.freeze({
@@ -39,54 +40,9 @@ const CONNECTION_ATTRIBUTES = Object.freeze({
     session: "session",
 });
 
-const DEFAULT_SIZE = 512;
 const THROTTLE_MS = 16;
 const HUD_REFRESH_MS = 500;
 const NOT_CONFIGURED = "Not configured: set app and ticket-url (or ticket, or getTicket)";
-const JPEG_QUALITY = 0.92;
-// The relay this module was loaded from: the default for the `relay` attribute.
-const MODULE_ORIGIN = new URL(import.meta.url).origin;
-
-const TEMPLATE = document.createElement("template");
-TEMPLATE.innerHTML = `<style>
-:host { display: inline-flex; flex-direction: column; vertical-align: top; max-width: 100%; overflow: hidden;
-        contain: content; border-radius: 8px; background: #202124; color: #e8eaed;
-        font: 13px/1.4 system-ui, sans-serif; }
-:host([hidden]) { display: none; }
-canvas { display: block; width: 100%; height: auto; min-height: 0; flex: 1 1 auto; }
-.bar { display: flex; flex-wrap: wrap; align-items: baseline; gap: 0.2em 0.6em; padding: 4px 8px; background: #2b2c30; }
-.bar[data-tone="warn"] { background: #4d3d12; color: #fde293; }
-.bar[data-tone="error"] { background: #5c2b29; color: #fad2cf; }
-.badge { padding: 0 6px; border-radius: 4px; background: #174ea6; color: #d2e3fc; font-weight: 600; font-size: 12px; }
-.badge[hidden], .hud[hidden] { display: none; }
-.status { flex: 1 1 12em; margin: 0; min-width: 0; }
-.hud { display: flex; gap: 0.6em; margin-left: auto; color: #bdc1c6; font: 12px ui-monospace, monospace;
-       white-space: nowrap; }
-.hud [data-activity="stalled"] { color: #f28b82; }
-</style>
-<canvas part="canvas" role="img" aria-label="Live preview"></canvas>
-<div class="bar" part="bar">
-  <span class="badge" part="badge" id="badge" hidden
-        title="This page watches a live session; only its driver changes the picture">Watch only</span>
-  <p class="status" part="status" id="status" role="status" aria-live="polite"></p>
-  <span class="hud" part="hud" aria-hidden="true" hidden><b id="activity">idle</b><span>fps <b id="fps">0.0</b></span
-    ><span>p50 <b id="p50">–</b> ms</span><span>p95 <b id="p95">–</b> ms</span></span>
-</div>`;
-
-async function fetchTicket(url, request) {
-    const response = await fetch(url, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(request),
-    });
-    if (!response.ok) {
-        throw new Error(`${url} answered ${response.status}`);
-    }
-    const body = await response.json();
-    return body.result ?? body; // an Odoo type="json" route wraps its answer in JSON-RPC's `result`
-}
-
 /**
  * A live preview of one fal realtime app, drawn as frames arrive.
  *
@@ -111,19 +67,9 @@ export class FalLiveCanvas extends HTMLElement {
 
     constructor() {
         super();
-        const root = this.attachShadow({ mode: "open" });
-        root.append(TEMPLATE.content.cloneNode(true));
-        this._sizeSheet = new CSSStyleSheet();
-        root.adoptedStyleSheets = [this._sizeSheet];
-        this._canvas = root.querySelector("canvas");
-        this._context = this._canvas.getContext("2d");
-        this._hud = root.querySelector(".hud");
-        this._bar = root.querySelector(".bar");
-        this._badge = root.getElementById("badge");
-        this._status = root.getElementById("status");
+        this._view = new LiveCanvasView(this.attachShadow({ mode: "open" }));
         this._client = null;
         this._state = "";
-        this._words = { text: "", tone: TONES.WAIT };
         this._limits = {};
         this._role = null;
         this._inputs = {};
@@ -132,7 +78,7 @@ export class FalLiveCanvas extends HTMLElement {
         this._startQueued = false;
         this._sendQueued = false;
         this._hudTimer = null;
-        this._applySize();
+        this._resize();
         // A page may set properties before this module loads; those landed on the element itself.
         for (const name of [...Object.keys(CONNECTION_ATTRIBUTES), ...Object.keys(INPUT_ATTRIBUTES), "getTicket",
             "limits"]) {
@@ -163,12 +109,12 @@ export class FalLiveCanvas extends HTMLElement {
         if (name in INPUT_ATTRIBUTES) {
             this[name] = value;
         } else if (name === "width" || name === "height" || name === "fit") {
-            this._applySize();
+            this._resize();
         } else if (name === "hud") {
-            this._hud.hidden = value === null;
+            this._view.hudShown = value !== null;
             this._refreshHud();
         } else if (name === "label") {
-            this._canvas.setAttribute("aria-label", value || "Live preview");
+            this._view.label = value;
         } else if (this.isConnected) {
             this._queueStart(); // a connection attribute changed
         }
@@ -214,7 +160,7 @@ export class FalLiveCanvas extends HTMLElement {
 
     /** `{text, tone}`: what the status line says (the browser client's words for its state). */
     get status() {
-        return { ...this._words };
+        return { ...this._view.words };
     }
 
     /** `{field, message}` of the input refused or rejected, until it is fixed; else null. */
@@ -272,10 +218,7 @@ export class FalLiveCanvas extends HTMLElement {
         if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) { // a JPEG, whatever content_type says
             return new Blob([bytes], { type: "image/jpeg" });
         }
-        return new Promise((resolve, reject) => {
-            this._canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("could not encode the frame"))),
-                "image/jpeg", JPEG_QUALITY);
-        });
+        return this._view.toJpeg();
     }
 
     /** Connect again with a fresh ticket, e.g. after an error. */
@@ -351,29 +294,16 @@ export class FalLiveCanvas extends HTMLElement {
         return { url: this._withSession(fallbackUrl), ticket: this.ticket };
     }
 
-    // Load balancers route a live session's viewers to its driver's replica on `?session=`.
     _withSession(url) {
-        if (!this.session || new URL(url).searchParams.has("session")) {
-            return url;
-        }
-        return `${url}${url.includes("?") ? "&" : "?"}session=${encodeURIComponent(this.session)}`;
+        return withSession(url, this.session);
     }
 
     _ticketRequest() {
-        const viewer = this.mode === "viewer";
-        if (!viewer && !this.session) {
-            return { app: this.app || undefined };
-        }
-        return { app: this.app || undefined, session: this.session || undefined, role: viewer ? "viewer" : "driver" };
+        return ticketRequest({ app: this.app, session: this.session, viewer: this.mode === "viewer" });
     }
 
     _defaultUrl() {
-        if (!this.app) {
-            return "";
-        }
-        const base = new URL(this.relay || MODULE_ORIGIN, location.href);
-        const scheme = base.protocol === "https:" || base.protocol === "wss:" ? "wss:" : "ws:";
-        return `${scheme}//${base.host}${base.pathname.replace(/\/+$/, "")}/${this.app}/realtime`;
+        return appUrl(this.relay, this.app);
     }
 
     _send() {
@@ -405,18 +335,14 @@ export class FalLiveCanvas extends HTMLElement {
         }
         this._state = state;
         this.setAttribute("state", state); // for CSS: fal-live-canvas[state="waiting"]
-        this._badge.hidden = !this.viewer;
+        this._view.watchOnly = this.viewer;
         this._renderStatus();
         this._emit("statechange", { state, previous });
     }
 
     _onFrame({ bitmap, image, result, latencyMs, input }) {
         if (bitmap) {
-            if (this._canvas.width !== bitmap.width || this._canvas.height !== bitmap.height) {
-                this._canvas.width = bitmap.width;
-                this._canvas.height = bitmap.height;
-            }
-            this._context.drawImage(bitmap, 0, 0);
+            this._view.draw(bitmap);
         }
         if (image && image.content) {
             this._lastImage = image;
@@ -450,45 +376,17 @@ export class FalLiveCanvas extends HTMLElement {
     }
 
     _showStatus(words) {
-        if (words.text === this._words.text && words.tone === this._words.tone) {
-            return;
+        if (this._view.say(words, this._state)) {
+            this._emit("status", { ...words, state: this._state });
         }
-        // A countdown ("next try in 3 s") changes only numbers: screen readers hear it once, not each second.
-        const counting = words.text.replace(/\d+/g, "#") === this._words.text.replace(/\d+/g, "#");
-        this._status.setAttribute("aria-live", counting ? "off" : "polite");
-        this._words = words;
-        this._bar.dataset.tone = words.tone;
-        this._status.dataset.state = this._state;
-        this._status.textContent = words.text;
-        this._emit("status", { ...words, state: this._state });
     }
 
     _refreshHud() {
-        if (this._hud.hidden) {
-            return;
-        }
-        // Idle shows the rate frames last came at, not a zero that reads as a stall.
-        const { fps, lastFps, p50, p95, activity, waitedMs } = this.stats;
-        const ms = (value) => (value ? value.toFixed(1) : "–");
-        const shown = this._hud.querySelector("#activity");
-        shown.textContent = activity === "stalled" ? `stalled ${(waitedMs / 1000).toFixed(1)} s` : activity;
-        shown.dataset.activity = activity;
-        const rate = activity === "live" && fps ? fps : lastFps; // no rate yet from one or two frames
-        this._hud.querySelector("#fps").textContent = rate ? rate.toFixed(1) : "–";
-        this._hud.querySelector("#p50").textContent = ms(p50);
-        this._hud.querySelector("#p95").textContent = ms(p95);
+        this._view.showStats(this.stats);
     }
 
-    _applySize() {
-        const size = (name) => Number.parseFloat(this.getAttribute(name)) || DEFAULT_SIZE;
-        const fit = FITS.includes(this.getAttribute("fit")) ? this.getAttribute("fit") : "contain";
-        const [width, height] = [size("width"), size("height")];
-        if (!this._lastImage) {
-            [this._canvas.width, this._canvas.height] = [width, height];
-        }
-        // The page's own CSS on the element (width) overrides this; the picture keeps the ratio.
-        this._sizeSheet.replaceSync(
-            `:host { width: ${width}px; } canvas { aspect-ratio: ${width} / ${height}; object-fit: ${fit}; }`);
+    _resize() {
+        this._view.resize(this.getAttribute("width"), this.getAttribute("height"), this.getAttribute("fit"));
     }
 
     _emit(type, detail) {
