@@ -4,14 +4,12 @@ runs in Chromium against the real relay, the page's own backend minting the tick
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
 import tarfile
 import tomllib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from realtime_server.cli import free_port
 
 from .browser import chromium
-from .conftest import RunningRelay
+from .conftest import RunningRelay, running
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = Path(__file__).resolve().parent / "npm_example"
@@ -103,8 +101,7 @@ def test_the_declarations_refuse_misuse(example: dict[str, Any]) -> None:
     assert '"stretch"' in out and '"live"' in out and "'State'" in out, out
 
 
-@asynccontextmanager
-async def _site(dist: Path, relay: RunningRelay, port: int) -> AsyncIterator[str]:
+def _site(dist: Path, relay: RunningRelay, port: int) -> uvicorn.Config:
     """The example's built files and its backend's ticket endpoint, on one origin."""
 
     async def ticket(request: Request) -> Response:
@@ -116,18 +113,7 @@ async def _site(dist: Path, relay: RunningRelay, port: int) -> AsyncIterator[str
     site = Starlette(routes=[
         Route("/ticket", ticket, methods=["POST"]), Mount("/", StaticFiles(directory=dist, html=True)),
     ])
-    server = uvicorn.Server(uvicorn.Config(site, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    return uvicorn.Config(site, host="127.0.0.1", port=port, log_config=None, lifespan="off")
 
 
 async def test_the_built_app_runs_against_the_relay(example: dict[str, Any], make_relay: Callable[..., Any]) -> None:
@@ -138,13 +124,13 @@ async def test_the_built_app_runs_against_the_relay(example: dict[str, Any], mak
     origin = f"http://127.0.0.1:{port}"
     async with (
         make_relay(allowed_origins=(origin,)) as relay,
-        _site(example["app"] / "dist", relay, port) as site,
+        running(_site(example["app"] / "dist", relay, port)),
         chromium() as browser,
     ):
         page = await browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        await page.goto(site + "/")
+        await page.goto(origin + "/")
         await page.fill("#prompt", "a lighthouse at dusk")
         await page.wait_for_function("Number(document.querySelector('#widget').dataset.frames) > 0", timeout=WAIT_MS)
         await page.wait_for_function("Number(document.querySelector('#headless').dataset.frames) > 0", timeout=WAIT_MS)

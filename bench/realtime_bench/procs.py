@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,31 +121,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_health(port: int, child: subprocess.Popen[bytes], what: str) -> None:
+def _probe_port(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+
+
+def _probe_health(port: int) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+        pass
+
+
+def _wait_for(port: int, child: subprocess.Popen[bytes], what: str, probe: Callable[[int], None] = _probe_port) -> None:
+    """Until `probe(port)` succeeds (the port listens, or /health answers); the child's early exit is an error."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if child.poll() is not None:
             raise RuntimeError(f"{what} exited with code {child.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return
+            probe(port)
+            return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} was not healthy on port {port} within {START_TIMEOUT:g} s") from None
-            time.sleep(0.1)
-
-
-def _wait_for_port(port: int, child: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if child.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {child.returncode} before it was ready")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not listen on port {port} within {START_TIMEOUT:g} s") from None
+                raise RuntimeError(f"{what} was not ready on port {port} within {START_TIMEOUT:g} s") from None
             time.sleep(0.05)
 
 
@@ -166,7 +163,7 @@ def upstream(session_timeout: float = 30.0) -> Iterator[tuple[str, ProcessProbe]
     child = subprocess.Popen([sys.executable, "-m", "realtime_server.local_app", "--port", str(port),
                               "--session-timeout", str(session_timeout)], stdout=subprocess.DEVNULL)
     try:
-        _wait_for_health(port, child, "the embedded gateway (pip install 'fal-realtime-relay[embedded]')")
+        _wait_for(port, child, "the embedded gateway (pip install 'fal-realtime-relay[embedded]')", _probe_health)
         yield f"ws://127.0.0.1:{port}", ProcessProbe(child.pid)
     finally:
         _stop(child)
@@ -198,9 +195,7 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     child = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:
-        _wait_for_port(port, child, f"the {name} route ({module})")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
-            pass
+        _wait_for(port, child, f"the {name} route ({module})", _probe_health)
         yield Route(name, f"ws://127.0.0.1:{port}", {"Authorization": f"Key {BENCH_KEY}"}, ProcessProbe(child.pid),
                     secret=secret)
     finally:
@@ -225,7 +220,7 @@ def nginx(upstream_url: str, buffer_bytes: int, binary: str | None = None) -> It
                                  stderr=subprocess.PIPE)
         try:
             try:
-                _wait_for_port(port, child, "nginx")
+                _wait_for(port, child, "nginx")
             except RuntimeError as exc:
                 ended = child.poll() is not None and child.stderr is not None
                 stderr = child.stderr.read().decode(errors="replace") if ended and child.stderr else ""
