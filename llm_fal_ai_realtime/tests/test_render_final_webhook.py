@@ -289,21 +289,6 @@ class TestRenderFinalWebhook(RenderFinalResultCase):
         self.assertEqual(response.json()["result"]["status"], "error")
         self.assertUnchanged(job)
 
-    def test_other_jobs_keep_the_seed_behaviour(self):
-        """Jobs this addon did not create (other modules', older ones) are processed by llm_fal_ai as before."""
-        job = self.env["llm.generation.job"].create({
-            "thread_id": self.plain_thread.id, "state": "running",
-            "external_job_id": json.dumps({"request_id": "seed-1", "status": "queued"}),
-        })
-        self.assertFalse(job.fal_realtime_final)
-        result = {"status": "OK", "payload": {"images": [{"url": "https://example.invalid/x.png",
-                                                          "content_type": "image/png"}]}}
-        response = self.url_open(f"/llm/generate_job/webhook/{job.id}", data=json.dumps(result),
-                                 headers={"Content-Type": "application/json"})
-        job.invalidate_recordset()
-        self.assertEqual(response.json()["result"]["status"], "success")
-        self.assertEqual(job.state, "completed")
-
 
 @tagged("post_install", "-at_install")
 class TestRenderFinalPolling(RenderFinalResultCase):
