@@ -5,6 +5,7 @@ from . import (
     test_fal_jobs_verified,
     test_fetch_models,
     test_follower_scope,
+    test_issuer_and_secrets,
     test_job_ownership,
     test_keep,
     test_live_thread,
