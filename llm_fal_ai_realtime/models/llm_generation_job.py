@@ -14,6 +14,7 @@ from datetime import timedelta
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
+from odoo.modules import module as odoo_module
 
 from ..tools.fal_webhook import FAL_JWKS_URL, KeySetUnavailable, WebhookRejected, verify_delivery
 from ..tools.image_fetch import ImageFetchError, fetch_image
@@ -23,6 +24,9 @@ _logger = logging.getLogger(__name__)
 
 PARAM_FINAL_RESULTS = "llm_fal_ai_realtime.final_results"
 PARAM_WEBHOOK_JWKS_URL = "llm_fal_ai_realtime.webhook_jwks_url"
+# Test-only: the addon's tests serve fal's media from 127.0.0.1, which the image fetch refuses.
+# Honoured only while Odoo runs tests, and then only for loopback (never private or link-local).
+PARAM_TEST_LOOPBACK_IMAGES = "llm_fal_ai_realtime.test_loopback_images"
 RESULTS_WEBHOOK = "webhook"
 RESULTS_POLLING = "polling"
 WEBHOOK_ROUTE = "/llm_fal_ai_realtime/final/<int:job_id>/webhook"
@@ -214,7 +218,7 @@ class LLMGenerationJob(models.Model):
         images = []
         for url in urls[:MAX_FINAL_IMAGES]:
             try:
-                raw, content_type = fetch_image(url)
+                raw, content_type = fetch_image(url, allow_loopback=job._fal_realtime_loopback_images())
             except ImageFetchError as fetch_error:
                 job._fal_realtime_fail(_("fal.ai rendered it, but the image could not be kept: %s", fetch_error))
                 return True
@@ -226,6 +230,12 @@ class LLMGenerationJob(models.Model):
             images.append((raw, extension))
         job._fal_realtime_post(images, payload)
         return True
+
+    def _fal_realtime_loopback_images(self):
+        """Whether fal's images may come from loopback: only in the addon's own tests, which ask for it."""
+        if not odoo_module.current_test:
+            return False
+        return bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_TEST_LOOPBACK_IMAGES))
 
     def _fal_realtime_lock_running(self):
         """Lock this job's row and say whether it still waits for a result.

@@ -4,6 +4,7 @@ from . import (
     test_chat_ui,
     test_fal_jobs_verified,
     test_fetch_models,
+    test_image_fetch_bounds,
     test_follower_scope,
     test_issuer_and_secrets,
     test_job_ownership,
@@ -17,5 +18,6 @@ from . import (
     test_rotation,
     test_secret_logging,
     test_session,
+    test_webhook_limits,
     test_settings,
 )

@@ -18,7 +18,11 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from odoo.addons.llm_fal_ai_realtime.models.llm_generation_job import PARAM_FINAL_RESULTS, PARAM_WEBHOOK_JWKS_URL
+from odoo.addons.llm_fal_ai_realtime.models.llm_generation_job import (
+    PARAM_FINAL_RESULTS,
+    PARAM_TEST_LOOPBACK_IMAGES,
+    PARAM_WEBHOOK_JWKS_URL,
+)
 from odoo.addons.llm_fal_ai_realtime.tools import fal_webhook, image_fetch
 
 from .common import FalRealtimeCase, browser_test_script
@@ -66,6 +70,7 @@ class RenderFinalResultCase(FalRealtimeCase):
         cls.fal.files["/files/liar.png"] = ("image/png", b"<svg onload=alert(1)>")
         params = cls.env["ir.config_parameter"].sudo()
         params.set_param(PARAM_WEBHOOK_JWKS_URL, cls.fal.url(JWKS_PATH))
+        params.set_param(PARAM_TEST_LOOPBACK_IMAGES, "1")  # fal's media host stands in on 127.0.0.1
 
     def setUp(self):
         super().setUp()
