@@ -68,6 +68,7 @@ APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*(
 # What a person should read for each relay error code (the relay's own reason follows); translated when shown.
 ERROR_HINTS = {
     "UNAUTHORIZED": _lt("The relay refused the ticket: check that Odoo and the relay share the same secret."),
+    "NOT_YET_VALID": _lt("The relay saw a ticket issued in its future: check the clocks of Odoo and the relay."),
     "TICKET_EXPIRED": _lt("The ticket expired before the relay saw it: check the clocks of Odoo and the relay."),
     "APP_NOT_ALLOWED": _lt("The relay does not allow this realtime app: add it to the relay's allowed apps."),
     "ORIGIN_NOT_ALLOWED": _lt("The relay refused this origin: add the Odoo URL to the relay's allowed origins."),
@@ -356,7 +357,7 @@ class FalRealtimeRelay(models.AbstractModel):
             _logger.info("realtime relay app list refused: %s", code)
             return {"ok": False, "apps": [], "code": code, "message": _(
                 "The relay said %(code)s: %(reason)s %(hint)s", code=code, reason=reason,
-                hint=ERROR_HINTS.get(code, "")).strip()}
+                hint=self._error_hint(code, reason)).strip()}
         return {"ok": False, "apps": [], "code": f"HTTP_{response.status_code}", "message": _(
             "The relay did not list its apps (HTTP %s at /apps): is this URL a fal-realtime relay, and a recent one?",
             response.status_code)}
@@ -461,10 +462,22 @@ class FalRealtimeRelay(models.AbstractModel):
         if isinstance(message, dict) and message.get("type") == "x-fal-error":
             code = str(message.get("error") or "ERROR")
             reason = str(message.get("reason") or "")
-            hint = str(ERROR_HINTS.get(code, ""))
+            hint = self._error_hint(code, reason)
             return self._probe_failure(code, _("The relay said %(code)s: %(reason)s %(hint)s",
                                                code=code, reason=reason, hint=hint).strip())
         return self._probe_failure("BAD_FRAME", _("The relay sent an unexpected message instead of a frame."))
+
+    @api.model
+    def _error_hint(self, code, reason):
+        """What a person should read for a relay error; a ticket refused as not yet valid is a clock matter.
+
+        :param code: the relay's error code
+        :param reason: the relay's reason text
+        :return: the hint in the user's language, or ``""``
+        """
+        if code == "UNAUTHORIZED" and "not valid yet" in (reason or ""):
+            code = "NOT_YET_VALID"
+        return str(ERROR_HINTS.get(code, ""))
 
     @api.model
     def _probe_failure(self, code, message):

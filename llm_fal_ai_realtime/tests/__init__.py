@@ -20,4 +20,5 @@ from . import (
     test_session,
     test_webhook_limits,
     test_settings,
+    test_small_mends,
 )
