@@ -20,5 +20,6 @@ from . import (
     test_session,
     test_webhook_limits,
     test_settings,
+    test_settings_scope,
     test_small_mends,
 )
