@@ -42,6 +42,15 @@ COLLEAGUE_SCRIPT = browser_test_script("colleague's attempts", """
         await refused("a job posting into the owner's thread",
             () => orm.create("llm.generation.job", [{ thread_id: %(thread_id)s, external_job_id: "{}" }]),
             "Only Odoo itself sets these fields");
+        const forged = await fetch("/llm/generate_job/webhook/%(job_id)s", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ jsonrpc: "2.0", method: "call", params: {
+                status: "OK", payload: { images: [{ url: "https://attacker.invalid/phish.png" }] } } }),
+        }).then((response) => response.json());
+        if (forged.result?.status !== "error") {
+            throw new Error("an unsigned result from the colleague's session was taken: " + JSON.stringify(forged));
+        }
         const seen = await orm.searchRead("llm.generation.job", [], ["id"]);
         if (seen.some((job) => job.id === %(job_id)s)) {
             throw new Error("the colleague sees the owner's job");
@@ -151,10 +160,10 @@ class TestJobsAreTheServers(RenderFinalResultCase):
         self.assertEqual(self.fal.count(IMAGE_PATH), 0)
 
     def test_colleague_in_the_browser(self):
-        """In the colleague's own web client: each attempt refused, the owner's job unseen."""
+        """In the colleague's own web client: each attempt refused (an unsigned result too), the owner's job unseen."""
         self.require_relay()
         job, _call = self.render()
         code = COLLEAGUE_SCRIPT % {"job_id": job.id, "thread_id": self.lcm_thread.id}
-        with mute_logger(ACCESS_LOGGER):
+        with mute_logger(ACCESS_LOGGER, SEED_ROUTE_LOGGER):
             self.browser_js("/odoo", code, ready="odoo.isReady", login="rt_stranger", timeout=90)
         self.assertNothingPosted(job)
