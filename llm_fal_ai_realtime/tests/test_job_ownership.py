@@ -1,7 +1,7 @@
 """A colleague cannot reach into someone else's generation jobs, over JSON-RPC, XML-RPC or in the browser.
 
 The owner's Render final is really submitted (to ``fal_client.submit``'s stand-in) and running; a
-second ordinary employee then tries what issue 23 found open: clear its Render-final mark, make a
+second ordinary employee then tries what used to be open: clear its Render-final mark, make a
 job of their own point at the owner's thread, mark it completed, and send an unsigned result.
 """
 
@@ -77,7 +77,7 @@ class TestJobsAreTheServers(RenderFinalResultCase):
         self.assertTrue(job.fal_realtime_final and job.fal_realtime_webhook)
 
     def test_colleague_cannot_clear_the_render_final_mark_nor_send_an_unsigned_result(self):
-        """The forged-result attack of issue 23: the write is refused, and the open route takes nothing."""
+        """The forged-result attack: clearing the Render-final mark is refused, and the open route takes nothing."""
         job, _call = self.render()
         for values in ({"fal_realtime_final": False}, {"fal_realtime_webhook": False},
                        {"external_job_id": json.dumps({"request_id": "attacker-1"})}, {"state": "completed"}):
