@@ -21,6 +21,7 @@
         "views/res_config_settings_views.xml",
         "views/llm_model_views.xml",
         "views/llm_assistant_views.xml",
+        "views/llm_generation_job_views.xml",
         "data/llm_assistant_data.xml",
     ],
     "assets": {

@@ -167,3 +167,13 @@ class TestJobsAreTheServers(RenderFinalResultCase):
         with mute_logger(ACCESS_LOGGER, SEED_ROUTE_LOGGER):
             self.browser_js("/odoo", code, ready="odoo.isReady", login="rt_stranger", timeout=90)
         self.assertNothingPosted(job)
+
+    def test_job_views_offer_no_edit_the_server_refuses(self):
+        """The job views open read-only and create nothing; their buttons stay."""
+        views = self.env["llm.generation.job"].with_user(self.owner).get_views([(False, "form"), (False, "list"),
+                                                                                (False, "kanban")])["views"]
+        self.assertIn('edit="0"', views["form"]["arch"])
+        self.assertIn('name="action_cancel"', views["form"]["arch"])
+        for kind in ("form", "list", "kanban"):
+            self.assertIn('create="0"', views[kind]["arch"], kind)
+
