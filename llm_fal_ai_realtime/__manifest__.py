@@ -1,7 +1,7 @@
 {
     "name": "LLM - fal.ai Realtime Live Canvas",
     "summary": "Watch the picture form as you type: fal.ai realtime models in the LLM chat",
-    "version": "18.0.1.1.1",
+    "version": "18.0.1.2.0",
     "category": "Productivity/Discuss",
     "author": "fal-realtime for Odoo",
     "license": "LGPL-3",
@@ -21,6 +21,7 @@
         "views/res_config_settings_views.xml",
         "views/llm_model_views.xml",
         "views/llm_assistant_views.xml",
+        "views/llm_generation_job_views.xml",
         "data/llm_assistant_data.xml",
     ],
     "assets": {
@@ -39,6 +40,7 @@
             "llm_fal_ai_realtime/static/src/thread_header/*",
         ],
     },
+    "post_init_hook": "post_init_hook",
     "installable": True,
     "application": False,
 }

@@ -38,12 +38,16 @@ PARAM_RELAY_URL = "llm_fal_ai_realtime.relay_url"
 PARAM_SHARED_SECRET = "llm_fal_ai_realtime.shared_secret"
 PARAM_ALLOWED_APPS = "llm_fal_ai_realtime.allowed_apps"
 PARAM_TICKET_LIFETIME = "llm_fal_ai_realtime.ticket_lifetime"
-# Secret rotation: the current secret's key id (the tickets' `kid` header), and the secret it replaced,
-# kept beside it until every ticket minted with it has expired (README, "Deployment").
+# Secret rotation: the current secret's key id (the tickets' `kid` header), and of the secret it replaced
+# only its key id and when its last tickets expire, so an administrator knows until when the relay
+# must keep it (README, "Deployment"); the retired secret itself is not kept.
 PARAM_SECRET_KID = "llm_fal_ai_realtime.secret_kid"
-PARAM_PREVIOUS_SECRET = "llm_fal_ai_realtime.previous_shared_secret"
 PARAM_PREVIOUS_SECRET_KID = "llm_fal_ai_realtime.previous_secret_kid"
 PARAM_PREVIOUS_SECRET_UNTIL = "llm_fal_ai_realtime.previous_secret_until"
+# The tickets' `iss`, set once (at install, or on the first ticket of an older database) from the base
+# URL of the day. Not web.base.url itself: Odoo rewrites that when an administrator logs in through
+# another address, which would move every ticket to another issuer on the relay.
+PARAM_ISSUER = "llm_fal_ai_realtime.issuer"
 KID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 LOCAL_PREVIEW_APP = "local/preview"
@@ -64,6 +68,7 @@ APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*(
 # What a person should read for each relay error code (the relay's own reason follows); translated when shown.
 ERROR_HINTS = {
     "UNAUTHORIZED": _lt("The relay refused the ticket: check that Odoo and the relay share the same secret."),
+    "NOT_YET_VALID": _lt("The relay saw a ticket issued in its future: check the clocks of Odoo and the relay."),
     "TICKET_EXPIRED": _lt("The ticket expired before the relay saw it: check the clocks of Odoo and the relay."),
     "APP_NOT_ALLOWED": _lt("The relay does not allow this realtime app: add it to the relay's allowed apps."),
     "ORIGIN_NOT_ALLOWED": _lt("The relay refused this origin: add the Odoo URL to the relay's allowed origins."),
@@ -187,6 +192,20 @@ class FalRealtimeRelay(models.AbstractModel):
         return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
 
     @api.model
+    def _issuer(self):
+        """The tickets' ``iss``: the stored issuer, set from ``web.base.url`` the first time it is asked for.
+
+        :return: the issuer string
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        issuer = params.get_param(PARAM_ISSUER)
+        if not issuer:
+            issuer = params.get_param("web.base.url") or params.get_param("database.uuid") or ""
+            params.set_param(PARAM_ISSUER, issuer)
+            _logger.info("realtime ticket issuer set once: %s", issuer)
+        return issuer
+
+    @api.model
     def _mint_ticket(self, apps, role, session, config=None):
         """Mint a short-lived HS256 ticket for the current user.
 
@@ -201,7 +220,7 @@ class FalRealtimeRelay(models.AbstractModel):
         config = config or self._get_config()
         now = int(time.time())
         claims = {
-            "iss": self.env["ir.config_parameter"].sudo().get_param("web.base.url") or "",
+            "iss": self._issuer(),
             "sub": str(self.env.uid),
             "aud": TICKET_AUDIENCE,
             "apps": list(apps),
@@ -235,7 +254,6 @@ class FalRealtimeRelay(models.AbstractModel):
         old_secret, old_kid = params.get_param(PARAM_SHARED_SECRET), params.get_param(PARAM_SECRET_KID) or ""
         if old_secret and old_secret != secret:
             until = datetime.now(timezone.utc) + timedelta(seconds=MAX_TICKET_LIFETIME)
-            params.set_param(PARAM_PREVIOUS_SECRET, old_secret)
             params.set_param(PARAM_PREVIOUS_SECRET_KID, old_kid)
             params.set_param(PARAM_PREVIOUS_SECRET_UNTIL, until.strftime("%Y-%m-%d %H:%M:%S UTC"))
         params.set_param(PARAM_SHARED_SECRET, secret)
@@ -251,7 +269,7 @@ class FalRealtimeRelay(models.AbstractModel):
         """
         params = self.env["ir.config_parameter"].sudo()
         until = params.get_param(PARAM_PREVIOUS_SECRET_UNTIL)
-        if not (params.get_param(PARAM_PREVIOUS_SECRET) and until):
+        if not until:
             return ""
         return _("Tickets signed with the previous secret (key id %(kid)s) live until %(until)s: keep it on "
                  "the relay until then, then remove it.",
@@ -339,7 +357,7 @@ class FalRealtimeRelay(models.AbstractModel):
             _logger.info("realtime relay app list refused: %s", code)
             return {"ok": False, "apps": [], "code": code, "message": _(
                 "The relay said %(code)s: %(reason)s %(hint)s", code=code, reason=reason,
-                hint=ERROR_HINTS.get(code, "")).strip()}
+                hint=self._error_hint(code, reason)).strip()}
         return {"ok": False, "apps": [], "code": f"HTTP_{response.status_code}", "message": _(
             "The relay did not list its apps (HTTP %s at /apps): is this URL a fal-realtime relay, and a recent one?",
             response.status_code)}
@@ -444,10 +462,22 @@ class FalRealtimeRelay(models.AbstractModel):
         if isinstance(message, dict) and message.get("type") == "x-fal-error":
             code = str(message.get("error") or "ERROR")
             reason = str(message.get("reason") or "")
-            hint = str(ERROR_HINTS.get(code, ""))
+            hint = self._error_hint(code, reason)
             return self._probe_failure(code, _("The relay said %(code)s: %(reason)s %(hint)s",
                                                code=code, reason=reason, hint=hint).strip())
         return self._probe_failure("BAD_FRAME", _("The relay sent an unexpected message instead of a frame."))
+
+    @api.model
+    def _error_hint(self, code, reason):
+        """What a person should read for a relay error; a ticket refused as not yet valid is a clock matter.
+
+        :param code: the relay's error code
+        :param reason: the relay's reason text
+        :return: the hint in the user's language, or ``""``
+        """
+        if code == "UNAUTHORIZED" and "not valid yet" in (reason or ""):
+            code = "NOT_YET_VALID"
+        return str(ERROR_HINTS.get(code, ""))
 
     @api.model
     def _probe_failure(self, code, message):

@@ -1,9 +1,10 @@
-"""Render-final jobs: a result lands once, only from fal's signed webhook or from status polling.
+"""fal.ai jobs' results: a result lands once, only from fal's signed webhook or from status polling.
 
 llm_generate_job's own webhook route is public, CSRF-free, keyed by a sequential id and checks no
-signature. Jobs of realtime threads are marked (``fal_realtime_final``) when they are created;
-llm_fal_ai then submits them with this addon's verified webhook route, or with none at all
-(polling only), and their results are recorded here, once, with the image kept in Odoo.
+signature. While this addon is installed, llm_fal_ai submits every fal.ai job with this addon's
+verified webhook route, or with none at all (polling only). Jobs of realtime threads are marked
+(``fal_realtime_final``) when they are created: their results are recorded here, once, with the
+image kept in Odoo; other fal.ai jobs land through llm_fal_ai's own processing, after the same checks.
 """
 
 import json
@@ -13,6 +14,7 @@ from datetime import timedelta
 from markupsafe import Markup
 
 from odoo import _, api, fields, models
+from odoo.modules import module as odoo_module
 
 from ..tools.fal_webhook import FAL_JWKS_URL, KeySetUnavailable, WebhookRejected, verify_delivery
 from ..tools.image_fetch import ImageFetchError, fetch_image
@@ -22,6 +24,9 @@ _logger = logging.getLogger(__name__)
 
 PARAM_FINAL_RESULTS = "llm_fal_ai_realtime.final_results"
 PARAM_WEBHOOK_JWKS_URL = "llm_fal_ai_realtime.webhook_jwks_url"
+# Test-only: the addon's tests serve fal's media from 127.0.0.1, which the image fetch refuses.
+# Honoured only while Odoo runs tests, and then only for loopback (never private or link-local).
+PARAM_TEST_LOOPBACK_IMAGES = "llm_fal_ai_realtime.test_loopback_images"
 RESULTS_WEBHOOK = "webhook"
 RESULTS_POLLING = "polling"
 WEBHOOK_ROUTE = "/llm_fal_ai_realtime/final/<int:job_id>/webhook"
@@ -58,7 +63,7 @@ class LLMGenerationJob(models.Model):
         string="Signed Webhook",
         readonly=True,
         copy=False,
-        help="fal was given this addon's verified webhook URL for this job; without it, polling alone.",
+        help="fal was given this addon's verified webhook URL for this fal.ai job; without it, polling alone.",
     )
 
     # ------------------------------------------------------------------ submission
@@ -92,12 +97,13 @@ class LLMGenerationJob(models.Model):
 
     @api.model
     def _fal_realtime_receive(self, job_id, headers, body):
-        """Take a webhook delivery for a render-final job, if it is fal's own and for this job's request.
+        """Take a webhook delivery for a fal.ai job, if it is fal's own and for this job's request.
 
-        Checked in this order: fal's signature over the headers and the body, the timestamp's replay
-        window, that the job is a render-final job that was given this webhook, that the signed request
+        With polling chosen, no job was given this webhook: the answer is immediate, nothing is fetched.
+        Otherwise checked in this order: fal's signature over the headers and the body, the timestamp's
+        replay window, that the job is a fal.ai job that was given this webhook, that the signed request
         id (and the body's) is the job's own, and that the body is a result. A delivery failing any
-        check changes nothing and is logged without its body.
+        check changes nothing and is logged, without its body, in one line.
 
         :param job_id: the id in the webhook URL
         :param headers: the request headers
@@ -105,6 +111,9 @@ class LLMGenerationJob(models.Model):
         :return: a ``Delivery`` answer ``(http status, word)``
         """
         params = self.env["ir.config_parameter"].sudo()
+        if params.get_param(PARAM_FINAL_RESULTS, RESULTS_WEBHOOK) != RESULTS_WEBHOOK:
+            _logger.warning("fal webhook refused: job=%s reason=results are polled, no webhook is expected", job_id)
+            return Delivery.UNKNOWN_JOB
         jwks_url = (params.get_param(PARAM_WEBHOOK_JWKS_URL, FAL_JWKS_URL) or "").strip()
         try:
             request_id = verify_delivery(headers, body, jwks_url)
@@ -115,8 +124,8 @@ class LLMGenerationJob(models.Model):
             _logger.warning("fal webhook refused: job=%s bytes=%s reason=%s", job_id, len(body), error)
             return Delivery.UNSIGNED
         job = self.sudo().browse(job_id).exists()
-        if not job or not job.fal_realtime_final or not job.fal_realtime_webhook:
-            _logger.warning("fal webhook refused: job=%s reason=no render-final job awaits this webhook", job_id)
+        if not job or job.provider_id.service != "fal_ai" or not job.fal_realtime_webhook:
+            _logger.warning("fal webhook refused: job=%s reason=no fal.ai job awaits this webhook", job_id)
             return Delivery.UNKNOWN_JOB
         expected = job._fal_realtime_request_id()
         if expected is None and job.state not in FINAL_STATES:
@@ -135,6 +144,12 @@ class LLMGenerationJob(models.Model):
         if data.get("request_id", request_id) != request_id:
             _logger.warning("fal webhook refused: job=%s reason=the body names another request", job.id)
             return Delivery.WRONG_REQUEST
+        if not job.fal_realtime_final:
+            job.invalidate_recordset(["state"])
+            running = job.state == "running"
+            job.provider_id.process_webhook_result(data, job)
+            job.invalidate_recordset(["state"])
+            return Delivery.ACCEPTED if running and job.state != "running" else Delivery.IGNORED
         landed = job._fal_realtime_land(data["status"], data.get("payload"), data.get("error"))
         return Delivery.ACCEPTED if landed else Delivery.IGNORED
 
@@ -190,10 +205,7 @@ class LLMGenerationJob(models.Model):
         """
         self.ensure_one()
         job = self.sudo()
-        self.env.cr.execute("SELECT state FROM llm_generation_job WHERE id = %s FOR UPDATE", [job.id])
-        job.invalidate_recordset(["state"])
-        if job.state != "running":
-            _logger.info("final render result ignored: job=%s state=%s", job.id, job.state)
+        if not job._fal_realtime_lock_running() or not job._fal_realtime_check_input_message():
             return False
         if status != "OK":
             reason = str(error)[:MAX_ERROR_CHARS] if error else _("no reason given")
@@ -206,7 +218,7 @@ class LLMGenerationJob(models.Model):
         images = []
         for url in urls[:MAX_FINAL_IMAGES]:
             try:
-                raw, content_type = fetch_image(url)
+                raw, content_type = fetch_image(url, allow_loopback=job._fal_realtime_loopback_images())
             except ImageFetchError as fetch_error:
                 job._fal_realtime_fail(_("fal.ai rendered it, but the image could not be kept: %s", fetch_error))
                 return True
@@ -218,6 +230,42 @@ class LLMGenerationJob(models.Model):
             images.append((raw, extension))
         job._fal_realtime_post(images, payload)
         return True
+
+    def _fal_realtime_loopback_images(self):
+        """Whether fal's images may come from loopback: only in the addon's own tests, which ask for it."""
+        if not odoo_module.current_test:
+            return False
+        return bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_TEST_LOOPBACK_IMAGES))
+
+    def _fal_realtime_lock_running(self):
+        """Lock this job's row and say whether it still waits for a result.
+
+        A webhook delivery and a status poll arriving together record a result once: the second waits
+        for the first's transaction and then finds the job no longer running.
+        """
+        self.ensure_one()
+        self.env.cr.execute("SELECT state FROM llm_generation_job WHERE id = %s FOR UPDATE", [self.id])
+        self.invalidate_recordset(["state"])
+        if self.state != "running":
+            _logger.info("fal result ignored: job=%s state=%s", self.id, self.state)
+            return False
+        return True
+
+    def _fal_realtime_check_input_message(self):
+        """Whether the job's request was posted in the job's own thread; if not, fail it without posting.
+
+        A job is made from a message of its thread; one whose message belongs elsewhere (or is missing)
+        was not made by this server's flow, and its result must not appear in a conversation.
+        """
+        self.ensure_one()
+        message = self.sudo().input_message_id
+        if message and message.model == "llm.thread" and message.res_id == self.thread_id.id:
+            return True
+        _logger.warning("fal result refused: job=%s thread=%s message=%s reason=the request is not a message of "
+                        "the job's thread", self.id, self.thread_id.id, message.id)
+        self.sudo().write({"state": "failed", "completed_at": fields.Datetime.now(),
+                           "error_message": _("The job's request is not a message of its conversation.")})
+        return False
 
     def _fal_realtime_post(self, images, payload):
         """Post the kept images into the thread as the assistant's message and complete the job."""

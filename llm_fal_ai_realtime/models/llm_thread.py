@@ -170,20 +170,46 @@ class LLMThread(models.Model):
             # No queue of its own: start now rather than let action_queue create one, which would also
             # switch this model's chat replies to the seed's queue path.
             job.write({"state": "queued", "queued_at": fields.Datetime.now()})
-            try:
-                job.action_start()
-            except Exception as error:  # noqa: BLE001 - as the seed's queue does: the failed job says why
-                _logger.warning("final render could not start: job=%s error=%s", job.id, error)
+            self._fal_realtime_start(job)
         if job.state == "failed":
             self._fal_realtime_mark_final_failed(message, job)
         _logger.info("final render requested: thread=%s job=%s state=%s", self.id, job.id, job.state)
         return message, job
 
+    def _fal_realtime_start(self, job):
+        """Start a final render's job; a failure fails the job, and leaves the transaction usable.
+
+        ``action_start`` runs in a savepoint: a database error inside it would otherwise abort the
+        cursor, and every later statement of this request (the failure note, the answer) would fail too.
+        """
+        try:
+            with self.env.cr.savepoint():
+                job.action_start()
+        except Exception as error:  # noqa: BLE001 - as the seed's queue does: the failed job says why
+            _logger.warning("final render could not start: job=%s error=%s", job.id, error)
+            job.invalidate_recordset()
+            if job.state != "failed":  # the savepoint undid action_start's own record of the failure
+                job.write({"state": "failed", "completed_at": fields.Datetime.now(),
+                           "error_message": str(error) or type(error).__name__})
+
+    def _fal_realtime_participants(self):
+        """Who is in this conversation: its owner, and for a live canvas (a realtime thread) its followers.
+
+        An ordinary AI chat is its owner's alone, followers or not (see the follower rule in ``security/``).
+
+        :return: ``res.partner`` records
+        """
+        self.ensure_one()
+        thread = self.sudo()
+        if not thread.model_id.is_realtime:
+            return thread.user_id.partner_id
+        return thread.user_id.partner_id | thread.message_partner_ids
+
     def _create_generation_job_from_message(self, last_message):
         """Jobs of realtime threads take their result only from fal's signed webhook or from polling."""
         job = super()._create_generation_job_from_message(last_message)
         if self.model_id.is_realtime:
-            job.fal_realtime_final = True
+            job.sudo().fal_realtime_final = True
         return job
 
     def _fal_realtime_final_inputs(self, message):

@@ -42,6 +42,13 @@ class ResConfigSettings(models.TransientModel):
         readonly=True,
     )
     fal_realtime_previous_secret_info = fields.Char(string="Previous Secret", readonly=True)  # from get_values
+    # From get_values, never saved by the form: the issuer is set once (llm.fal.realtime.relay._issuer).
+    fal_realtime_issuer = fields.Char(
+        string="Ticket Issuer",
+        readonly=True,
+        help="The issuer (iss) every ticket names, set once when the addon was installed; the relay's "
+        "RELAY_ISSUERS keys its secrets, apps and limits by it. It does not follow the base URL.",
+    )
     # Filled by get_values (the form's defaults): a computed field without dependencies is not
     # computed for the new record the settings page edits, so the page said "No shared secret yet".
     fal_realtime_secret_is_set = fields.Boolean(string="Shared Secret Set", readonly=True)
@@ -86,6 +93,7 @@ class ResConfigSettings(models.TransientModel):
         res = super().get_values()
         res["fal_realtime_secret_is_set"] = bool(self.env["ir.config_parameter"].sudo().get_param(PARAM_SHARED_SECRET))
         res["fal_realtime_previous_secret_info"] = self.env["llm.fal.realtime.relay"]._previous_secret_info()
+        res["fal_realtime_issuer"] = self.env["llm.fal.realtime.relay"]._issuer()
         return res
 
     @api.constrains("fal_realtime_ticket_lifetime")

@@ -44,18 +44,35 @@ def signed_headers(private_key, request_id, body, timestamp=None, user_id="fal-u
 
 
 class LoopbackFal:
-    """An HTTP server on 127.0.0.1 serving a JWKS and files, counting what was asked for."""
+    """An HTTP server on 127.0.0.1 serving a JWKS and files, counting what was asked for.
+
+    It also misbehaves on request: ``delays`` (path -> seconds before answering), ``redirects``
+    (path -> Location) and ``drips`` (path -> (content type, body, seconds between bytes)).
+    """
 
     def __init__(self):
         self.published = {}
         self.files = {}
+        self.delays = {}
+        self.redirects = {}
+        self.drips = {}
         self.hits = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 stand_in.hits.append(self.path)
-                if self.path == JWKS_PATH:
+                time.sleep(stand_in.delays.get(self.path, 0))
+                if self.path in stand_in.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", stand_in.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.path in stand_in.drips:
+                    self.drip(*stand_in.drips[self.path])
+                    return
+                if self.path.endswith("jwks.json"):  # fal's path, or a test's own
                     keys = [public_jwk(key, kid) for kid, key in stand_in.published.items()]
                     content_type, body = "application/json", json.dumps({"keys": keys}).encode()
                 elif self.path in stand_in.files:
@@ -63,11 +80,27 @@ class LoopbackFal:
                 else:
                     self.send_error(404)
                     return
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # a client that stopped waiting (a stalled answer, cut at its deadline)
+
+            def drip(self, content_type, body, interval):
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    for index in range(len(body)):
+                        self.wfile.write(body[index:index + 1])
+                        self.wfile.flush()
+                        time.sleep(interval)
+                except OSError:
+                    pass  # the client gave up, as it should
 
             def log_message(self, *args):
                 pass

@@ -8,8 +8,8 @@ is the signature in hex. fal publishes its public keys as a JWKS
 
 A delivery names no key, so every key of the set is tried. A signature that no cached key
 verifies counts as made with a key we have not seen: the set is fetched again, at most once per
-``REFRESH_COOLDOWN`` seconds per process, so that forged deliveries cannot make Odoo hammer the
-key server, and a key fal has just rotated in is still picked up within seconds.
+``REFRESH_COOLDOWN`` seconds per process (a failed fetch too), so that forged deliveries cannot make
+Odoo hammer the key server, and a key fal has just rotated in is still picked up within seconds.
 """
 
 import hashlib
@@ -31,6 +31,7 @@ KEY_SET_MAX_AGE = 24 * 60 * 60
 REFRESH_COOLDOWN = 30
 FETCH_TIMEOUT = 10
 MAX_KEY_SET_BYTES = 64 * 1024
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; a longer one is malformed, never parsed
 
 HEADER_REQUEST_ID = "X-Fal-Webhook-Request-Id"
 HEADER_USER_ID = "X-Fal-Webhook-User-Id"
@@ -60,12 +61,20 @@ def signed_message(request_id, user_id, timestamp, body):
 
 @dataclass
 class _KeySet:
-    keys: list
-    fetched_at: float
+    keys: list | None  # None: never fetched successfully
+    fetched_at: float  # when ``keys`` were fetched
+    attempted_at: float  # the last fetch, whether it worked or not
+    error: str = ""  # why the last fetch failed, or ""
 
 
 class KeySetCache:
     """fal's public keys per key-set URL, fetched on first use, kept a day, refetched on an unknown signer.
+
+    A fetch is tried at most once per ``cooldown`` per URL, whether it works or not: while fal's keys
+    are unreachable, anonymous deliveries are answered from the cached failure without any outbound
+    request. A fetch is single-flight per URL and runs outside the cache's lock, so a slow key server
+    delays no other URL; a delivery arriving while its URL is being fetched is answered at once (fal
+    retries it) rather than wait for the fetch's timeout.
 
     One per process (``KEY_SETS``); Odoo's workers each keep their own, which costs one fetch each.
     """
@@ -75,29 +84,49 @@ class KeySetCache:
         self.cooldown = cooldown
         self.timeout = timeout
         self._sets = {}
-        self._lock = threading.Lock()
+        self._fetching = {}  # url -> the lock its one fetch holds
+        self._lock = threading.Lock()  # guards the two dicts only; never held during a fetch
 
     def keys(self, url, refresh=False):
         """The ED25519 public keys published at ``url``.
 
         :param url: the JWKS URL
         :param refresh: fetch again because no cached key verified a signature; refused (None) while
-            the last fetch is younger than the cooldown
+            the last fetch is younger than the cooldown, or while another request fetches them
         :return: list of ``Ed25519PublicKey``, or None when a refresh was not allowed
-        :raise KeySetUnavailable: the set could not be fetched, or holds no ED25519 key
+        :raise KeySetUnavailable: the set could not be fetched (now or within the cooldown), holds no
+            ED25519 key, or is being fetched by another request
         """
         with self._lock:
-            now = time.monotonic()
             cached = self._sets.get(url)
-            age = now - cached.fetched_at if cached else None
-            if refresh:
-                if age is not None and age < self.cooldown:
-                    return None
-            elif age is not None and age < self.max_age:
-                return cached.keys
-            keys = self._fetch(url)
-            self._sets[url] = _KeySet(keys, now)
+            fetch_lock = self._fetching.setdefault(url, threading.Lock())
+        now = time.monotonic()
+        usable = cached.keys if cached and cached.keys and now - cached.fetched_at < self.max_age else None
+        if usable and not refresh:
+            return usable
+        if cached and now - cached.attempted_at < self.cooldown:
+            if usable:
+                return None
+            raise KeySetUnavailable(f"{cached.error or 'no usable key set'} (not fetched again for "
+                                    f"{self.cooldown} s)")
+        if not fetch_lock.acquire(blocking=False):
+            if usable:
+                return None
+            raise KeySetUnavailable("fal's key set is being fetched by another request; try again shortly")
+        try:
+            try:
+                keys = self._fetch(url)
+            except KeySetUnavailable as error:
+                with self._lock:
+                    self._sets[url] = _KeySet(cached.keys if cached else None, cached.fetched_at if cached else 0.0,
+                                              time.monotonic(), str(error))
+                raise
+            fetched_at = time.monotonic()
+            with self._lock:
+                self._sets[url] = _KeySet(keys, fetched_at, fetched_at)
             return keys
+        finally:
+            fetch_lock.release()
 
     def _fetch(self, url):
         try:
@@ -151,7 +180,7 @@ def verify_delivery(headers, body, jwks_url, key_sets=None, now=None, window=REP
                                            (request_id, user_id, timestamp, signature_hex)) if not value]
     if missing:
         raise WebhookRejected(f"unsigned: no {', '.join(missing)} header")
-    if not timestamp.isascii() or not timestamp.isdigit():
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
         raise WebhookRejected("the timestamp is not a Unix time in seconds")
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > window:
@@ -165,7 +194,7 @@ def verify_delivery(headers, body, jwks_url, key_sets=None, now=None, window=REP
     message = signed_message(request_id, user_id, timestamp, body)
     if _verifies(key_sets.keys(jwks_url), signature, message):
         return request_id
-    fresh = key_sets.keys(jwks_url, refresh=True)
+    fresh = key_sets.keys(jwks_url, refresh=True)  # None: refreshed too recently to try again
     if fresh is not None and _verifies(fresh, signature, message):
         return request_id
     raise WebhookRejected("the signature matches none of fal's published keys")
