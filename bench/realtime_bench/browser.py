@@ -193,7 +193,7 @@ async def _measure(widgets: list[tuple[int, Widget]], args: argparse.Namespace, 
                 await page.route(widget.origin + PAGE_PATH,
                                  lambda route: route.fulfill(body=html, content_type="text/html"))
                 await page.goto(widget.origin + PAGE_PATH)
-                await page.wait_for_function("document.querySelector('fal-live-canvas').state === 'live'",
+                await page.wait_for_function("document.querySelector('fal-live-canvas').state === 'open'",
                                              timeout=30_000)
                 loop = asyncio.get_running_loop()
                 started = loop.time()
