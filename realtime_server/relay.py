@@ -178,6 +178,16 @@ class SplicedConnection:
         self._set_error(protocol.ClientTooSlow(
             f"nothing was read for {self.settings.send_timeout:g} s while frames waited; reconnect when ready"))
 
+    def on_client_ping(self, payload: bytes) -> None:
+        """splice.ClientHooks: keepalive is per hop, so the relay answers the client's pings itself."""
+        if self.client is not None and not self._closing and not self.client.transport.is_closing():
+            self._write_control(frames.frame_header(frames.OP_PONG, len(payload)) + payload)
+
+    def _write_control(self, frame: bytes) -> None:
+        """Write a control frame of the relay's own; a driver's goes between upstream frames (`Relay`)."""
+        assert self.client is not None
+        self.client.transport.write(frame)
+
     def on_client_close(self, payload: bytes) -> None:
         """splice.ClientHooks: the client's closing frame, before or after the relay's."""
         if self.state is State.OPEN:
@@ -344,12 +354,12 @@ class Relay(SplicedConnection):
         if self._upstream_idle:
             self._wake.set()  # `run` opens the next leg; the input waits in `pending`
 
-    def on_client_ping(self, payload: bytes) -> None:
-        pong = frames.frame_header(frames.OP_PONG, len(payload)) + payload
+    def _write_control(self, frame: bytes) -> None:
+        """Never inside an upstream frame that is part-way out to the client."""
         if self.down is not None and not self.down.closed:
-            self.down.write_between_frames(pong)
-        elif self.client is not None:
-            self.client.transport.write(pong)
+            self.down.write_between_frames(frame)
+        else:
+            super()._write_control(frame)
 
     # splice.UpstreamHooks: upstream -> client
 

@@ -7,12 +7,15 @@ import asyncio
 import json
 import time
 
+import msgpack
 import websockets
 
 from realtime_server import tickets
 
 from .browser import chromium
 from .conftest import SECRET, expect_error, next_frame, pack
+from .reliability import wait_for
+from .upstreams import switchable_upstream
 
 LIFETIME = 4  # seconds; `iat` is whole seconds, so a ticket may have one second less: the page is told 3
 SESSION = "renewed-session"
@@ -108,3 +111,43 @@ async def test_takeover_is_the_drivers_own(make_relay) -> None:
         async with asyncio.timeout(10):  # the seat's holder left: the viewer stays and waits for a driver
             assert json.loads(await viewer.recv())["action"] == "session_waiting"
         assert relay.metric("relay_live_sessions") == 0
+
+
+async def test_a_failed_takeover_gives_the_seat_back(make_relay) -> None:
+    """A takeover socket that fails before it relays a frame (upstream refused, then an upstream error, then
+    dropped by its client) leaves the seat with the older connection: the viewer is never told the driver
+    left and keeps getting the older connection's frames, another driver is still busy, the counts stay."""
+    async with switchable_upstream() as switch, \
+            make_relay(upstream_url=switch.url, allowed_apps=("fault/switch",)) as relay:
+        def url(sub: str, role: str, **query: str) -> str:
+            ticket = tickets.mint(SECRET, sub=sub, apps=["fault/switch"], issuer="tests", session=SESSION, role=role)
+            return relay.url("fault/switch", ticket=ticket, session=SESSION, **query)
+
+        async def seen(ws: websockets.ClientConnection) -> int:
+            async with asyncio.timeout(5):
+                frame = await ws.recv()
+            assert isinstance(frame, bytes), frame  # a text frame here would be a session notice
+            return msgpack.unpackb(msgpack.unpackb(frame)["input"])["seq"]
+
+        hub = relay.app.state.sessions
+        async with websockets.connect(url("7", "driver")) as old, websockets.connect(url("8", "viewer")) as viewer:
+            await old.send(pack(seq=1))
+            assert await seen(old) == 1 and await seen(viewer) == 1
+            for mode, error, code in (("refuse", "UPSTREAM_UNAVAILABLE", 1013), ("error", "MODEL_FAILED", 1011)):
+                switch.mode = mode
+                async with websockets.connect(url("7", "driver", takeover="1")) as failed:
+                    await failed.send(pack(seq=0))
+                    await expect_error(failed, error, code)
+                switch.mode = "ok"
+                await old.send(pack(seq=2))
+                assert await seen(old) == 2 and await seen(viewer) == 2
+            dropped = await websockets.connect(url("7", "driver", takeover="1"))
+            dropped.transport.abort()  # the handover socket dies before it has drawn anything
+            await wait_for(lambda: relay.metric("relay_open_connections", role="driver") == 1, what="handover gone")
+            await old.send(pack(seq=3))
+            assert await seen(old) == 3 and await seen(viewer) == 3
+            async with websockets.connect(url("9", "driver")) as other:
+                await expect_error(other, "SESSION_BUSY", 1013)
+            assert relay.metric("relay_live_sessions") == 1 and hub._driven == {("tests", "7"): 1}
+        await wait_for(lambda: not hub.sessions, what="session released")
+        assert relay.metric("relay_live_sessions") == 0 and hub._driven == {}
