@@ -48,6 +48,9 @@ mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScrip
 # In a checkout realtime_server/static links to ../static; installed, it is the files (see pyproject.toml).
 STATIC_DIR = (Path(__file__).resolve().parent / "static").resolve()
 _APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# What a percent-decoded sub-path may not carry into the upstream request line: a query, a fragment,
+# white space or a control character (CR and LF included).
+_NOT_IN_PATH = re.compile(r"[?#\s\x00-\x1f\x7f]")
 _BUFFERING = re.compile(r"[0-9]{1,2}")
 _QUERY_PARAM = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -123,6 +126,8 @@ def parse_target(websocket: WebSocket) -> Target:
     sub_path = params.get("path", "")
     if not (_APP_PART.match(owner) and _APP_PART.match(alias)) or ".." in sub_path:
         raise protocol.AppNotAllowed(f"'{owner}/{alias}' is not a valid app id")
+    if _NOT_IN_PATH.search(sub_path):
+        raise protocol.BadRequest("the path may not hold '?', '#', white space or control characters")
     raw = websocket.query_params.get("max_buffering")
     max_buffering = None
     if raw is not None:

@@ -14,7 +14,7 @@ from realtime_server import tickets
 from realtime_server.protocol import CloseCode
 
 from .conftest import SECRET, RunningRelay, expect_error, next_frame, pack
-from .upstreams import FAULT_APPS, fault_upstream
+from .upstreams import FAULT_APPS, fault_upstream, switchable_upstream
 
 
 async def _refused(url: str, error: str, close_code: int, **connect: object) -> str:
@@ -266,3 +266,32 @@ def test_tickets_refuse_claims_the_relay_cannot_honour() -> None:
         tickets.mint(SECRET, sub="1", apps=["a/b"], issuer="t", lifetime=601)
     with pytest.raises(ValueError, match="a role needs a session"):
         tickets.mint(SECRET, sub="1", apps=["a/b"], issuer="t", role="viewer")
+
+
+@pytest.mark.parametrize("sub_path", ["x%3Fkey=1", "x%23frag", "x%20y", "x%0DHost:%20evil", "x%09y", "x%00"],
+                         ids=["query", "fragment", "space", "cr", "tab", "nul"])
+async def test_a_sub_path_that_would_bend_the_upstream_request_line_is_refused(relay: RunningRelay, sub_path) -> None:
+    """A percent-decoded sub-path may not carry '?', '#', white space or a control character upstream."""
+    url = f"{relay.base}/local/preview/{sub_path}/realtime?fal_jwt_token={relay.ticket()}"
+    reason = await _refused(url, "BAD_REQUEST", CloseCode.POLICY_VIOLATION)
+    assert reason == "the path may not hold '?', '#', white space or control characters"
+
+
+async def test_a_sub_path_with_a_line_feed_matches_no_route(relay: RunningRelay) -> None:
+    """A decoded LF never matches a route (Starlette's path pattern stops at it): refused at the handshake."""
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{relay.base}/local/preview/x%0D%0AHost:%20evil/realtime?fal_jwt_token={relay.ticket()}")
+    assert refused.value.response.status_code == 403
+
+
+async def test_an_upstream_open_cut_by_the_lifetime_leaves_no_socket(make_relay) -> None:
+    """The connection's lifetime ends while upstream holds its handshake: the client gets SESSION_EXPIRED and
+    the half-open upstream socket is closed, so upstream never gets a connection to serve."""
+    async with switchable_upstream() as switch, make_relay(upstream_url=switch.url, allowed_apps=("fault/switch",),
+                                                           max_session_seconds=0.3) as relay:
+        switch.mode, switch.slow_seconds = "slow", 1.0
+        async with websockets.connect(relay.url("fault/switch", ticket=relay.ticket(apps=("fault/switch",)))) as ws:
+            await ws.send(pack(seq=1))
+            await expect_error(ws, "SESSION_EXPIRED", CloseCode.SESSION_EXPIRED)
+        await asyncio.sleep(1.5)  # past the upstream's handshake delay
+        assert switch.handshakes == 1 and switch.open_connections == 0
