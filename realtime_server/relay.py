@@ -335,8 +335,8 @@ class Relay(SplicedConnection):
 
     # splice.ClientHooks: client -> upstream
 
-    def on_input(self, payload: bytes) -> None:
-        protocol.check_input(payload, self.settings.max_frame_bytes)
+    def on_input(self, payload: bytes, text: bool = False) -> None:
+        protocol.check_input(payload, self.settings.max_frame_bytes, text=text)
         self._last_input = now = time.monotonic()
         if not self._rate.take(now):
             raise protocol.RateLimited(
@@ -364,6 +364,7 @@ class Relay(SplicedConnection):
     # splice.UpstreamHooks: upstream -> client
 
     def on_upstream_frame(self, length: int) -> None:
+        """An output: the input waiting for one is answered (a TIMEOUT after this re-sends nothing)."""
         self.reader.unanswered = None
         counts = self._counts
         counts.frames_upstream += 1
@@ -382,7 +383,10 @@ class Relay(SplicedConnection):
             else:
                 self._set_error(UpstreamReportedError(text, control))
             return False
-        self._counts.frames_upstream += 1
+        if control is None:  # not the protocol's own: the output of an app that answers in JSON
+            self.on_upstream_frame(len(payload))
+        else:
+            self._counts.frames_upstream += 1
         return True
 
     def _absorb_timeout(self) -> None:

@@ -107,7 +107,7 @@ class Viewer(SplicedConnection):
 
     # splice.ClientHooks
 
-    def on_input(self, payload: bytes) -> None:
+    def on_input(self, payload: bytes, text: bool = False) -> None:
         raise protocol.ViewerReadOnly("viewers of a live session cannot send inputs; only the driver can")
 
 

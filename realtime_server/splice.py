@@ -3,8 +3,9 @@
 Server-to-client frames are unmasked on both hops (upstream -> relay and relay -> browser), so an
 upstream frame, header and payload, can be written to the client transport unchanged: the relay
 reads each frame's header to find its boundary and never copies or re-frames the payload. A
-client's masked input frame is unmasked once for the relay's checks, then forwarded upstream with
-its own mask. No task switch, queue or allocation per frame on the fast path: everything runs in
+client's masked input frame is unmasked once for the relay's checks, then forwarded upstream masked
+with a fresh key of the relay's own (on that hop the relay is the client; RFC 6455 asks for a key the
+application cannot predict, and the browser's would let a script choose the bytes on the wire). No task switch, queue or allocation per frame on the fast path: everything runs in
 the transports' `data_received` callbacks.
 
 The rules of the protocol live in the codec (`frames.py`), one for both directions: every header
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from os import urandom
 from typing import Protocol
 
 from .frames import (
@@ -42,7 +44,7 @@ from .frames import (
     masked_frame,
     read_header,
 )
-from .protocol import BadFrame, FrameTooLarge, ProtocolViolation, RelayError, UpstreamError
+from .protocol import FrameTooLarge, ProtocolViolation, RelayError, UpstreamError
 
 # First byte of a msgpack map: fixmap, map16 or map32.
 MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
@@ -356,8 +358,9 @@ class UpstreamToClients:
 
 
 class ClientHooks(Protocol):
-    def on_input(self, payload: bytes) -> None:
-        """Check one unmasked input (limits, msgpack); raise to refuse it and end the connection."""
+    def on_input(self, payload: bytes, text: bool) -> None:
+        """Check one unmasked input (limits, a msgpack map or, `text` or not, a JSON object); raise to refuse
+        it and end the connection."""
 
     def on_client_ping(self, payload: bytes) -> None:
         """Called with each client ping (unmasked); the relay answers it itself."""
@@ -368,7 +371,8 @@ class ClientHooks(Protocol):
 
 @dataclass(eq=False)
 class ClientToUpstream:
-    """Parses the client's masked frames, checks each input, forwards its original bytes upstream.
+    """Parses the client's masked frames, checks each input, forwards it upstream as the client framed it
+    (one frame, its opcode kept) under a fresh mask.
 
     Every header goes through the codec's `Framing.check` as soon as it is whole, so a frame over the
     cap is refused before its payload is read, whatever the read boundaries."""
@@ -386,6 +390,7 @@ class ClientToUpstream:
     _broken: bool = False  # frame boundaries are lost, or the client's bad close frame came: nothing to wait for
     _discarding: bool = False  # after the relay's close: wait for the client's close, drop all else
     _fragments: list[bytes] | None = None  # unmasked parts of a fragmented input
+    _fragmented: int = OP_BINARY  # its opcode
 
     def __post_init__(self) -> None:
         self.framing = Framing(True, self.max_frame_bytes)
@@ -449,10 +454,17 @@ class ClientToUpstream:
                 self.hooks.on_client_close(b"")
             return
         if opcode == OP_BINARY and first & FIN:
-            self.hooks.on_input(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
-            self.send_input(frame)
-        elif opcode == OP_BINARY:
-            self._fragments = [apply_mask(memoryview(frame)[size:], frame[size - 4 : size])]
+            payload = apply_mask(memoryview(frame)[size:], frame[size - 4 : size])
+            self.hooks.on_input(payload, False)
+            # On this hop the relay is the client: its own fresh key, never one the client chose (RFC 6455 5.3).
+            mask = urandom(4)
+            self.send_input(b"".join((frame[: size - 4], mask, apply_mask(payload, mask))))
+        elif opcode == OP_TEXT and first & FIN:  # a JSON input (an app or a client that speaks JSON)
+            payload = apply_mask(memoryview(frame)[size:], frame[size - 4 : size])
+            self.hooks.on_input(payload, True)
+            self.send_input(masked_frame(OP_TEXT, payload))
+        elif opcode <= OP_BINARY and opcode != OP_CONT:
+            self._fragments, self._fragmented = [apply_mask(memoryview(frame)[size:], frame[size - 4 : size])], opcode
         elif opcode == OP_CONT and self._fragments is not None:  # `check` allows it only inside a message
             self._fragments.append(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
             if first & FIN:
@@ -468,15 +480,13 @@ class ClientToUpstream:
                 raise
             self.closed = True
             self.hooks.on_client_close(payload)
-        elif opcode == OP_TEXT:
-            raise BadFrame("expected a binary msgpack frame, got a text frame")
         # A pong: the relay sends no pings of its own on a spliced connection.
 
     def _reframe(self, payload: bytes) -> None:
         """A fragmented input is checked whole and sent upstream as one frame with a fresh mask."""
         self._fragments = None
-        self.hooks.on_input(payload)
-        self.send_input(masked_frame(OP_BINARY, payload))
+        self.hooks.on_input(payload, self._fragmented == OP_TEXT)
+        self.send_input(masked_frame(self._fragmented, payload))
 
     def send_input(self, frame: bytes) -> None:
         if self.upstream is None or self.upstream_paused:

@@ -107,7 +107,12 @@ async def test_bad_max_buffering_is_refused(relay: RunningRelay) -> None:
 @pytest.mark.parametrize(
     ("frame", "close_code", "reason"),
     [
-        ("a text frame", CloseCode.INVALID_DATA, "expected a binary msgpack frame, got a text frame"),
+        ("a text frame", CloseCode.INVALID_DATA, "frame is not valid JSON (JSONDecodeError)"),
+        ('["a JSON list"]', CloseCode.INVALID_DATA, "frame must be a JSON object of inputs, got list"),
+        ('{"prompt": "x", "seed": "abc"}', CloseCode.INVALID_DATA, "field \'seed\' must be an integer, got str"),
+        (b'{"prompt": 5}', CloseCode.INVALID_DATA, "field \'prompt\' must be a string, got int"),
+        ('{"a": ' + "[" * 20 + "]" * 20 + "}", CloseCode.INVALID_DATA, "frame nests deeper than 16 levels"),
+        ('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", CloseCode.INVALID_DATA, "frame nests deeper than 16 levels"),
         (b"\xc1\x00garbage", CloseCode.INVALID_DATA, "frame is not valid msgpack (FormatError)"),
         (b"\x85\xa1a", CloseCode.INVALID_DATA, "frame is not valid msgpack (ValueError)"),
         (msgpack.packb([1, 2, 3]), CloseCode.INVALID_DATA, "frame must be a msgpack map of inputs, got list"),
@@ -121,7 +126,8 @@ async def test_bad_max_buffering_is_refused(relay: RunningRelay) -> None:
         (msgpack.packb({"a": [[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}), CloseCode.INVALID_DATA,
          "frame nests deeper than 16 levels"),
     ],
-    ids=["text", "malformed", "truncated", "not-a-map", "seed-type", "prompt-type", "bool-number", "base64-image",
+    ids=["text", "json-list", "json-seed-type", "binary-json-prompt-type", "json-deep", "json-deeper", "malformed", "truncated", "not-a-map",
+         "seed-type", "prompt-type", "bool-number", "base64-image",
          "int-key", "deep"],
 )
 async def test_bad_frames_are_refused(relay: RunningRelay, frame, close_code, reason) -> None:

@@ -375,10 +375,11 @@ def _draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
 
 def _expected(frame: bytes | str) -> tuple[str, str] | None:
     """The (error, reason) the relay must answer `frame` with, or None when it must forward it."""
-    if isinstance(frame, str):
-        return "BAD_FRAME", "expected a binary msgpack frame, got a text frame"
     try:
-        check_input(frame, MAX_BYTES)
+        if isinstance(frame, str):  # a JSON input, or refused as one
+            check_input(frame.encode(), MAX_BYTES, text=True)
+        else:
+            check_input(frame, MAX_BYTES)
     except (BadFrame, FrameTooLarge) as exc:
         return exc.error.value, exc.reason
     return None
@@ -390,6 +391,7 @@ wire_frames = st.tuples(
         st.binary(max_size=64), msgpack_values.map(_packed), well_typed.map(_packed),
         wrong_typed().map(lambda case: _packed(case[0])), truncated, st.integers(0, 1100).map(_nested),
         huge_declared, st.text(max_size=40), oversized,
+        st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8))).map(json.dumps),
     ),
     st.lists(st.integers(1, 64), max_size=3),  # fragment boundaries: the frame is sent in pieces when any
 )
@@ -412,7 +414,8 @@ async def _replay(relay: RunningRelay, ticket: str, frame: bytes | str, cuts: li
                 answer = await ws.recv()
                 if expected is None:
                     got = msgpack.unpackb(answer, raw=False)
-                    return None if got["input"] == frame else f"forwarded {got['input']!r:.100}"
+                    sent = frame.encode() if isinstance(frame, str) else frame
+                    return None if got["input"] == sent else f"forwarded {got['input']!r:.100}"
                 payload = json.loads(answer)
                 if in_fragments and payload["error"] == "FRAME_TOO_LARGE" and re.fullmatch(
                         rf"(frame is \d+|message is over {MAX_BYTES}) bytes; this relay accepts at most.*",

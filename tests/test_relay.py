@@ -216,7 +216,7 @@ async def test_an_error_waits_for_the_frame_part_way_out(make_relay) -> None:
                 frame = await next_frame(ws)
                 assert frame["seq"] == 1 and len(frame["pad"]) == 200_000
                 payload = await expect_error(ws, "BAD_FRAME", 1007)
-    assert payload["reason"] == "expected a binary msgpack frame, got a text frame"
+    assert payload["reason"] == "frame is not valid JSON (JSONDecodeError)"
 
 
 async def test_dev_mode_admits_loopback_only(make_relay, caplog) -> None:

@@ -239,3 +239,61 @@ async def test_a_fragmented_upstream_error_is_read_whole_and_logged_on_one_line(
     ended = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connection ended")]
     assert ended and "reason=1 validation error\\nprompt\\n  field required" in ended[0], ended
     assert all("\n" not in r.getMessage() for r in caplog.records if r.name.startswith("realtime_server"))
+
+
+async def test_the_upstream_hop_is_masked_with_the_relays_own_keys(wired) -> None:
+    """A client that masks with a key of its choosing (zero, which leaves its bytes plain on the wire) cannot
+    choose what the relay writes upstream: each forwarded input carries a fresh key of the relay's own, never
+    the client's, and unmasks to the input the client sent."""
+    relay, upstream = wired
+    raw = await _open(relay)
+    chosen = b"\0\0\0\0"
+    inputs = [msgpack.packb({"prompt": f"chosen bytes {n}", "seq": n}) for n in range(20)]
+    try:
+        for payload in inputs:
+            raw.writer.write(frames.frame_header(frames.OP_BINARY, len(payload), chosen) + payload)
+            answer = await raw.next_frame(limit=15)
+            assert answer is not None and msgpack.unpackb(answer[1], raw=False)["input"] == payload
+    finally:
+        raw.close()
+    received, pos, keys = bytes(upstream.received[0]), 0, []
+    for payload in inputs:
+        header = frames.read_header(received, pos, len(received))
+        assert header is not None
+        first, size, length, masked = header
+        assert (first, length, masked) == (frames.FIN | frames.OP_BINARY, len(payload), True)
+        key = received[pos + size - 4 : pos + size]
+        assert frames.unmask(received[pos + size : pos + size + length], key) == payload
+        assert payload not in received  # the client's plain bytes never reach the upstream hop as they were
+        keys.append(key)
+        pos += size + length
+    assert chosen not in keys and len(set(keys)) == len(keys)
+
+
+async def test_a_json_text_input_is_forwarded_as_sent(wired) -> None:
+    """A client that speaks JSON (fal-js's `encodeMessage`): its text frame, a JSON object, is forwarded upstream
+    as a text frame with the same payload (under the relay's mask), in order with msgpack inputs; whole or in
+    fragments."""
+    relay, upstream = wired
+    raw = await _open(relay)
+    text = json.dumps({"prompt": "a JSON cat", "seed": 7}).encode()
+    follow = msgpack.packb({"seq": 2})
+    first = msgpack.packb({"seq": 1})
+    try:
+        raw.writer.write(frames.masked_frame(frames.OP_BINARY, first))
+        assert await raw.next_frame(limit=15) is not None  # upstream is open: nothing waits (newest wins) now
+        raw.writer.write(frames.masked_frame(frames.OP_TEXT, text))
+        raw.writer.write(frames.masked_frame(frames.OP_TEXT, text[:5], fin=False)
+                         + frames.masked_frame(frames.OP_CONT, text[5:]))
+        raw.writer.write(frames.masked_frame(frames.OP_BINARY, follow))
+        answer = await raw.next_frame(limit=15)  # the upstream answers binary inputs only
+        assert answer is not None and msgpack.unpackb(answer[1], raw=False)["input"] == follow
+    finally:
+        raw.close()
+    received, pos, sent = bytes(upstream.received[0]), 0, []
+    while (header := frames.read_header(received, pos, len(received))) is not None and len(sent) < 4:
+        opcode, size, length, _ = header
+        key = received[pos + size - 4 : pos + size]
+        sent.append((opcode, frames.unmask(received[pos + size : pos + size + length], key)))
+        pos += size + length
+    assert sent == [(0x82, first), (0x81, text), (0x81, text), (0x82, follow)]
