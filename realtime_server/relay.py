@@ -142,10 +142,14 @@ class SplicedConnection:
         finally:
             waiter.cancel()
 
-    def _close(self, client: SplicedClient) -> None:
+    def _close(self, client: SplicedClient, inside_message: bool = False) -> None:
         """Send the close the connection ends with: its error, 1012 at shutdown (which invites a
         reconnect), else 1000. The socket then waits for the client's closing frame (see
-        `on_client_close`) unless the client already sent it or can no longer be read."""
+        `on_client_close`) unless the client already sent it or can no longer be read.
+
+        `inside_message`: part of an upstream message went out and the rest never will. No data frame
+        may follow (a browser fails that as a protocol error, 1002), a control frame may: the close
+        alone goes out, its reason `CODE: reason` instead of the x-fal-error."""
         if self._closing:  # already sent, or nothing left to send it on
             return
         if client.lost.done():
@@ -153,7 +157,9 @@ class SplicedConnection:
             return
         answering = self.state is State.CLIENT_CLOSED
         error = self.error
-        if error is not None:
+        if error is not None and inside_message:
+            client.close(error.close_code, protocol.close_reason(f"{error.error.value}: {error.reason}"))
+        elif error is not None:
             client.close(error.close_code, protocol.close_reason(error.reason), error.frame())
         elif client.shutdown.done():
             client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
@@ -240,7 +246,8 @@ class Relay(SplicedConnection):
             self._fail(exc)
         finally:
             self._idle.cancel()
-            self.reader.closed = True  # no more inputs go upstream
+            # No more inputs go upstream; the client's frames are still parsed, so its close is seen.
+            self.reader.discard_until_close()
             try:
                 await self._close_client(client)  # may wait for the rest of a frame from upstream
             finally:
@@ -300,6 +307,14 @@ class Relay(SplicedConnection):
     async def _close_client(self, client: SplicedClient) -> None:
         down = self.down
         if down is not None and down.mid_message and not client.lost.done():
+            if down.closed or self._transport is None or self._transport.is_closing():
+                # Upstream broke off inside a message: between its frames a close may go, inside one nothing can.
+                if down.mid_frame:
+                    client.transport.abort()
+                    self._enter(State.CLOSED)
+                else:
+                    self._close(client, inside_message=True)
+                return
             # Part of an upstream message is out: close after it, or not at all if it never ends.
             stopped: asyncio.Future[None] = self._loop.create_future()
             down.stop_at_boundary(lambda: None if stopped.done() else stopped.set_result(None))
@@ -406,7 +421,9 @@ class Relay(SplicedConnection):
 
     def on_upstream_close(self, payload: bytes) -> None:
         code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
-        if code in _NORMAL_CLOSES or code == 1005:
+        if self.down is not None and self.down.mid_message:  # the client's message would never end
+            self._set_error(protocol.UpstreamError(f"upstream closed the connection inside a message (code {code})"))
+        elif code in _NORMAL_CLOSES or code == 1005:
             if not self._upstream_idle:
                 self._absorb_timeout()
         else:

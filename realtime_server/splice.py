@@ -157,7 +157,8 @@ class UpstreamToClients:
     _hold_first: int = 0
     _text: bytearray | None = None  # the fragments of a text message so far
     _output: bool = False  # the current frame is a whole binary message (an output)
-    _length: int = 0  # its payload length
+    _ends_output: bool = False  # the current frame ends an output, whole or the last of its fragments
+    _length: int = 0  # the output's payload length so far
     _tapping: bytearray | None = None
     _between: list[bytes] = field(default_factory=list)  # the relay's own frames, due at the next boundary
     _on_stop: Callable[[], None] | None = None
@@ -196,7 +197,8 @@ class UpstreamToClients:
                                 sink.written += 1
                                 self.hooks.on_upstream_frame(length)
                             else:
-                                self._left, self._output, self._length = whole - n, True, length
+                                self._left, self._length = whole - n, length
+                                self._output = self._ends_output = True
                             return
                 elif self._hold is None and sink._parking is None and len(data) < self._left:
                     sink.transport.write(data)  # the middle of a frame this client is receiving
@@ -269,6 +271,7 @@ class UpstreamToClients:
     def _start_frame(self, data: bytes, pos: int, first: int, size: int, length: int) -> None:
         opcode = first & 0x0F
         text = opcode == OP_TEXT or opcode == OP_CONT and self.framing.message == OP_TEXT
+        output = opcode == OP_BINARY or opcode == OP_CONT and self.framing.message == OP_BINARY
         self.framing.advance(first, length)
         if opcode == OP_BINARY and length and data[pos + size] not in MAP_MARKERS:
             raise UpstreamError("upstream sent a binary frame that is not a msgpack map")
@@ -276,10 +279,14 @@ class UpstreamToClients:
         if opcode >= OP_CLOSE or text:
             self._flush(data, pos)
             self._hold, self._hold_header, self._hold_first = bytearray(), size, first
+            self._output = self._ends_output = False  # a control frame may come between an output's fragments
             return
+        # An output may come in fragments: they go out as they come (only a whole message can be parked),
+        # and the last one counts it and hands the viewers all of its frames as one object.
         whole_message = self._output = opcode == OP_BINARY and bool(first & FIN)
-        self._length = length
-        if whole_message and self.tap is not None:
+        self._ends_output = output and bool(first & FIN)
+        self._length = length if opcode == OP_BINARY else self._length + length
+        if opcode == OP_BINARY and self.tap is not None:
             self._tapping = bytearray()
         for sink in self.sinks:
             if whole_message and sink.congested():
@@ -296,7 +303,7 @@ class UpstreamToClients:
                 sink._parking = None
                 if not sink.paused:  # drained while the frame was coming in
                     sink.resume()
-            elif self._output:
+            elif self._ends_output:
                 sink.written += 1
         if self._between:
             self._flush(data, pos)
@@ -309,10 +316,10 @@ class UpstreamToClients:
             self._on_stop()
             return
         if self._hold is None:
-            if self._tapping is not None and self.tap is not None:
-                frame, self._tapping = bytes(self._tapping), None
-                self.tap(frame)
-            if self._output:
+            if self._ends_output:
+                if self._tapping is not None and self.tap is not None:
+                    frame, self._tapping = bytes(self._tapping), None
+                    self.tap(frame)
                 self.hooks.on_upstream_frame(self._length)
             return
         frame, self._hold = bytes(self._hold), None

@@ -570,7 +570,11 @@ export class RealtimeClient extends EventTarget {
             return;
         }
         const code = event.code;
-        if (this.lastError) {
+        const said = !this.lastError && this._opened && /^([A-Z][A-Z_]*): (.*)$/s.exec(event.reason || "");
+        if (said) { // the relay ended inside an upstream message, where no x-fal-error may go: its close says why
+            this.lastError = new RealtimeError(said[1], said[2], code);
+            this._emit("error", this.lastError);
+        } else if (this.lastError) {
             this.lastError.closeCode = code;
         }
         if (this._sessionEnded || code === CLOSE_CODES.SESSION_ENDED) {

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 import pytest
+import websockets
 
 from realtime_server import frames, protocol
 
@@ -32,7 +33,8 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 @dataclass
 class RawUpstream:
     """Records what the relay sends after the handshake; answers each input `{"ack": n, "input": bytes}`,
-    or, when the input has `raw`, writes those bytes as they are (in pieces, if it is a list)."""
+    or, when the input has `raw`, writes those bytes as they are (in pieces, if it is a list, `pause` seconds
+    apart)."""
 
     url: str = ""
     received: list[bytearray] = field(default_factory=list)  # per connection
@@ -60,11 +62,12 @@ class RawUpstream:
                     if first & 0x0F != frames.OP_BINARY:
                         continue
                     count += 1
-                    raw = msgpack.unpackb(payload, raw=False).get("raw")
+                    inputs = msgpack.unpackb(payload, raw=False)
+                    raw = inputs.get("raw")
                     for piece in [raw] if isinstance(raw, bytes) else raw or []:
                         writer.write(piece)
                         await writer.drain()
-                        await asyncio.sleep(PAUSE)
+                        await asyncio.sleep(inputs.get("pause", PAUSE))
                     if raw is None:
                         answer = msgpack.packb({"ack": count, "input": payload}, use_bin_type=True)
                         writer.write(frames.frame_header(frames.OP_BINARY, len(answer)) + answer)
@@ -297,3 +300,83 @@ async def test_a_json_text_input_is_forwarded_as_sent(wired) -> None:
         sent.append((opcode, frames.unmask(received[pos + size : pos + size + length], key)))
         pos += size + length
     assert sent == [(0x82, first), (0x81, text), (0x81, text), (0x82, follow)]
+
+
+OUTPUT = msgpack.packb({"seq": 1, "pad": bytes(3000)})
+FRAGMENTS = [frames.frame_header(frames.OP_BINARY, 1000, fin=False) + OUTPUT[:1000],
+             frames.frame_header(frames.OP_PING, 4) + b"ping",
+             frames.frame_header(frames.OP_CONT, len(OUTPUT) - 1000) + OUTPUT[1000:]]
+TIMEOUT = json.dumps({"type": "x-fal-error", "error": "TIMEOUT", "reason": "no input for 5 s"}).encode()
+
+
+async def test_a_fragmented_output_is_tapped_and_counted_like_any_other(wired) -> None:
+    """An output in fragments (a ping between them) reaches the driver, the viewers and a late joiner as one message,
+    and answers the input: the upstream's idle TIMEOUT after it re-sends nothing, and the latency is one sample."""
+    relay, upstream = wired
+
+    def ticket(sub: str, role: str) -> str:
+        return relay.ticket(sub=sub, apps=(APP,), session="fragments", role=role)
+
+    async with websockets.connect(relay.url(APP, ticket=ticket("d", "driver"))) as driver, \
+            websockets.connect(relay.url(APP, ticket=ticket("v", "viewer"))) as viewer:
+        await driver.send(msgpack.packb({"raw": [*FRAGMENTS, frames.frame_header(frames.OP_TEXT, len(TIMEOUT))
+                                                 + TIMEOUT]}))
+        async with asyncio.timeout(10):
+            assert await driver.recv() == OUTPUT
+            while (got := await viewer.recv()) != OUTPUT:
+                assert isinstance(got, str), got  # session notices only
+        async with websockets.connect(relay.url(APP, ticket=ticket("late", "viewer"))) as late:
+            async with asyncio.timeout(10):
+                assert await late.recv() == OUTPUT  # the late joiner's picture so far
+        await asyncio.sleep(0.5)  # time for a re-send after the TIMEOUT, if the output had not answered it
+        assert len(upstream.received) == 1
+    assert relay.metric("relay_frame_latency_seconds_count") == 1
+    assert relay.metric("relay_frames_total", direction="upstream") == 1
+
+
+@pytest.mark.parametrize(("after", "reason"), [
+    (frames.frame_header(frames.OP_BINARY, 3) + b"\x80ab",
+     "UPSTREAM_ERROR: upstream broke the WebSocket protocol: a new message (opcode 0x2) began in the middle of a "
+     "fragmented one"),
+    (frames.frame_header(frames.OP_CLOSE, 2) + b"\x03\xe8",
+     "UPSTREAM_ERROR: upstream closed the connection inside a message (code 1000)"),
+], ids=["protocol-broken", "closed"])
+async def test_an_upstream_ending_inside_a_message_gets_a_close_frame_only(wired, after: bytes, reason: str) -> None:
+    """Upstream breaks off after the first fragment of an output went out: no x-fal-error inside the unfinished
+    message (a browser fails that with 1002), only a close, 1014 with the cause in its reason."""
+    relay, _ = wired
+    async with websockets.connect(relay.url(APP, ticket=relay.ticket(sub="mid", apps=(APP,)))) as ws:
+        await ws.send(msgpack.packb({"raw": [FRAGMENTS[0], after]}))
+        with pytest.raises(websockets.ConnectionClosedError) as closed:
+            async with asyncio.timeout(10):
+                await ws.recv()
+    # What the client got: the first fragment, then the close (websockets answers it with 1002 for the message
+    # left incomplete; a browser reports the relay's code and reason).
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1014, protocol.close_reason(reason))
+
+
+async def test_the_clients_frames_are_read_while_the_relay_waits_for_a_boundary(make_relay) -> None:
+    """The connection's lifetime ends while an output is part-way out: the relay waits for its last fragment. An
+    input and then the client's close, sent meanwhile, are read (the input discarded): at the boundary the relay
+    sends its error and close and hangs up at once, without waiting the close timeout for a close it missed."""
+    async with raw_upstream() as upstream, make_relay(upstream_url=upstream.url, allowed_apps=(APP,),
+                                                      max_session_seconds=0.6) as relay:
+        raw = await _open(relay)
+        try:
+            raw.writer.write(frames.masked_frame(frames.OP_BINARY, msgpack.packb(
+                {"raw": [FRAGMENTS[0], FRAGMENTS[2]], "pause": 1.2})))
+            assert (await raw.next_frame(limit=5))[0] == frames.OP_BINARY  # type: ignore[index]
+            await asyncio.sleep(0.9)  # the lifetime has ended; the relay waits for the last fragment
+            raw.writer.write(frames.masked_frame(frames.OP_BINARY, msgpack.packb({"seq": 2}))
+                             + frames.masked_frame(frames.OP_CLOSE, struct.pack(">H", 1000)))
+            got = [await raw.next_frame(limit=5) for _ in range(3)]
+            closed_at = asyncio.get_running_loop().time()
+            assert await raw.next_frame(limit=5) is None  # the relay hung up
+            hung_up = asyncio.get_running_loop().time() - closed_at
+        finally:
+            raw.close()
+    assert [frame[0] for frame in got if frame] == [frames.OP_CONT, frames.OP_TEXT, frames.OP_CLOSE]
+    assert json.loads(got[1][1])["error"] == "SESSION_EXPIRED"  # type: ignore[index]
+    assert hung_up < 0.5, hung_up  # the close timeout is 2 s
+    assert sum(bytes(r).count(msgpack.packb({"seq": 2})) for r in upstream.received) == 0
