@@ -111,7 +111,6 @@ class Viewer(SplicedConnection):
         raise protocol.ViewerReadOnly("viewers of a live session cannot send inputs; only the driver can")
 
 
-
 @dataclass(eq=False)
 class DriverSeat:
     """One driver connection's hold on a session's seat. A takeover (the same user's renewed socket)
