@@ -118,16 +118,20 @@ truncated = st.tuples(well_typed.map(_packed), st.floats(0, 1, exclude_max=True)
 @settings(FUZZ, max_examples=4000)
 @given(st.binary(max_size=200))
 def test_random_bytes_get_bad_frame_or_pass_as_maps(data: bytes) -> None:
-    """Any bytes: a BadFrame naming the problem, or a map that msgpack decodes the same way."""
+    """Any bytes: a BadFrame naming the problem, or a map that msgpack (or, from '{', JSON) decodes the same way."""
     _count("check_input")
     try:
         payload = check_input(data, MAX_BYTES)
     except BadFrame as exc:
         assert exc.reason.startswith(("frame is not valid msgpack (", "frame must be a msgpack map of inputs, got ",
+                                      "frame is not valid JSON (", "frame must be a JSON object of inputs, got ",
                                       "frame nests deeper than 16 levels", "field '")), exc.reason
     else:
         assert isinstance(payload, dict)
-        assert _packed(payload) == _packed(msgpack.unpackb(data, raw=False))
+        if data[:1] == b"{":  # a JSON object (no msgpack map starts with '{')
+            assert payload == json.loads(data)
+        else:
+            assert _packed(payload) == _packed(msgpack.unpackb(data, raw=False))
 
 
 @settings(FUZZ, max_examples=600)
