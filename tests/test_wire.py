@@ -21,6 +21,7 @@ import websockets
 
 from realtime_server import frames, protocol
 
+from .browser import chromium
 from .conftest import RunningRelay
 from .reliability import RawSocket, wait_for
 from .test_frames import UPSTREAM_VIOLATIONS
@@ -389,3 +390,29 @@ async def test_the_clients_frames_are_read_while_the_relay_waits_for_a_boundary(
     assert json.loads(got[1][1])["error"] == "SESSION_EXPIRED"  # type: ignore[index]
     assert hung_up < 0.5, hung_up  # the close timeout is 2 s
     assert sum(bytes(r).count(msgpack.packb({"seq": 2})) for r in upstream.received) == 0
+
+
+async def test_the_browser_client_reads_the_cause_from_a_close_inside_a_message(wired) -> None:
+    """Chromium and the browser client: upstream breaks off after the first fragment of an output; the page's
+    socket closes with 1014 (not a protocol error, 1002), and the client reports UPSTREAM_ERROR with its reason."""
+    relay, _ = wired
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{relay.http}/health")
+        got = await page.evaluate("""async ({ url, ticket, pieces }) => {
+            const { RealtimeClient } = await import("/static/fal_realtime.js");
+            const client = new RealtimeClient({ url, ticket, reconnect: { maxAttempts: 0 } });
+            const closes = [];
+            const Socket = window.WebSocket;
+            window.WebSocket = class extends Socket {
+                constructor(address) { super(address); this.addEventListener("close", (e) => closes.push(e.code)); }
+            };
+            const error = new Promise((resolve) => client.addEventListener("error", (e) => resolve(e.detail)));
+            client.send({ raw: pieces.map((piece) => new Uint8Array(piece)) });
+            const { code, reason } = await error;
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            return { code, reason, closes };
+        }""", {"url": relay.url(APP), "ticket": relay.ticket(sub="page", apps=(APP,)),
+               "pieces": [list(FRAGMENTS[0]), list(frames.frame_header(frames.OP_BINARY, 3) + b"\x80ab")]})
+    assert got == {"code": "UPSTREAM_ERROR", "closes": [1014], "reason": "upstream broke the WebSocket protocol: "
+                   "a new message (opcode 0x2) began in the middle of a fragmented one"}, got
