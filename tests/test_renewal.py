@@ -221,3 +221,24 @@ async def test_an_input_on_a_refused_handover_is_sent_on_the_socket_that_stays(m
         await page.evaluate("window.driver.close()")
     assert log["frames"] == [1, 2] and log["errors"] == [] and log["states"] == ["connecting", "open"], log
     assert relay.metric("relay_errors_total", code="UNAUTHORIZED") == 1  # the handover socket, refused
+
+
+async def test_one_reader_of_control_frames_tells_a_refusal_from_a_rejected_input(make_relay) -> None:
+    """`readControl`, which both the connection and a handover socket use: an app's validation error names the
+    field it rejected (a handover socket carrying that input is no refused one); any other x-fal-error is a
+    refusal; x-fal-message and text that is not the relay's are told apart."""
+    async with make_relay() as relay, chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{relay.http}/health")
+        read = await page.evaluate("""async () => {
+            const { readControl } = await import("/static/fal_realtime.js");
+            const rejected = JSON.stringify({ type: "x-fal-error", error: "INTERNAL_ERROR",
+                reason: "1 validation error for Input\\nseed\\n  Input should be a valid integer [type=int_type]" });
+            const refused = JSON.stringify({ type: "x-fal-error", error: "UNAUTHORIZED", reason: "no ticket" });
+            const message = JSON.stringify({ type: "x-fal-message", action: "session_live" });
+            return [rejected, refused, message, "not JSON", "[1]"].map((text) => {
+                const { kind, rejected: field } = readControl(text);
+                return [kind, field && field.field];
+            });
+        }""")
+    assert read == [["error", "seed"], ["error", None], ["message", None], ["other", None], ["other", None]]
