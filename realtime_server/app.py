@@ -48,6 +48,9 @@ mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScrip
 # In a checkout realtime_server/static links to ../static; installed, it is the files (see pyproject.toml).
 STATIC_DIR = (Path(__file__).resolve().parent / "static").resolve()
 _APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# What a percent-decoded sub-path may not carry into the upstream request line: a query, a fragment,
+# white space or a control character (CR and LF included).
+_NOT_IN_PATH = re.compile(r"[?#\s\x00-\x1f\x7f]")
 _BUFFERING = re.compile(r"[0-9]{1,2}")
 _QUERY_PARAM = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -102,12 +105,29 @@ def is_local_peer(client: tuple[str, int] | None, headers: Headers) -> bool:
     return loopback and not any(name in headers for name in _PROXY_HEADERS)
 
 
+# Dev mode answers only requests addressed to the machine itself by name: a page on another site whose
+# name was rebound to 127.0.0.1 is same-origin with the relay but says its own name in `Host`
+# (Vite's and webpack-dev-server's `allowedHosts` keep the same list).
+_LOCAL_HOST = re.compile(r"(?:localhost|127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?")
+
+
+def dev_refusal(client: tuple[str, int] | None, headers: Headers) -> str | None:
+    """Why dev mode refuses this request (a dev ticket asked for or used), or None if it may go on."""
+    if not is_local_peer(client, headers):
+        return "dev mode admits loopback clients only, never through a proxy or tunnel"
+    if not _LOCAL_HOST.fullmatch(headers.get("host", "").lower()):
+        return "dev mode answers requests for localhost, 127.0.0.1 or [::1] only, not another host name"
+    return None
+
+
 def parse_target(websocket: WebSocket) -> Target:
     params = websocket.path_params
     owner, alias = params["owner"], params["alias"]
     sub_path = params.get("path", "")
     if not (_APP_PART.match(owner) and _APP_PART.match(alias)) or ".." in sub_path:
         raise protocol.AppNotAllowed(f"'{owner}/{alias}' is not a valid app id")
+    if _NOT_IN_PATH.search(sub_path):
+        raise protocol.BadRequest("the path may not hold '?', '#', white space or control characters")
     raw = websocket.query_params.get("max_buffering")
     max_buffering = None
     if raw is not None:
@@ -139,11 +159,10 @@ def keyring(settings: Settings, dev_secret: str) -> Keyring:
 
 def authenticate(websocket: WebSocket, settings: Settings, keys: Keyring) -> tickets.Ticket:
     """A ticket in `?fal_jwt_token=`, or a relay API key as `Authorization: Key ...`."""
-    if settings.dev_mode and not is_local_peer(websocket.client, websocket.headers):
-        raise protocol.Unauthorized(
-            "this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only, never through a proxy")
     token = websocket.query_params.get("fal_jwt_token")
     if token:
+        if settings.dev_mode and (refusal := dev_refusal(websocket.client, websocket.headers)):
+            raise protocol.Unauthorized(f"this relay runs in dev mode (no RELAY_SHARED_SECRET): {refusal}")
         return tickets.verify(keys, token, leeway=settings.ticket_leeway)
     scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "key" and key:
@@ -242,7 +261,7 @@ def create_app(settings: Settings) -> Starlette:
     if settings.dev_mode:
         logger.warning(
             "DEV MODE: RELAY_SHARED_SECRET is not set. The relay mints its own tickets at /dev/ticket and "
-            "admits loopback clients only. Set RELAY_SHARED_SECRET before exposing it."
+            "admits loopback clients asking for localhost only. Set RELAY_SHARED_SECRET before exposing it."
         )
     if settings.dev_mode and settings.uses_fal_cloud:
         logger.warning(
@@ -348,10 +367,8 @@ def create_app(settings: Settings) -> Starlette:
         """In dev mode only, hand loopback pages a ticket so the demo works with no configuration."""
         if not settings.dev_mode:
             return JSONResponse({"error": "not found"}, status_code=404)
-        if not is_local_peer(request.client, request.headers):
-            return JSONResponse(
-                {"error": "dev tickets are for loopback clients only, never through a proxy or tunnel"},
-                status_code=403)
+        if refusal := dev_refusal(request.client, request.headers):
+            return JSONResponse({"error": f"no dev ticket: {refusal}"}, status_code=403)
         try:
             body: Any = await request.json() if await request.body() else {}
             if not isinstance(body, dict):

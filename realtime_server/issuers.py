@@ -56,15 +56,20 @@ class Issuer:
 
 
 def parse_kid_secrets(value: str) -> tuple[tuple[str | None, str], ...]:
-    """`RELAY_SHARED_SECRETS`: comma-separated `kid=secret` pairs."""
+    """`RELAY_SHARED_SECRETS`: comma-separated `kid=secret` pairs, each kid once (a kid picks exactly one
+    secret), each secret as long as `RELAY_ISSUERS` and Odoo require."""
     pairs: list[tuple[str | None, str]] = []
     for item in value.split(","):
-        kid, sep, secret = item.strip().partition("=")
+        kid, sep, secret = (part.strip() for part in item.strip().partition("="))
         if not item.strip():
             continue
-        if not sep or not kid.strip() or not secret.strip():
+        if not sep or not kid or not secret:
             raise ValueError("expected comma-separated kid=secret pairs")
-        pairs.append((kid.strip(), secret.strip()))
+        if any(kid == known for known, _ in pairs):
+            raise ValueError(f"kid '{kid}' is given twice; each kid names one secret")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"the secret of kid '{kid}' is shorter than {MIN_SECRET_LENGTH} characters")
+        pairs.append((kid, secret))
     return tuple(pairs)
 
 

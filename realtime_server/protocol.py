@@ -234,19 +234,25 @@ _TYPE_NAMES = {str: "a string", bytes: "binary (msgpack bin)", int: "an integer"
 _MAX_DEPTH = 16
 
 
-def check_input(frame: bytes, max_bytes: int) -> dict[str, Any]:
+def check_input(frame: bytes, max_bytes: int, *, text: bool = False) -> dict[str, Any]:
     """Decode a client input frame just far enough to enforce limits and field types.
 
-    The frame itself is forwarded upstream as received; the decoded map is only inspected.
+    An input is a msgpack map, or a JSON object for apps that speak JSON: fal's SDK lets an app declare
+    `content_type` and `decode_message`, and hands it binary frames; fal-js's `encodeMessage` sends a
+    text frame. A binary JSON object is told from msgpack by its first byte (`{`, which no msgpack map
+    starts with). The frame itself is forwarded upstream as sent; the decoded map is only inspected.
     """
     if len(frame) > max_bytes:
         raise FrameTooLarge(f"frame is {len(frame)} bytes; this relay accepts at most {max_bytes}")
-    try:
-        payload = msgpack.unpackb(frame, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
-        raise BadFrame(f"frame is not valid msgpack ({type(exc).__name__})") from None
-    if not isinstance(payload, dict):
-        raise BadFrame(f"frame must be a msgpack map of inputs, got {type(payload).__name__}")
+    if text or frame[:1] == b"{":
+        payload = _json_input(frame)
+    else:
+        try:
+            payload = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+            raise BadFrame(f"frame is not valid msgpack ({type(exc).__name__})") from None
+        if not isinstance(payload, dict):
+            raise BadFrame(f"frame must be a msgpack map of inputs, got {type(payload).__name__}")
     if _depth(payload) > _MAX_DEPTH:
         raise BadFrame(f"frame nests deeper than {_MAX_DEPTH} levels")
     for name, value in payload.items():
@@ -255,6 +261,18 @@ def check_input(frame: bytes, max_bytes: int) -> dict[str, Any]:
             continue
         if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
             raise BadFrame(f"field '{name}' must be {_TYPE_NAMES[expected[-1]]}, got {type(value).__name__}")
+    return payload
+
+
+def _json_input(frame: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(frame.decode())  # strict UTF-8, as a text frame must be
+    except RecursionError:
+        raise BadFrame(f"frame nests deeper than {_MAX_DEPTH} levels") from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+        raise BadFrame(f"frame is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(payload, dict):
+        raise BadFrame(f"frame must be a JSON object of inputs, got {type(payload).__name__}")
     return payload
 
 

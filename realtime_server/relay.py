@@ -142,10 +142,14 @@ class SplicedConnection:
         finally:
             waiter.cancel()
 
-    def _close(self, client: SplicedClient) -> None:
+    def _close(self, client: SplicedClient, inside_message: bool = False) -> None:
         """Send the close the connection ends with: its error, 1012 at shutdown (which invites a
         reconnect), else 1000. The socket then waits for the client's closing frame (see
-        `on_client_close`) unless the client already sent it or can no longer be read."""
+        `on_client_close`) unless the client already sent it or can no longer be read.
+
+        `inside_message`: part of an upstream message went out and the rest never will. No data frame
+        may follow (a browser fails that as a protocol error, 1002), a control frame may: the close
+        alone goes out, its reason `CODE: reason` instead of the x-fal-error."""
         if self._closing:  # already sent, or nothing left to send it on
             return
         if client.lost.done():
@@ -153,7 +157,9 @@ class SplicedConnection:
             return
         answering = self.state is State.CLIENT_CLOSED
         error = self.error
-        if error is not None:
+        if error is not None and inside_message:
+            client.close(error.close_code, protocol.close_reason(f"{error.error.value}: {error.reason}"))
+        elif error is not None:
             client.close(error.close_code, protocol.close_reason(error.reason), error.frame())
         elif client.shutdown.done():
             client.close(protocol.CloseCode.SERVICE_RESTART, "the relay is restarting; reconnect")
@@ -177,6 +183,16 @@ class SplicedConnection:
     def _stalled(self, _: object) -> None:
         self._set_error(protocol.ClientTooSlow(
             f"nothing was read for {self.settings.send_timeout:g} s while frames waited; reconnect when ready"))
+
+    def on_client_ping(self, payload: bytes) -> None:
+        """splice.ClientHooks: keepalive is per hop, so the relay answers the client's pings itself."""
+        if self.client is not None and not self._closing and not self.client.transport.is_closing():
+            self._write_control(frames.frame_header(frames.OP_PONG, len(payload)) + payload)
+
+    def _write_control(self, frame: bytes) -> None:
+        """Write a control frame of the relay's own; a driver's goes between upstream frames (`Relay`)."""
+        assert self.client is not None
+        self.client.transport.write(frame)
 
     def on_client_close(self, payload: bytes) -> None:
         """splice.ClientHooks: the client's closing frame, before or after the relay's."""
@@ -230,7 +246,8 @@ class Relay(SplicedConnection):
             self._fail(exc)
         finally:
             self._idle.cancel()
-            self.reader.closed = True  # no more inputs go upstream
+            # No more inputs go upstream; the client's frames are still parsed, so its close is seen.
+            self.reader.discard_until_close()
             try:
                 await self._close_client(client)  # may wait for the rest of a frame from upstream
             finally:
@@ -290,6 +307,14 @@ class Relay(SplicedConnection):
     async def _close_client(self, client: SplicedClient) -> None:
         down = self.down
         if down is not None and down.mid_message and not client.lost.done():
+            if down.closed or self._transport is None or self._transport.is_closing():
+                # Upstream broke off inside a message: between its frames a close may go, inside one nothing can.
+                if down.mid_frame:
+                    client.transport.abort()
+                    self._enter(State.CLOSED)
+                else:
+                    self._close(client, inside_message=True)
+                return
             # Part of an upstream message is out: close after it, or not at all if it never ends.
             stopped: asyncio.Future[None] = self._loop.create_future()
             down.stop_at_boundary(lambda: None if stopped.done() else stopped.set_result(None))
@@ -325,8 +350,8 @@ class Relay(SplicedConnection):
 
     # splice.ClientHooks: client -> upstream
 
-    def on_input(self, payload: bytes) -> None:
-        protocol.check_input(payload, self.settings.max_frame_bytes)
+    def on_input(self, payload: bytes, text: bool = False) -> None:
+        protocol.check_input(payload, self.settings.max_frame_bytes, text=text)
         self._last_input = now = time.monotonic()
         if not self._rate.take(now):
             raise protocol.RateLimited(
@@ -344,16 +369,17 @@ class Relay(SplicedConnection):
         if self._upstream_idle:
             self._wake.set()  # `run` opens the next leg; the input waits in `pending`
 
-    def on_client_ping(self, payload: bytes) -> None:
-        pong = frames.frame_header(frames.OP_PONG, len(payload)) + payload
+    def _write_control(self, frame: bytes) -> None:
+        """Never inside an upstream frame that is part-way out to the client."""
         if self.down is not None and not self.down.closed:
-            self.down.write_between_frames(pong)
-        elif self.client is not None:
-            self.client.transport.write(pong)
+            self.down.write_between_frames(frame)
+        else:
+            super()._write_control(frame)
 
     # splice.UpstreamHooks: upstream -> client
 
     def on_upstream_frame(self, length: int) -> None:
+        """An output: the input waiting for one is answered (a TIMEOUT after this re-sends nothing)."""
         self.reader.unanswered = None
         counts = self._counts
         counts.frames_upstream += 1
@@ -372,7 +398,10 @@ class Relay(SplicedConnection):
             else:
                 self._set_error(UpstreamReportedError(text, control))
             return False
-        self._counts.frames_upstream += 1
+        if control is None:  # not the protocol's own: the output of an app that answers in JSON
+            self.on_upstream_frame(len(payload))
+        else:
+            self._counts.frames_upstream += 1
         return True
 
     def _absorb_timeout(self) -> None:
@@ -392,7 +421,9 @@ class Relay(SplicedConnection):
 
     def on_upstream_close(self, payload: bytes) -> None:
         code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
-        if code in _NORMAL_CLOSES or code == 1005:
+        if self.down is not None and self.down.mid_message:  # the client's message would never end
+            self._set_error(protocol.UpstreamError(f"upstream closed the connection inside a message (code {code})"))
+        elif code in _NORMAL_CLOSES or code == 1005:
             if not self._upstream_idle:
                 self._absorb_timeout()
         else:

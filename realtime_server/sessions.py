@@ -55,9 +55,12 @@ class Viewer(SplicedConnection):
         self.skipped = 0  # frames this viewer skipped, once it has gone
 
     def deliver(self, frame: bytes, output: bool) -> None:
-        """Write one of the driver's frames (the shared bytes object), or park it if the socket is full."""
+        """Write one of the driver's frames (the shared bytes object), or park it if the socket is full.
+
+        A viewer whose socket closed while the driver's frame or notice was on its way is skipped: its
+        task has not run yet, but uvloop's transport raises on a write after close."""
         client = self.client
-        if client is None or self._closing or self.error is not None:
+        if client is None or self._closing or self.error is not None or client.transport.is_closing():
             return
         client.sink.offer(frame, output)
         self._publish_counts(client)
@@ -104,12 +107,26 @@ class Viewer(SplicedConnection):
 
     # splice.ClientHooks
 
-    def on_input(self, payload: bytes) -> None:
+    def on_input(self, payload: bytes, text: bool = False) -> None:
         raise protocol.ViewerReadOnly("viewers of a live session cannot send inputs; only the driver can")
 
-    def on_client_ping(self, payload: bytes) -> None:
-        if self.client is not None and not self._closing:
-            self.client.transport.write(frames.frame_header(frames.OP_PONG, len(payload)) + payload)
+
+@dataclass(eq=False)
+class DriverSeat:
+    """One driver connection's hold on a session's seat. A takeover (the same user's renewed socket)
+    holds the seat at once, so the older socket's frames stop reaching the viewers, but it has only
+    taken over once it has relayed a frame: until then the older connection gets the seat back if the
+    new one fails (upstream unavailable, an upstream error, a dropped socket)."""
+
+    previous: DriverSeat | None = None  # the connection this one took over from, until it relays a frame
+    gone: bool = False  # the connection has left
+
+    def fallback(self) -> DriverSeat | None:
+        """The connection to give the seat back to if this one leaves now: the newest earlier one still here."""
+        seat = self.previous
+        while seat is not None and seat.gone:
+            seat = seat.previous
+        return seat
 
 
 @dataclass
@@ -118,7 +135,7 @@ class LiveSession:
     app: str
     driver_sub: str | None = None
     driver_key: tuple[str, str] | None = None  # (issuer, sub) of the driver
-    holder: object | None = None  # the driver's connection; a newer one of the same user takes it over
+    holder: DriverSeat | None = None  # the driver's connection; a newer one of the same user takes it over
     viewers: set[Viewer] = field(default_factory=set)
     last_frame: bytes | None = None  # the latest output, framed, for viewers who join late; kept between drivers
 
@@ -130,7 +147,7 @@ class LiveSession:
         for viewer in self.viewers:
             viewer.deliver(frame, output)
 
-    def seat(self, sub: str, key: tuple[str, str], holder: object) -> None:
+    def seat(self, sub: str, key: tuple[str, str], holder: DriverSeat) -> None:
         """A driver took the seat: viewers go from waiting to live without reconnecting."""
         self.driver_sub, self.driver_key, self.holder = sub, key, holder
         notice = _text_frame(protocol.message_frame("session_live", driver=sub))
@@ -141,14 +158,16 @@ class LiveSession:
         """The driver left: viewers stay, keep the last picture, and wait for the next driver."""
         self.driver_sub = self.driver_key = self.holder = None
         notice = _waiting("the driver left; waiting for them to draw again")
-        for viewer in self.viewers:
+        for viewer in list(self.viewers):
             viewer.notify(notice)
 
-    def publisher(self, holder: object) -> Callable[[bytes], None]:
-        """`publish` for one driver connection: its frames reach the viewers while it holds the seat."""
+    def publisher(self, holder: DriverSeat) -> Callable[[bytes], None]:
+        """`publish` for one driver connection: its frames reach the viewers while it holds the seat;
+        its first one completes a takeover."""
 
         def publish(frame: bytes) -> None:
             if self.holder is holder:
+                holder.previous = None
                 self.publish(frame)
 
         return publish
@@ -193,10 +212,11 @@ class SessionHub:
         """
         session = self._session(ticket, app)
         user = (ticket.issuer, ticket.sub)
-        holder = object()
+        holder = DriverSeat()
         if session.driver_sub is not None:
             if not takeover or session.driver_key != user:
                 raise protocol.SessionBusy("this live session already has a driver; join it as a viewer")
+            holder.previous = session.holder
             session.holder = holder  # the older connection's frames no longer reach the viewers
         else:
             driven = self._driven.get(user, 0)
@@ -211,8 +231,13 @@ class SessionHub:
         try:
             yield session.publisher(holder)
         finally:
+            holder.gone = True
             if session.holder is holder:  # not taken over by a newer connection of the same driver
-                self._leave(session, user)
+                fallback = holder.fallback()
+                if fallback is not None:  # a takeover that never relayed a frame: the seat goes back
+                    session.holder = fallback
+                else:
+                    self._leave(session, user)
 
     def _leave(self, session: LiveSession, user: tuple[str, str]) -> None:
         """The driver holding the seat left: the viewers stay and wait for the next one."""
@@ -220,8 +245,10 @@ class SessionHub:
         self._driven[user] -= 1
         if not self._driven[user]:
             del self._driven[user]
-        session.unseat()
-        self._release(session)
+        try:
+            session.unseat()
+        finally:
+            self._release(session)
 
     @contextmanager
     def watch(self, ticket: Ticket, app: str) -> Iterator[tuple[LiveSession, Viewer]]:

@@ -97,7 +97,8 @@ class Settings:
                 "signs tickets with, or set RELAY_DEV_MODE=1 to hand out dev tickets for your fal account on purpose"
             )
         if self.dev_mode_with_fal_key and not self.dev_mode:
-            raise ValueError("RELAY_DEV_MODE=1 and RELAY_SHARED_SECRET are both set: dev mode means no shared secret")
+            raise ValueError("RELAY_DEV_MODE=1 is set with credentials (RELAY_SHARED_SECRET, RELAY_SHARED_SECRETS, "
+                             "RELAY_ISSUERS or RELAY_API_KEYS): dev mode means none of them")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -118,8 +119,9 @@ class Settings:
 
     @property
     def dev_mode(self) -> bool:
-        """Without a shared secret the relay mints its own tickets and admits loopback clients only."""
-        return not (self.shared_secret or self.shared_secrets or self.issuers)
+        """Without any credential (a secret to verify tickets, or relay API keys) the relay mints its own
+        tickets and admits loopback clients only. Keys alone are a relay for scripts and fal's clients."""
+        return not (self.shared_secret or self.shared_secrets or self.issuers or self.api_keys)
 
     @property
     def uses_fal_cloud(self) -> bool:

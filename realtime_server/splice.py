@@ -3,8 +3,9 @@
 Server-to-client frames are unmasked on both hops (upstream -> relay and relay -> browser), so an
 upstream frame, header and payload, can be written to the client transport unchanged: the relay
 reads each frame's header to find its boundary and never copies or re-frames the payload. A
-client's masked input frame is unmasked once for the relay's checks, then forwarded upstream with
-its own mask. No task switch, queue or allocation per frame on the fast path: everything runs in
+client's masked input frame is unmasked once for the relay's checks, then forwarded upstream masked
+with a fresh key of the relay's own (on that hop the relay is the client; RFC 6455 asks for a key the
+application cannot predict, and the browser's would let a script choose the bytes on the wire). No task switch, queue or allocation per frame on the fast path: everything runs in
 the transports' `data_received` callbacks.
 
 The rules of the protocol live in the codec (`frames.py`), one for both directions: every header
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from os import urandom
 from typing import Protocol
 
 from .frames import (
@@ -42,7 +44,7 @@ from .frames import (
     masked_frame,
     read_header,
 )
-from .protocol import BadFrame, FrameTooLarge, ProtocolViolation, RelayError, UpstreamError
+from .protocol import FrameTooLarge, ProtocolViolation, RelayError, UpstreamError
 
 # First byte of a msgpack map: fixmap, map16 or map32.
 MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
@@ -155,7 +157,8 @@ class UpstreamToClients:
     _hold_first: int = 0
     _text: bytearray | None = None  # the fragments of a text message so far
     _output: bool = False  # the current frame is a whole binary message (an output)
-    _length: int = 0  # its payload length
+    _ends_output: bool = False  # the current frame ends an output, whole or the last of its fragments
+    _length: int = 0  # the output's payload length so far
     _tapping: bytearray | None = None
     _between: list[bytes] = field(default_factory=list)  # the relay's own frames, due at the next boundary
     _on_stop: Callable[[], None] | None = None
@@ -194,7 +197,8 @@ class UpstreamToClients:
                                 sink.written += 1
                                 self.hooks.on_upstream_frame(length)
                             else:
-                                self._left, self._output, self._length = whole - n, True, length
+                                self._left, self._length = whole - n, length
+                                self._output = self._ends_output = True
                             return
                 elif self._hold is None and sink._parking is None and len(data) < self._left:
                     sink.transport.write(data)  # the middle of a frame this client is receiving
@@ -267,6 +271,7 @@ class UpstreamToClients:
     def _start_frame(self, data: bytes, pos: int, first: int, size: int, length: int) -> None:
         opcode = first & 0x0F
         text = opcode == OP_TEXT or opcode == OP_CONT and self.framing.message == OP_TEXT
+        output = opcode == OP_BINARY or opcode == OP_CONT and self.framing.message == OP_BINARY
         self.framing.advance(first, length)
         if opcode == OP_BINARY and length and data[pos + size] not in MAP_MARKERS:
             raise UpstreamError("upstream sent a binary frame that is not a msgpack map")
@@ -274,10 +279,14 @@ class UpstreamToClients:
         if opcode >= OP_CLOSE or text:
             self._flush(data, pos)
             self._hold, self._hold_header, self._hold_first = bytearray(), size, first
+            self._output = self._ends_output = False  # a control frame may come between an output's fragments
             return
+        # An output may come in fragments: they go out as they come (only a whole message can be parked),
+        # and the last one counts it and hands the viewers all of its frames as one object.
         whole_message = self._output = opcode == OP_BINARY and bool(first & FIN)
-        self._length = length
-        if whole_message and self.tap is not None:
+        self._ends_output = output and bool(first & FIN)
+        self._length = length if opcode == OP_BINARY else self._length + length
+        if opcode == OP_BINARY and self.tap is not None:
             self._tapping = bytearray()
         for sink in self.sinks:
             if whole_message and sink.congested():
@@ -294,7 +303,7 @@ class UpstreamToClients:
                 sink._parking = None
                 if not sink.paused:  # drained while the frame was coming in
                     sink.resume()
-            elif self._output:
+            elif self._ends_output:
                 sink.written += 1
         if self._between:
             self._flush(data, pos)
@@ -307,10 +316,10 @@ class UpstreamToClients:
             self._on_stop()
             return
         if self._hold is None:
-            if self._tapping is not None and self.tap is not None:
-                frame, self._tapping = bytes(self._tapping), None
-                self.tap(frame)
-            if self._output:
+            if self._ends_output:
+                if self._tapping is not None and self.tap is not None:
+                    frame, self._tapping = bytes(self._tapping), None
+                    self.tap(frame)
                 self.hooks.on_upstream_frame(self._length)
             return
         frame, self._hold = bytes(self._hold), None
@@ -356,8 +365,9 @@ class UpstreamToClients:
 
 
 class ClientHooks(Protocol):
-    def on_input(self, payload: bytes) -> None:
-        """Check one unmasked input (limits, msgpack); raise to refuse it and end the connection."""
+    def on_input(self, payload: bytes, text: bool) -> None:
+        """Check one unmasked input (limits, a msgpack map or, `text` or not, a JSON object); raise to refuse
+        it and end the connection."""
 
     def on_client_ping(self, payload: bytes) -> None:
         """Called with each client ping (unmasked); the relay answers it itself."""
@@ -368,7 +378,8 @@ class ClientHooks(Protocol):
 
 @dataclass(eq=False)
 class ClientToUpstream:
-    """Parses the client's masked frames, checks each input, forwards its original bytes upstream.
+    """Parses the client's masked frames, checks each input, forwards it upstream as the client framed it
+    (one frame, its opcode kept) under a fresh mask.
 
     Every header goes through the codec's `Framing.check` as soon as it is whole, so a frame over the
     cap is refused before its payload is read, whatever the read boundaries."""
@@ -386,6 +397,7 @@ class ClientToUpstream:
     _broken: bool = False  # frame boundaries are lost, or the client's bad close frame came: nothing to wait for
     _discarding: bool = False  # after the relay's close: wait for the client's close, drop all else
     _fragments: list[bytes] | None = None  # unmasked parts of a fragmented input
+    _fragmented: int = OP_BINARY  # its opcode
 
     def __post_init__(self) -> None:
         self.framing = Framing(True, self.max_frame_bytes)
@@ -449,10 +461,17 @@ class ClientToUpstream:
                 self.hooks.on_client_close(b"")
             return
         if opcode == OP_BINARY and first & FIN:
-            self.hooks.on_input(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
-            self.send_input(frame)
-        elif opcode == OP_BINARY:
-            self._fragments = [apply_mask(memoryview(frame)[size:], frame[size - 4 : size])]
+            payload = apply_mask(memoryview(frame)[size:], frame[size - 4 : size])
+            self.hooks.on_input(payload, False)
+            # On this hop the relay is the client: its own fresh key, never one the client chose (RFC 6455 5.3).
+            mask = urandom(4)
+            self.send_input(b"".join((frame[: size - 4], mask, apply_mask(payload, mask))))
+        elif opcode == OP_TEXT and first & FIN:  # a JSON input (an app or a client that speaks JSON)
+            payload = apply_mask(memoryview(frame)[size:], frame[size - 4 : size])
+            self.hooks.on_input(payload, True)
+            self.send_input(masked_frame(OP_TEXT, payload))
+        elif opcode <= OP_BINARY and opcode != OP_CONT:
+            self._fragments, self._fragmented = [apply_mask(memoryview(frame)[size:], frame[size - 4 : size])], opcode
         elif opcode == OP_CONT and self._fragments is not None:  # `check` allows it only inside a message
             self._fragments.append(apply_mask(memoryview(frame)[size:], frame[size - 4 : size]))
             if first & FIN:
@@ -468,15 +487,13 @@ class ClientToUpstream:
                 raise
             self.closed = True
             self.hooks.on_client_close(payload)
-        elif opcode == OP_TEXT:
-            raise BadFrame("expected a binary msgpack frame, got a text frame")
         # A pong: the relay sends no pings of its own on a spliced connection.
 
     def _reframe(self, payload: bytes) -> None:
         """A fragmented input is checked whole and sent upstream as one frame with a fresh mask."""
         self._fragments = None
-        self.hooks.on_input(payload)
-        self.send_input(masked_frame(OP_BINARY, payload))
+        self.hooks.on_input(payload, self._fragmented == OP_TEXT)
+        self.send_input(masked_frame(self._fragmented, payload))
 
     def send_input(self, frame: bytes) -> None:
         if self.upstream is None or self.upstream_paused:

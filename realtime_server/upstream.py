@@ -159,6 +159,9 @@ async def connect(settings: Settings, target: Target) -> tuple[asyncio.Transport
     except (OSError, ConnectionError) as exc:
         _close(transport)
         raise UpstreamUnavailable(f"cannot reach upstream for {target.app} ({type(exc).__name__})") from None
+    except asyncio.CancelledError:  # the connection's lifetime ended mid-open: leave no half-open socket
+        _close(transport)
+        raise
     return transport, protocol
 
 

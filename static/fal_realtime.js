@@ -99,6 +99,50 @@ export class RealtimeError extends Error {
     }
 }
 
+/**
+ * What a text frame from the relay or the app says, read in one place for every socket the client
+ * opens (the connection and a handover socket alike).
+ *
+ * @param {string} text the frame
+ * @returns {{kind: "error"|"message"|"other", payload: object|null, rejected: {field: string, message: string}|null}}
+ *          `error`: an x-fal-error, with `rejected` set when it is the app refusing an input (the input is
+ *          wrong, not the connection); `message`: an x-fal-message; `other`: anything else
+ */
+export function readControl(text) {
+    let payload = null;
+    try {
+        payload = JSON.parse(text);
+    } catch {
+        return { kind: "other", payload: null, rejected: null };
+    }
+    if (payload?.type === "x-fal-error") {
+        return { kind: "error", payload, rejected: readValidationError(payload.reason) };
+    }
+    return { kind: payload?.type === "x-fal-message" ? "message" : "other", payload, rejected: null };
+}
+
+/**
+ * How long a ticket lives, in ms: the ticket endpoint's `expires_in`, else the ticket's own `exp - iat`
+ * (both stamped by its issuer's clock, so this one's skew does not matter; read, not verified: it
+ * only schedules the renewal), else `exp` against this clock, else 300 s.
+ */
+export function ticketLifetimeMs(ticket, expiresIn = undefined) {
+    if (expiresIn > 0) {
+        return expiresIn * 1000;
+    }
+    try {
+        const part = ticket.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+        const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+        const lifetime = Number.isFinite(claims.iat) ? claims.exp - claims.iat : claims.exp - Date.now() / 1000;
+        if (Number.isFinite(lifetime) && lifetime > 0) {
+            return lifetime * 1000;
+        }
+    } catch {
+        // not a JWT the client can read: fall back to the usual lifetime
+    }
+    return 300 * 1000;
+}
+
 function percentile(sorted, p) {
     if (!sorted.length) {
         return 0;
@@ -123,7 +167,8 @@ export class RealtimeClient extends EventTarget {
      * @param {string} [options.url] the app's WebSocket URL, without ticket (or from `getTicket`)
      * @param {string} [options.ticket] a ticket, if `getTicket` is not given
      * @param {() => Promise<{url?: string, ticket: string, expires_in?: number}>} [options.getTicket]
-     *        fetches a fresh ticket; used at connect, before expiry and on reconnect
+     *        fetches a fresh ticket; used at connect, before expiry and on reconnect (without `expires_in`,
+     *        the ticket's own `exp` says when it expires)
      * @param {number} [options.throttleMs=0] least time between two inputs sent
      * @param {number} [options.maxInFlight=1] inputs sent but not yet answered
      * @param {{initialDelayMs?: number, maxDelayMs?: number, maxAttempts?: number}} [options.reconnect]
@@ -151,7 +196,7 @@ export class RealtimeClient extends EventTarget {
         this._ws = null;
         this._pending = null;
         this._inFlight = [];
-        this._lastSendAt = 0;
+        this._lastSendAt = -Infinity; // the first input goes at once, however soon after the page loaded
         this._sendTimer = null;
         this._retryTimer = null;
         this._renewTimer = null;
@@ -309,8 +354,9 @@ export class RealtimeClient extends EventTarget {
      * ticket's expiry (TICKET_EXPIRED), so the user never notices: the new socket opens beside the old,
      * the newest input is sent on it again (a live session's driver takes its own seat over), and it
      * replaces the old one at its first frame or message (after a quiet second when there is nothing to
-     * send), or when the relay ends the old one first. A refused handover is dropped; the old socket
-     * carries on until it expires.
+     * send), or when the relay ends the old one first. A handover refused (an x-fal-error that is not the
+     * app refusing the input) or closed before that is dropped; the old socket carries on until it
+     * expires, and sends the input that went on the handover only.
      */
     _handover() {
         const old = this._ws;
@@ -320,6 +366,7 @@ export class RealtimeClient extends EventTarget {
         const ws = this._socket(true);
         this._handoverWs = ws;
         const input = this._pending ?? this._lastInput;
+        let unsent = false; // the input went on this socket only: lost if it fails
         let quiet = null;
         let sent = []; // the input sent on the new socket, in flight once it is adopted
         const adopt = () => {
@@ -349,37 +396,37 @@ export class RealtimeClient extends EventTarget {
             }
             ws.send(encode(input));
             this._lastInput = input;
-            if (this._pending === input) {
+            unsent = this._pending === input;
+            if (unsent) {
                 this._pending = null;
             }
             sent = [{ at: performance.now(), input }];
         };
+        // Refused or gone before it was adopted: the old socket stays, and sends the input this one took.
+        const drop = () => {
+            clearTimeout(quiet);
+            if (this._handoverWs !== ws) {
+                return;
+            }
+            this._handoverWs = this._adoptHandover = null;
+            if (unsent && this._pending === null && this._ws === old) {
+                this._pending = input;
+                this._flush();
+            }
+        };
         ws.onmessage = (event) => {
-            if (typeof event.data === "string") {
-                let payload = null;
-                try {
-                    payload = JSON.parse(event.data);
-                } catch {
-                    // not the relay's: handled as any message once adopted
-                }
-                if (payload && payload.type === "x-fal-error") {
-                    clearTimeout(quiet);
-                    this._handoverWs = this._adoptHandover = null; // refused: keep the old socket
-                    ws.onclose = null;
-                    ws.close(CLOSE_CODES.NORMAL_CLOSURE);
-                    return;
-                }
+            const control = typeof event.data === "string" ? readControl(event.data) : null;
+            if (control?.kind === "error" && !control.rejected) { // the app refusing the input is no refusal
+                drop();
+                ws.onclose = null;
+                ws.close(CLOSE_CODES.NORMAL_CLOSURE);
+                return;
             }
             if (adopt()) {
                 this._onMessage(event.data);
             }
         };
-        ws.onclose = () => {
-            clearTimeout(quiet);
-            if (this._handoverWs === ws) {
-                this._handoverWs = this._adoptHandover = null;
-            }
-        };
+        ws.onclose = drop;
     }
 
     async _renewTicket() {
@@ -392,7 +439,7 @@ export class RealtimeClient extends EventTarget {
         if (answer.url) {
             this.url = answer.url;
         }
-        const lifetime = (answer.expires_in || 300) * 1000;
+        const lifetime = ticketLifetimeMs(answer.ticket, answer.expires_in);
         this._ticketExpiresAt = Date.now() + lifetime;
         // Renew at 80% of the lifetime so a reconnect never waits for a ticket round trip; a refused
         // renewal is tried again soon, then less and less often (the open connection does not need it).
@@ -443,20 +490,14 @@ export class RealtimeClient extends EventTarget {
 
     _onMessage(data) {
         if (typeof data === "string") {
-            let payload;
-            try {
-                payload = JSON.parse(data);
-            } catch {
-                return;
-            }
-            if (payload.type === "x-fal-error") {
+            const { kind, payload, rejected } = readControl(data);
+            if (kind === "error") {
                 if (payload.error === ERROR_CODES.TICKET_EXPIRED && this._handoverWs) {
                     return; // the socket with the renewed ticket takes over at the close
                 }
                 if (payload.error === ERROR_CODES.TIMEOUT) {
                     return; // an idle connection ending is not an error: the next send() reconnects
                 }
-                const rejected = readValidationError(payload.reason);
                 if (rejected) { // the app refused the input: the input is wrong, not the connection
                     const input = this._inFlight[0]?.input;
                     this._inputRejected = true;
@@ -465,7 +506,7 @@ export class RealtimeClient extends EventTarget {
                 }
                 this.lastError = new RealtimeError(payload.error || ERROR_CODES.INTERNAL_ERROR, payload.reason);
                 this._emit("error", this.lastError);
-            } else if (payload.type === "x-fal-message") {
+            } else if (kind === "message") {
                 this._onSessionMessage(payload);
                 this._emit("message", payload);
             }
@@ -529,7 +570,11 @@ export class RealtimeClient extends EventTarget {
             return;
         }
         const code = event.code;
-        if (this.lastError) {
+        const said = !this.lastError && this._opened && /^([A-Z][A-Z_]*): (.*)$/s.exec(event.reason || "");
+        if (said) { // the relay ended inside an upstream message, where no x-fal-error may go: its close says why
+            this.lastError = new RealtimeError(said[1], said[2], code);
+            this._emit("error", this.lastError);
+        } else if (this.lastError) {
             this.lastError.closeCode = code;
         }
         if (this._sessionEnded || code === CLOSE_CODES.SESSION_ENDED) {

@@ -20,6 +20,7 @@ from realtime_server.serving import uvicorn_config
 
 SECRET = "test-shared-secret-that-is-long-enough-for-hs256"
 LOCAL_SESSION_TIMEOUT = 1.5
+DEV_MODE = {"shared_secret": None, "api_keys": ()}  # `make_relay(**DEV_MODE)`: no credential of any kind
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from realtime_server import tickets
 
-from .conftest import RunningRelay
+from .conftest import DEV_MODE, RunningRelay
 
 
 async def test_apps_lists_the_relays_apps_for_a_ticket(make_relay) -> None:
@@ -74,7 +74,7 @@ async def test_apps_refused_without_valid_credentials(relay: RunningRelay, heade
 
 async def test_apps_in_dev_mode_needs_a_dev_ticket(make_relay) -> None:
     """In dev mode the relay's own tickets (for local pages only) list the apps; the endpoint is still not open."""
-    async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
+    async with make_relay(**DEV_MODE) as relay, httpx.AsyncClient(base_url=relay.http) as http:
         assert (await http.get("/apps")).status_code == 401
         ticket = (await http.post("/dev/ticket", json={})).json()["ticket"]
         response = await http.get("/apps", headers={"Authorization": f"Bearer {ticket}"})

@@ -7,6 +7,7 @@ import asyncio
 from playwright.async_api import Page
 
 from .browser import ARTIFACTS, FAKE_CAMERA, chromium
+from .conftest import DEV_MODE
 
 # The page draws through <fal-live-canvas id="preview">; its canvas and HUD live in its shadow root.
 SHADOW = "document.getElementById('preview').shadowRoot"
@@ -23,7 +24,7 @@ async def _wait_for_new_canvas(page: Page, before: str) -> str:
 
 async def test_demo_page_draws_frames_as_you_type(make_relay) -> None:
     """Dev mode, no configuration: the page gets a ticket, draws frames, and redraws as the prompt changes."""
-    async with make_relay(shared_secret=None) as relay, chromium() as browser:
+    async with make_relay(**DEV_MODE) as relay, chromium() as browser:
         page = await browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
@@ -63,7 +64,7 @@ RECORD_FRAMES = """
 async def test_demo_page_controls_and_webcam_drive_the_picture(make_relay) -> None:
     """Seed, strength and steps reach the next input and its frame; the HUD shows p95; the webcam
     (Chromium's test camera) goes out as image_bytes with each input and the picture follows it."""
-    async with make_relay(shared_secret=None) as relay, chromium(*FAKE_CAMERA) as browser:
+    async with make_relay(**DEV_MODE) as relay, chromium(*FAKE_CAMERA) as browser:
         page = await browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
@@ -109,7 +110,7 @@ async def test_demo_page_shows_relay_errors(make_relay) -> None:
 
 async def test_demo_page_shares_a_live_session(make_relay) -> None:
     """Dev mode: "Share live session" gives a watch link whose page shows the driver's picture as it changes."""
-    async with make_relay(shared_secret=None) as relay, chromium() as browser:
+    async with make_relay(**DEV_MODE) as relay, chromium() as browser:
         driver = await browser.new_page()
         await driver.goto(relay.http + "/")
         await driver.wait_for_function("document.getElementById('status').textContent === 'Live'", timeout=15_000)

@@ -14,7 +14,7 @@ from realtime_server import tickets
 from realtime_server.protocol import CloseCode
 
 from .conftest import SECRET, RunningRelay, expect_error, next_frame, pack
-from .upstreams import FAULT_APPS, fault_upstream
+from .upstreams import FAULT_APPS, fault_upstream, switchable_upstream
 
 
 async def _refused(url: str, error: str, close_code: int, **connect: object) -> str:
@@ -107,7 +107,12 @@ async def test_bad_max_buffering_is_refused(relay: RunningRelay) -> None:
 @pytest.mark.parametrize(
     ("frame", "close_code", "reason"),
     [
-        ("a text frame", CloseCode.INVALID_DATA, "expected a binary msgpack frame, got a text frame"),
+        ("a text frame", CloseCode.INVALID_DATA, "frame is not valid JSON (JSONDecodeError)"),
+        ('["a JSON list"]', CloseCode.INVALID_DATA, "frame must be a JSON object of inputs, got list"),
+        ('{"prompt": "x", "seed": "abc"}', CloseCode.INVALID_DATA, "field \'seed\' must be an integer, got str"),
+        (b'{"prompt": 5}', CloseCode.INVALID_DATA, "field \'prompt\' must be a string, got int"),
+        ('{"a": ' + "[" * 20 + "]" * 20 + "}", CloseCode.INVALID_DATA, "frame nests deeper than 16 levels"),
+        ('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", CloseCode.INVALID_DATA, "frame nests deeper than 16 levels"),
         (b"\xc1\x00garbage", CloseCode.INVALID_DATA, "frame is not valid msgpack (FormatError)"),
         (b"\x85\xa1a", CloseCode.INVALID_DATA, "frame is not valid msgpack (ValueError)"),
         (msgpack.packb([1, 2, 3]), CloseCode.INVALID_DATA, "frame must be a msgpack map of inputs, got list"),
@@ -121,7 +126,8 @@ async def test_bad_max_buffering_is_refused(relay: RunningRelay) -> None:
         (msgpack.packb({"a": [[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}), CloseCode.INVALID_DATA,
          "frame nests deeper than 16 levels"),
     ],
-    ids=["text", "malformed", "truncated", "not-a-map", "seed-type", "prompt-type", "bool-number", "base64-image",
+    ids=["text", "json-list", "json-seed-type", "binary-json-prompt-type", "json-deep", "json-deeper", "malformed", "truncated", "not-a-map",
+         "seed-type", "prompt-type", "bool-number", "base64-image",
          "int-key", "deep"],
 )
 async def test_bad_frames_are_refused(relay: RunningRelay, frame, close_code, reason) -> None:
@@ -266,3 +272,32 @@ def test_tickets_refuse_claims_the_relay_cannot_honour() -> None:
         tickets.mint(SECRET, sub="1", apps=["a/b"], issuer="t", lifetime=601)
     with pytest.raises(ValueError, match="a role needs a session"):
         tickets.mint(SECRET, sub="1", apps=["a/b"], issuer="t", role="viewer")
+
+
+@pytest.mark.parametrize("sub_path", ["x%3Fkey=1", "x%23frag", "x%20y", "x%0DHost:%20evil", "x%09y", "x%00"],
+                         ids=["query", "fragment", "space", "cr", "tab", "nul"])
+async def test_a_sub_path_that_would_bend_the_upstream_request_line_is_refused(relay: RunningRelay, sub_path) -> None:
+    """A percent-decoded sub-path may not carry '?', '#', white space or a control character upstream."""
+    url = f"{relay.base}/local/preview/{sub_path}/realtime?fal_jwt_token={relay.ticket()}"
+    reason = await _refused(url, "BAD_REQUEST", CloseCode.POLICY_VIOLATION)
+    assert reason == "the path may not hold '?', '#', white space or control characters"
+
+
+async def test_a_sub_path_with_a_line_feed_matches_no_route(relay: RunningRelay) -> None:
+    """A decoded LF never matches a route (Starlette's path pattern stops at it): refused at the handshake."""
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{relay.base}/local/preview/x%0D%0AHost:%20evil/realtime?fal_jwt_token={relay.ticket()}")
+    assert refused.value.response.status_code == 403
+
+
+async def test_an_upstream_open_cut_by_the_lifetime_leaves_no_socket(make_relay) -> None:
+    """The connection's lifetime ends while upstream holds its handshake: the client gets SESSION_EXPIRED and
+    the half-open upstream socket is closed, so upstream never gets a connection to serve."""
+    async with switchable_upstream() as switch, make_relay(upstream_url=switch.url, allowed_apps=("fault/switch",),
+                                                           max_session_seconds=0.3) as relay:
+        switch.mode, switch.slow_seconds = "slow", 1.0
+        async with websockets.connect(relay.url("fault/switch", ticket=relay.ticket(apps=("fault/switch",)))) as ws:
+            await ws.send(pack(seq=1))
+            await expect_error(ws, "SESSION_EXPIRED", CloseCode.SESSION_EXPIRED)
+        await asyncio.sleep(1.5)  # past the upstream's handshake delay
+        assert switch.handshakes == 1 and switch.open_connections == 0

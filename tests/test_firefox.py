@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageStat
 
 from .browser import ARTIFACTS
+from .conftest import DEV_MODE
 from .test_widget import assert_refused_app, embedding_site
 from .upstreams import FAULT_APPS, fault_upstream
 
@@ -193,7 +194,7 @@ DEMO_DRAWN = (f"{DEMO_CANVAS}.getContext('2d').getImageData(0, 0, 64, 64).data"
 
 async def test_firefox_demo_page_draws_frames_as_you_type(make_relay) -> None:
     """The relay's own page `/` in dev mode: it gets a ticket, draws, and redraws as a prompt is typed."""
-    async with make_relay(shared_secret=None) as relay:
+    async with make_relay(**DEV_MODE) as relay:
         results = await in_firefox(relay.http + "/", [
             READY,
             {"waitFor": DEMO_DRAWN, "timeoutMs": WAIT_MS},
@@ -263,7 +264,7 @@ async def test_firefox_widget_refuses_bad_input_and_reads_the_apps_validation_er
 async def test_firefox_demo_page_ranges_disabled_strength_and_an_idle_hud(make_relay) -> None:
     """The demo page: strength disabled without the webcam, saying why; steps 50 refused with a message
     that stays; typing stopped, the HUD says idle with the last rate, not 0.0 fps."""
-    async with make_relay(shared_secret=None) as relay:
+    async with make_relay(**DEV_MODE) as relay:
         results = await in_firefox(relay.http + "/", [
             READY,
             {"waitFor": "document.getElementById('status').textContent === 'Live'", "timeoutMs": WAIT_MS},

@@ -125,7 +125,7 @@ async def test_the_apps_own_validation_error_is_a_lasting_readable_message(make_
 async def test_demo_page_enforces_its_ranges_and_disables_what_does_nothing(make_relay) -> None:
     """Steps 50 (the field says 1-8) and seed -1 are refused with a message by the controls that stays;
     strength is disabled, saying why, until the webcam supplies an image; one app, no choice to make."""
-    async with make_relay(shared_secret=None) as relay, chromium(*FAKE_CAMERA) as browser:
+    async with make_relay(**conftest.DEV_MODE) as relay, chromium(*FAKE_CAMERA) as browser:
         page = await browser.new_page()
         console: list[str] = []
         page.on("console", lambda message: message.type == "error" and console.append(message.text))
@@ -253,7 +253,7 @@ async def test_relay_down_says_why_and_keeps_the_last_picture(local_app_url, mon
 async def test_viewer_page_is_marked_watch_only_and_notices_leave_the_picture_alone(make_relay) -> None:
     """The demo's watch link: a watch-only marker on the page and on the widget; when the driver leaves,
     the viewer stays, keeps the picture and says it waits for them, below the picture, not over it."""
-    async with make_relay(shared_secret=None) as relay, chromium() as browser:
+    async with make_relay(**conftest.DEV_MODE) as relay, chromium() as browser:
         driver = await browser.new_page()
         await driver.goto(relay.http + "/")
         await driver.wait_for_function("document.getElementById('status').textContent === 'Live'", timeout=WAIT_MS)

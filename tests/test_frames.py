@@ -59,7 +59,7 @@ class Events:
     def on_upstream_frame(self, length: int) -> None:
         self.log.append(("output", length))
 
-    def on_input(self, payload: bytes) -> None:
+    def on_input(self, payload: bytes, text: bool = False) -> None:
         self.log.append(("input", payload))
 
     def on_client_ping(self, payload: bytes) -> None:
@@ -123,7 +123,7 @@ def messages(draw: st.DrawFn, masked: bool) -> tuple[list[bytes], list[tuple[str
             forwarded.append(("frame", out[-1]) if len(parts) == 1 else ("payload", payload))
         elif opcode == frames.OP_TEXT:
             events.append(("text", payload))
-        elif len(parts) == 1:
+        else:  # an output, whole or in fragments, counted once it is whole
             events.append(("output", len(payload)))
     if draw(st.booleans()):
         code = draw(st.sampled_from([1000, 1001, 1011, 3000, 4999]))
@@ -174,8 +174,19 @@ def test_upstream_stream_is_relayed_the_same_at_every_split(case, cuts, tap, vie
     assert whole[1] == events
     # Forwarded: every binary frame as it came, each text message as one frame; no control frame.
     assert _frames_of(whole[0][0]) == _merge(stream_frames, [e[1] for e in events if e[0] == "text"])
-    if tap:
-        assert whole[2] == [f for f in _frames_of(whole[0][0]) if f[0] in (0x81, 0x82)]
+    if tap:  # each message as the client got it: a fragmented output's data frames as one object
+        assert whole[2] == _messages_of(_frames_of(whole[0][0]))
+
+
+def _messages_of(forwarded: list[bytes]) -> list[bytes]:
+    """Each whole message among the frames a client got, its frames joined (control frames are never forwarded)."""
+    out, message = [], b""
+    for f in forwarded:
+        message += f
+        if f[0] & frames.FIN:
+            out.append(message)
+            message = b""
+    return out
 
 
 def _merge(stream_frames: list[bytes], texts: list[bytes]) -> list[bytes]:
@@ -206,13 +217,18 @@ def test_client_stream_is_relayed_the_same_at_every_split(case, cuts) -> None:
     assert whole_events == split_events == events
     assert len(whole_writes) == len(split_writes) == len(forwarded)
     for whole, split, (kind, want) in zip(whole_writes, split_writes, forwarded, strict=True):
-        if kind == "frame":
-            assert whole == split == want  # a whole input: forwarded as the client framed it
+        if kind == "frame":  # a whole input: its header as the client framed it, under the relay's own mask
+            _, size, _, _ = frames.read_header(want, 0, len(want)) or (0, 0, 0, False)
+            head, client_mask, payload = want[: size - 4], want[size - 4 : size], frames.unmask(want[size:],
+                                                                                               want[size - 4 : size])
+            assert whole[: size - 4] == split[: size - 4] == head
+            assert client_mask not in (whole[size - 4 : size], split[size - 4 : size])
         else:  # a fragmented input: one frame with a fresh mask, the same payload
-            for got in (whole, split):
-                first, size, length, masked = frames.read_header(got, 0, len(got)) or (0, 0, 0, False)
-                assert first == 0x82 and masked and size + length == len(got)
-                assert frames.unmask(got[size:], got[size - 4 : size]) == want
+            payload = want
+        for got in (whole, split):
+            first, size, length, masked = frames.read_header(got, 0, len(got)) or (0, 0, 0, False)
+            assert first == 0x82 and masked and size + length == len(got)
+            assert frames.unmask(got[size:], got[size - 4 : size]) == payload
 
 
 def _oversized_header(opcode: int, declared: int, mask: bytes | None, fin: bool = True) -> bytes:
@@ -292,7 +308,10 @@ def test_every_single_cut_of_an_input_is_read_the_same(length: int) -> None:
     cuts = list(range(1, 40)) + [133, len(whole) - 1] + list(range(200, len(whole), 997))
     for cut in cuts:
         writes, events = run_client([whole[:cut], whole[cut:]], cap=1 << 20)
-        assert writes == [whole] and events == [("input", payload)], cut
+        assert events == [("input", payload)] and len(writes) == 1, cut
+        size = len(whole) - length
+        assert writes[0][: size - 4] == whole[: size - 4] and writes[0][size - 4 : size] != b"\x01\x02\x03\x04"
+        assert frames.unmask(writes[0][size:], writes[0][size - 4 : size]) == payload, cut
 
 
 @pytest.mark.parametrize("length", [126, 65_535, 65_536, 100_000])

@@ -118,16 +118,20 @@ truncated = st.tuples(well_typed.map(_packed), st.floats(0, 1, exclude_max=True)
 @settings(FUZZ, max_examples=4000)
 @given(st.binary(max_size=200))
 def test_random_bytes_get_bad_frame_or_pass_as_maps(data: bytes) -> None:
-    """Any bytes: a BadFrame naming the problem, or a map that msgpack decodes the same way."""
+    """Any bytes: a BadFrame naming the problem, or a map that msgpack (or, from '{', JSON) decodes the same way."""
     _count("check_input")
     try:
         payload = check_input(data, MAX_BYTES)
     except BadFrame as exc:
         assert exc.reason.startswith(("frame is not valid msgpack (", "frame must be a msgpack map of inputs, got ",
+                                      "frame is not valid JSON (", "frame must be a JSON object of inputs, got ",
                                       "frame nests deeper than 16 levels", "field '")), exc.reason
     else:
         assert isinstance(payload, dict)
-        assert _packed(payload) == _packed(msgpack.unpackb(data, raw=False))
+        if data[:1] == b"{":  # a JSON object (no msgpack map starts with '{')
+            assert payload == json.loads(data)
+        else:
+            assert _packed(payload) == _packed(msgpack.unpackb(data, raw=False))
 
 
 @settings(FUZZ, max_examples=600)
@@ -375,10 +379,11 @@ def _draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
 
 def _expected(frame: bytes | str) -> tuple[str, str] | None:
     """The (error, reason) the relay must answer `frame` with, or None when it must forward it."""
-    if isinstance(frame, str):
-        return "BAD_FRAME", "expected a binary msgpack frame, got a text frame"
     try:
-        check_input(frame, MAX_BYTES)
+        if isinstance(frame, str):  # a JSON input, or refused as one
+            check_input(frame.encode(), MAX_BYTES, text=True)
+        else:
+            check_input(frame, MAX_BYTES)
     except (BadFrame, FrameTooLarge) as exc:
         return exc.error.value, exc.reason
     return None
@@ -390,6 +395,7 @@ wire_frames = st.tuples(
         st.binary(max_size=64), msgpack_values.map(_packed), well_typed.map(_packed),
         wrong_typed().map(lambda case: _packed(case[0])), truncated, st.integers(0, 1100).map(_nested),
         huge_declared, st.text(max_size=40), oversized,
+        st.dictionaries(st.text(max_size=8), st.one_of(st.integers(), st.text(max_size=8))).map(json.dumps),
     ),
     st.lists(st.integers(1, 64), max_size=3),  # fragment boundaries: the frame is sent in pieces when any
 )
@@ -412,7 +418,8 @@ async def _replay(relay: RunningRelay, ticket: str, frame: bytes | str, cuts: li
                 answer = await ws.recv()
                 if expected is None:
                     got = msgpack.unpackb(answer, raw=False)
-                    return None if got["input"] == frame else f"forwarded {got['input']!r:.100}"
+                    sent = frame.encode() if isinstance(frame, str) else frame
+                    return None if got["input"] == sent else f"forwarded {got['input']!r:.100}"
                 payload = json.loads(answer)
                 if in_fragments and payload["error"] == "FRAME_TOO_LARGE" and re.fullmatch(
                         rf"(frame is \d+|message is over {MAX_BYTES}) bytes; this relay accepts at most.*",

@@ -17,7 +17,7 @@ from websockets.asyncio.server import serve
 from realtime_server.local_app.renderer import RENDERER_NAME
 from realtime_server.protocol import CloseCode
 
-from .conftest import LOCAL_SESSION_TIMEOUT, RunningRelay, expect_error, next_frame, pack
+from .conftest import DEV_MODE, LOCAL_SESSION_TIMEOUT, RunningRelay, expect_error, next_frame, pack
 
 
 async def test_ticket_client_receives_jpeg_frames(relay: RunningRelay) -> None:
@@ -144,7 +144,7 @@ async def test_static_files_are_cross_origin_only_for_allowed_origins(make_relay
 
 async def test_dev_mode_mints_tickets_for_loopback(make_relay) -> None:
     """Without a shared secret, /dev/ticket hands loopback pages a working ticket."""
-    async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
+    async with make_relay(**DEV_MODE) as relay, httpx.AsyncClient(base_url=relay.http) as http:
         answer = (await http.post("/dev/ticket", json={})).json()
         assert answer["app"] == "local/preview" and answer["expires_in"] == 300
         async with websockets.connect(f"{answer['url']}?fal_jwt_token={answer['ticket']}") as ws:
@@ -162,7 +162,7 @@ async def test_dev_ticket_is_gone_outside_dev_mode(relay: RunningRelay) -> None:
 
 async def test_dev_ticket_refuses_bad_requests(make_relay) -> None:
     """Malformed JSON or a role without a session get 400 with the reason, not a server error."""
-    async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
+    async with make_relay(**DEV_MODE) as relay, httpx.AsyncClient(base_url=relay.http) as http:
         garbage = await http.post("/dev/ticket", content=b"{not json")
         listed = await http.post("/dev/ticket", json=[1, 2])
         no_session = await http.post("/dev/ticket", json={"role": "viewer"})
@@ -216,7 +216,7 @@ async def test_an_error_waits_for_the_frame_part_way_out(make_relay) -> None:
                 frame = await next_frame(ws)
                 assert frame["seq"] == 1 and len(frame["pad"]) == 200_000
                 payload = await expect_error(ws, "BAD_FRAME", 1007)
-    assert payload["reason"] == "expected a binary msgpack frame, got a text frame"
+    assert payload["reason"] == "frame is not valid JSON (JSONDecodeError)"
 
 
 async def test_dev_mode_admits_loopback_only(make_relay, caplog) -> None:
@@ -224,7 +224,7 @@ async def test_dev_mode_admits_loopback_only(make_relay, caplog) -> None:
     local proxy forwards: uvicorn trusts X-Forwarded-For from 127.0.0.1) gets neither tickets nor frames."""
     outside = {"X-Forwarded-For": "192.0.2.2"}
     with caplog.at_level(logging.WARNING, logger="realtime_server.app"):
-        async with make_relay(shared_secret=None) as relay, httpx.AsyncClient(base_url=relay.http) as http:
+        async with make_relay(**DEV_MODE) as relay, httpx.AsyncClient(base_url=relay.http) as http:
             refused = await http.post("/dev/ticket", json={}, headers=outside)
             ticket = (await http.post("/dev/ticket", json={})).json()["ticket"]
             async with websockets.connect(relay.url(ticket=ticket), additional_headers=outside) as ws:
@@ -233,8 +233,8 @@ async def test_dev_mode_admits_loopback_only(make_relay, caplog) -> None:
                 await ws.send(pack(prompt="dev", seed=2))
                 assert (await next_frame(ws))["seed"] == 2
     assert refused.status_code == 403
-    assert payload["reason"] == ("this relay runs in dev mode (no RELAY_SHARED_SECRET) and admits loopback only, "
-                                 "never through a proxy")
+    assert payload["reason"] == ("this relay runs in dev mode (no RELAY_SHARED_SECRET): dev mode admits loopback "
+                                 "clients only, never through a proxy or tunnel")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(message.startswith("DEV MODE: RELAY_SHARED_SECRET is not set") for message in warnings)
 

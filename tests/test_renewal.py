@@ -7,12 +7,15 @@ import asyncio
 import json
 import time
 
+import msgpack
 import websockets
 
 from realtime_server import tickets
 
 from .browser import chromium
 from .conftest import SECRET, expect_error, next_frame, pack
+from .reliability import wait_for
+from .upstreams import FAULT_APPS, fault_upstream, switchable_upstream
 
 LIFETIME = 4  # seconds; `iat` is whole seconds, so a ticket may have one second less: the page is told 3
 SESSION = "renewed-session"
@@ -108,3 +111,134 @@ async def test_takeover_is_the_drivers_own(make_relay) -> None:
         async with asyncio.timeout(10):  # the seat's holder left: the viewer stays and waits for a driver
             assert json.loads(await viewer.recv())["action"] == "session_waiting"
         assert relay.metric("relay_live_sessions") == 0
+
+
+async def test_a_failed_takeover_gives_the_seat_back(make_relay) -> None:
+    """A takeover socket that fails before it relays a frame (upstream refused, then an upstream error, then
+    dropped by its client) leaves the seat with the older connection: the viewer is never told the driver
+    left and keeps getting the older connection's frames, another driver is still busy, the counts stay."""
+    async with switchable_upstream() as switch, \
+            make_relay(upstream_url=switch.url, allowed_apps=("fault/switch",)) as relay:
+        def url(sub: str, role: str, **query: str) -> str:
+            ticket = tickets.mint(SECRET, sub=sub, apps=["fault/switch"], issuer="tests", session=SESSION, role=role)
+            return relay.url("fault/switch", ticket=ticket, session=SESSION, **query)
+
+        async def seen(ws: websockets.ClientConnection) -> int:
+            async with asyncio.timeout(5):
+                frame = await ws.recv()
+            assert isinstance(frame, bytes), frame  # a text frame here would be a session notice
+            return msgpack.unpackb(msgpack.unpackb(frame)["input"])["seq"]
+
+        hub = relay.app.state.sessions
+        async with websockets.connect(url("7", "driver")) as old, websockets.connect(url("8", "viewer")) as viewer:
+            await old.send(pack(seq=1))
+            assert await seen(old) == 1 and await seen(viewer) == 1
+            for mode, error, code in (("refuse", "UPSTREAM_UNAVAILABLE", 1013), ("error", "MODEL_FAILED", 1011)):
+                switch.mode = mode
+                async with websockets.connect(url("7", "driver", takeover="1")) as failed:
+                    await failed.send(pack(seq=0))
+                    await expect_error(failed, error, code)
+                switch.mode = "ok"
+                await old.send(pack(seq=2))
+                assert await seen(old) == 2 and await seen(viewer) == 2
+            dropped = await websockets.connect(url("7", "driver", takeover="1"))
+            dropped.transport.abort()  # the handover socket dies before it has drawn anything
+            await wait_for(lambda: relay.metric("relay_open_connections", role="driver") == 1, what="handover gone")
+            await old.send(pack(seq=3))
+            assert await seen(old) == 3 and await seen(viewer) == 3
+            async with websockets.connect(url("9", "driver")) as other:
+                await expect_error(other, "SESSION_BUSY", 1013)
+            assert relay.metric("relay_live_sessions") == 1 and hub._driven == {("tests", "7"): 1}
+        await wait_for(lambda: not hub.sessions, what="session released")
+        assert relay.metric("relay_live_sessions") == 0 and hub._driven == {}
+
+
+SHORT = 3  # seconds a ticket lives in the tests below (`exp - iat`)
+
+DRIVER_ONLY = """async ({ throttleMs }) => {
+    const { RealtimeClient } = await import("/static/fal_realtime.js");
+    window.log = { states: [], errors: [], frames: [] };
+    const client = window.driver = new RealtimeClient({ getTicket: () => window.mintTicket(), throttleMs });
+    client.addEventListener("statechange", (e) => window.log.states.push(e.detail.state));
+    client.addEventListener("error", (e) => window.log.errors.push(e.detail.code));
+    client.addEventListener("frame", (e) => window.log.frames.push(e.detail.result.seed ?? e.detail.result.echo));
+    window.type = (seed) => client.send({ prompt: "renewed", seed, seq: seed, width: 64, height: 64 });
+}"""
+
+
+async def test_the_tickets_own_exp_schedules_the_renewal(make_relay) -> None:
+    """A ticket endpoint that omits `expires_in`: the client reads the lifetime from the ticket's `exp` and moves
+    to a fresh ticket before each 3-second ticket ends (it assumed 300 s, and the relay ended it)."""
+    async with make_relay(ticket_leeway=0.5) as relay, chromium() as browser:
+        minted = 0
+
+        def mint_ticket() -> dict[str, object]:
+            nonlocal minted
+            minted += 1
+            return {"url": relay.url(), "ticket": tickets.mint(SECRET, sub="7", apps=["local/preview"],
+                                                              issuer="tests", lifetime=SHORT)}
+
+        page = await browser.new_page()
+        await page.expose_function("mintTicket", mint_ticket)
+        await page.goto(f"{relay.http}/health")
+        await page.evaluate(DRIVER_ONLY, {"throttleMs": 0})
+        for seed in range(40):  # 10 s: three ticket lifetimes and more
+            await page.evaluate("(seed) => window.type(seed)", seed)
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(1)
+        log = await page.evaluate("window.log")
+        await page.evaluate("window.driver.close()")
+    assert log["errors"] == [] and log["states"] == ["connecting", "open"], log
+    assert log["frames"][-1] == 39 and minted >= 4, (log["frames"][-5:], minted)
+    assert relay.metric("relay_errors_total", code="TICKET_EXPIRED") == 0
+
+
+async def test_an_input_on_a_refused_handover_is_sent_on_the_socket_that_stays(make_relay) -> None:
+    """The renewed ticket is refused (its signature is not the relay's): the input that went out on the handover
+    socket only is sent again on the old socket, which carries on; nothing is lost, no error is shown."""
+    async with fault_upstream() as upstream, make_relay(upstream_url=upstream, allowed_apps=FAULT_APPS,
+                                                        ticket_leeway=30) as relay, chromium() as browser:
+        minted = 0
+
+        def mint_ticket() -> dict[str, object]:  # fault/echo answers each input at once with its `seq`
+            nonlocal minted
+            minted += 1
+            secret = SECRET if minted == 1 else "not-this-relays-secret-0123456789abcdef"
+            return {"url": relay.url("fault/echo"), "ticket": tickets.mint(
+                secret, sub="7", apps=["fault/echo"], issuer="tests", lifetime=5 if minted == 1 else 300)}
+
+        page = await browser.new_page()
+        await page.expose_function("mintTicket", mint_ticket)
+        await page.goto(f"{relay.http}/health")
+        await page.evaluate(DRIVER_ONLY, {"throttleMs": 6000})  # the second input waits; the renewal (at 4 s) takes it
+        await page.evaluate("window.type(1)")
+        await page.wait_for_function("window.log.frames.includes(1)", timeout=10_000)
+        await page.evaluate("window.type(2)")
+        assert minted == 1
+        async with asyncio.timeout(15):
+            while minted < 2 or 2 not in (log := await page.evaluate("window.log"))["frames"]:
+                await asyncio.sleep(0.1)
+        await page.evaluate("window.driver.close()")
+    assert log["frames"] == [1, 2] and log["errors"] == [] and log["states"] == ["connecting", "open"], log
+    assert relay.metric("relay_errors_total", code="UNAUTHORIZED") == 1  # the handover socket, refused
+
+
+async def test_one_reader_of_control_frames_tells_a_refusal_from_a_rejected_input(make_relay) -> None:
+    """`readControl`, which both the connection and a handover socket use: an app's validation error names the
+    field it rejected (a handover socket carrying that input is no refused one); any other x-fal-error is a
+    refusal; x-fal-message and text that is not the relay's are told apart."""
+    async with make_relay() as relay, chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{relay.http}/health")
+        read = await page.evaluate("""async () => {
+            const { readControl } = await import("/static/fal_realtime.js");
+            const rejected = JSON.stringify({ type: "x-fal-error", error: "INTERNAL_ERROR",
+                reason: "1 validation error for Input\\nseed\\n  Input should be a valid integer [type=int_type]" });
+            const refused = JSON.stringify({ type: "x-fal-error", error: "UNAUTHORIZED", reason: "no ticket" });
+            const message = JSON.stringify({ type: "x-fal-message", action: "session_live" });
+            return [rejected, refused, message, "not JSON", "[1]"].map((text) => {
+                const { kind, rejected: field } = readControl(text);
+                return [kind, field && field.field];
+            });
+        }""")
+    assert read == [["error", "seed"], ["error", None], ["message", None], ["other", None], ["other", None]]

@@ -54,8 +54,8 @@ class Hooks:
         self.outputs += 1
         self.output_bytes += length
 
-    def on_input(self, payload: bytes) -> None:
-        protocol.check_input(payload, 1 << 20)
+    def on_input(self, payload: bytes, text: bool = False) -> None:
+        protocol.check_input(payload, 1 << 20, text=text)
         self.inputs.append(payload)
 
     def on_client_ping(self, payload: bytes) -> None:
@@ -72,6 +72,18 @@ def server_frame(payload: bytes, opcode: int = frames.OP_BINARY) -> bytes:
 def client_frame(payload: bytes, opcode: int = frames.OP_BINARY) -> bytes:
     mask = os.urandom(4)
     return frames.frame_header(opcode, len(payload), mask) + frames.unmask(payload, mask)
+
+
+def unmasked(data: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, unmasked payload) of each whole masked frame in `data`: what a relay sent upstream."""
+    out, pos = [], 0
+    while (header := frames.read_header(data, pos, len(data))) is not None:
+        first, size, length, masked = header
+        assert masked, "every frame on the upstream hop is masked"
+        out.append((first, frames.unmask(data[pos + size : pos + size + length], data[pos + size - 4 : pos + size])))
+        pos += size + length
+    assert pos == len(data)
+    return out
 
 
 def output(size: int, seq: int = 0) -> bytes:
@@ -156,7 +168,7 @@ def test_a_paused_viewer_gets_only_the_newest_frame_when_it_drains() -> None:
 
 
 def test_client_inputs_are_checked_unmasked_and_forwarded_as_framed() -> None:
-    """The hook sees the unmasked input; upstream gets the client's own masked bytes."""
+    """The hook sees the unmasked input; upstream gets each input as one frame under a key of the relay's own."""
     hooks, upstream = Hooks(), FakeTransport()
     up = splice.ClientToUpstream(hooks, max_frame_bytes=1 << 20, upstream=upstream)
     frames = [client_frame(pack(prompt=f"p{i}", seed=i)) for i in range(3)]
@@ -164,20 +176,25 @@ def test_client_inputs_are_checked_unmasked_and_forwarded_as_framed() -> None:
     up.feed(frames[1][:3])
     up.feed(frames[1][3:] + frames[2])
     assert hooks.inputs == [pack(prompt=f"p{i}", seed=i) for i in range(3)]
-    assert upstream.data == b"".join(frames) and up.unanswered == frames[2]
+    sent = [(0x82, pack(prompt=f"p{i}", seed=i)) for i in range(3)]
+    assert unmasked(upstream.data) == sent and unmasked(up.unanswered or b"") == sent[2:]
+    assert not {frame[2:6] for frame in frames} & {bytes(w)[2:6] for w in upstream.writes}
 
 
 @pytest.mark.parametrize(
     ("frame", "reason"),
     [
-        (client_frame(pack(prompt="x"), frames.OP_TEXT), "expected a binary msgpack frame, got a text frame"),
+        (client_frame(b"not json", frames.OP_TEXT), "frame is not valid JSON (JSONDecodeError)"),
+        (client_frame(pack(prompt="x"), frames.OP_TEXT), "frame is not valid JSON (UnicodeDecodeError)"),
+        (client_frame(b'["prompt"]', frames.OP_TEXT), "frame must be a JSON object of inputs, got list"),
         (server_frame(pack(prompt="x")), "client frames must be masked"),
         (frames.frame_header(frames.OP_BINARY, 2_000_000, b"abcd"),
          "frame is 2000000 bytes; this relay accepts at most 1048576"),
     ],
 )
 def test_bad_client_frames_are_refused(frame: bytes, reason: str) -> None:
-    """Text, unmasked and oversized frames end the session; an oversized one from its header alone."""
+    """Text that is no JSON object, unmasked and oversized frames end the session; an oversized one from its
+    header alone."""
     up = splice.ClientToUpstream(Hooks(), max_frame_bytes=1 << 20, upstream=FakeTransport())
     with pytest.raises(protocol.RelayError) as exc:
         up.feed(frame)
@@ -193,7 +210,7 @@ def test_while_upstream_is_paused_the_newest_input_wins() -> None:
         up.feed(frame)
     assert upstream.writes == [] and up.dropped == 2
     up.resume()
-    assert upstream.data == frames[2]
+    assert unmasked(upstream.data) == [(0x82, pack(seed=2))]
 
 
 def test_pings_go_to_the_hook_and_a_close_reaches_the_hook() -> None:

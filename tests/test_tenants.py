@@ -177,6 +177,12 @@ def test_issuers_from_a_file_and_bad_values(tmp_path) -> None:
         assert SECRET_A not in str(exc.value)
     with pytest.raises(ValueError, match="^Config 'RELAY_SHARED_SECRETS' has a bad value: expected comma-separated"):
         Settings.from_environ({"RELAY_SHARED_SECRETS": OLD})
+    for value, message in ((f"k1={OLD},k1={NEW}", "kid 'k1' is given twice; each kid names one secret"),
+                           (f"k1={OLD},k2={NEW[:31]}", "the secret of kid 'k2' is shorter than 32 characters")):
+        with pytest.raises(ValueError) as exc:
+            Settings.from_environ({"RELAY_SHARED_SECRETS": value})
+        assert str(exc.value) == f"Config 'RELAY_SHARED_SECRETS' has a bad value: {message}"
+        assert OLD not in str(exc.value) and NEW[:31] not in str(exc.value)
 
 
 async def test_connection_ends_when_its_ticket_does(make_relay) -> None:

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from realtime_server.cli import free_port
 
 from .browser import ARTIFACTS, chromium
-from .conftest import RunningRelay
+from .conftest import DEV_MODE, RunningRelay
 from .reliability import wait_for
 from .upstreams import FAULT_APPS, fault_upstream
 
@@ -506,7 +506,7 @@ async def test_readme_ticket_endpoint_runs_a_live_session(make_relay) -> None:
 
 async def test_widget_docs_page_runs_its_example(make_relay) -> None:
     """`/widget` on a dev-mode relay: its live example draws frames; its Python example is README's, verbatim."""
-    async with make_relay(shared_secret=None) as relay, chromium() as browser:
+    async with make_relay(**DEV_MODE) as relay, chromium() as browser:
         page = await browser.new_page()
         page_errors: list[str] = []
         page.on("pageerror", lambda error: page_errors.append(str(error)))

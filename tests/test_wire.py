@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 import msgpack
 import pytest
+import websockets
 
 from realtime_server import frames, protocol
 
+from .browser import chromium
 from .conftest import RunningRelay
 from .reliability import RawSocket, wait_for
 from .test_frames import UPSTREAM_VIOLATIONS
@@ -32,7 +34,8 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 @dataclass
 class RawUpstream:
     """Records what the relay sends after the handshake; answers each input `{"ack": n, "input": bytes}`,
-    or, when the input has `raw`, writes those bytes as they are (in pieces, if it is a list)."""
+    or, when the input has `raw`, writes those bytes as they are (in pieces, if it is a list, `pause` seconds
+    apart)."""
 
     url: str = ""
     received: list[bytearray] = field(default_factory=list)  # per connection
@@ -60,11 +63,12 @@ class RawUpstream:
                     if first & 0x0F != frames.OP_BINARY:
                         continue
                     count += 1
-                    raw = msgpack.unpackb(payload, raw=False).get("raw")
+                    inputs = msgpack.unpackb(payload, raw=False)
+                    raw = inputs.get("raw")
                     for piece in [raw] if isinstance(raw, bytes) else raw or []:
                         writer.write(piece)
                         await writer.drain()
-                        await asyncio.sleep(PAUSE)
+                        await asyncio.sleep(inputs.get("pause", PAUSE))
                     if raw is None:
                         answer = msgpack.packb({"ack": count, "input": payload}, use_bin_type=True)
                         writer.write(frames.frame_header(frames.OP_BINARY, len(answer)) + answer)
@@ -112,6 +116,20 @@ def _sent_frames(received: bytes) -> list[tuple[int, int]]:
     return out
 
 
+def _unmasked(received: bytes) -> list[tuple[int, bytes]]:
+    """(first byte, unmasked payload) of each whole data frame the relay sent upstream (its close left out)."""
+    out, pos = [], 0
+    while (header := frames.read_header(received, pos, len(received))) is not None:
+        first, size, length, _ = header
+        if len(received) < pos + size + length:
+            break
+        if first & 0x0F != frames.OP_CLOSE:
+            key = received[pos + size - 4 : pos + size]
+            out.append((first, frames.unmask(received[pos + size : pos + size + length], key)))
+        pos += size + length
+    return out
+
+
 def _input_frame(size: int) -> tuple[bytes, bytes]:
     payload = msgpack.packb({"prompt": "a cat", "image_bytes": bytes(range(256)) * (size // 256)}, use_bin_type=True)
     return payload, frames.masked_frame(frames.OP_BINARY, payload)
@@ -124,7 +142,7 @@ CUTS_64 = [[c] for c in (1, 2, 3, 9, 10, 13, 14, 15, 133, 65_536)] + [list(range
 
 async def test_a_100kb_input_split_at_any_point_is_answered(wired) -> None:
     """A valid 100 KB input written in pieces with pauses, cut at each adversarial point: answered, and
-    forwarded upstream as the client framed it."""
+    forwarded upstream as the client framed it (under the relay's own mask)."""
     relay, upstream = wired
     payload, frame = _input_frame(100_000)
     assert len(frame) - len(payload) == 14
@@ -141,7 +159,8 @@ async def test_a_100kb_input_split_at_any_point_is_answered(wired) -> None:
 
     async with asyncio.timeout(60):
         await asyncio.gather(*(one(cuts) for cuts in CUTS_64))
-    assert sum(bytes(r).count(frame) for r in upstream.received) == len(CUTS_64)
+    forwarded = [_unmasked(bytes(r)) for r in upstream.received]
+    assert forwarded == [[(frames.FIN | frames.OP_BINARY, payload)]] * len(CUTS_64)
 
 
 async def test_a_16_bit_input_with_a_7_byte_first_read_is_answered(wired) -> None:
@@ -239,3 +258,161 @@ async def test_a_fragmented_upstream_error_is_read_whole_and_logged_on_one_line(
     ended = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connection ended")]
     assert ended and "reason=1 validation error\\nprompt\\n  field required" in ended[0], ended
     assert all("\n" not in r.getMessage() for r in caplog.records if r.name.startswith("realtime_server"))
+
+
+async def test_the_upstream_hop_is_masked_with_the_relays_own_keys(wired) -> None:
+    """A client that masks with a key of its choosing (zero, which leaves its bytes plain on the wire) cannot
+    choose what the relay writes upstream: each forwarded input carries a fresh key of the relay's own, never
+    the client's, and unmasks to the input the client sent."""
+    relay, upstream = wired
+    raw = await _open(relay)
+    chosen = b"\0\0\0\0"
+    inputs = [msgpack.packb({"prompt": f"chosen bytes {n}", "seq": n}) for n in range(20)]
+    try:
+        for payload in inputs:
+            raw.writer.write(frames.frame_header(frames.OP_BINARY, len(payload), chosen) + payload)
+            answer = await raw.next_frame(limit=15)
+            assert answer is not None and msgpack.unpackb(answer[1], raw=False)["input"] == payload
+    finally:
+        raw.close()
+    received, pos, keys = bytes(upstream.received[0]), 0, []
+    for payload in inputs:
+        header = frames.read_header(received, pos, len(received))
+        assert header is not None
+        first, size, length, masked = header
+        assert (first, length, masked) == (frames.FIN | frames.OP_BINARY, len(payload), True)
+        key = received[pos + size - 4 : pos + size]
+        assert frames.unmask(received[pos + size : pos + size + length], key) == payload
+        assert payload not in received  # the client's plain bytes never reach the upstream hop as they were
+        keys.append(key)
+        pos += size + length
+    assert chosen not in keys and len(set(keys)) == len(keys)
+
+
+async def test_a_json_text_input_is_forwarded_as_sent(wired) -> None:
+    """A client that speaks JSON (fal-js's `encodeMessage`): its text frame, a JSON object, is forwarded upstream
+    as a text frame with the same payload (under the relay's mask), in order with msgpack inputs; whole or in
+    fragments."""
+    relay, upstream = wired
+    raw = await _open(relay)
+    text = json.dumps({"prompt": "a JSON cat", "seed": 7}).encode()
+    follow = msgpack.packb({"seq": 2})
+    first = msgpack.packb({"seq": 1})
+    try:
+        raw.writer.write(frames.masked_frame(frames.OP_BINARY, first))
+        assert await raw.next_frame(limit=15) is not None  # upstream is open: nothing waits (newest wins) now
+        raw.writer.write(frames.masked_frame(frames.OP_TEXT, text))
+        raw.writer.write(frames.masked_frame(frames.OP_TEXT, text[:5], fin=False)
+                         + frames.masked_frame(frames.OP_CONT, text[5:]))
+        raw.writer.write(frames.masked_frame(frames.OP_BINARY, follow))
+        answer = await raw.next_frame(limit=15)  # the upstream answers binary inputs only
+        assert answer is not None and msgpack.unpackb(answer[1], raw=False)["input"] == follow
+    finally:
+        raw.close()
+    assert _unmasked(bytes(upstream.received[0])) == [(0x82, first), (0x81, text), (0x81, text), (0x82, follow)]
+
+
+OUTPUT = msgpack.packb({"seq": 1, "pad": bytes(3000)})
+FRAGMENTS = [frames.frame_header(frames.OP_BINARY, 1000, fin=False) + OUTPUT[:1000],
+             frames.frame_header(frames.OP_PING, 4) + b"ping",
+             frames.frame_header(frames.OP_CONT, len(OUTPUT) - 1000) + OUTPUT[1000:]]
+TIMEOUT = json.dumps({"type": "x-fal-error", "error": "TIMEOUT", "reason": "no input for 5 s"}).encode()
+
+
+async def test_a_fragmented_output_is_tapped_and_counted_like_any_other(wired) -> None:
+    """An output in fragments (a ping between them) reaches the driver, the viewers and a late joiner as one message,
+    and answers the input: the upstream's idle TIMEOUT after it re-sends nothing, and the latency is one sample."""
+    relay, upstream = wired
+
+    def ticket(sub: str, role: str) -> str:
+        return relay.ticket(sub=sub, apps=(APP,), session="fragments", role=role)
+
+    async with websockets.connect(relay.url(APP, ticket=ticket("d", "driver"))) as driver, \
+            websockets.connect(relay.url(APP, ticket=ticket("v", "viewer"))) as viewer:
+        await driver.send(msgpack.packb({"raw": [*FRAGMENTS, frames.frame_header(frames.OP_TEXT, len(TIMEOUT))
+                                                 + TIMEOUT]}))
+        async with asyncio.timeout(10):
+            assert await driver.recv() == OUTPUT
+            while (got := await viewer.recv()) != OUTPUT:
+                assert isinstance(got, str), got  # session notices only
+        async with websockets.connect(relay.url(APP, ticket=ticket("late", "viewer"))) as late:
+            async with asyncio.timeout(10):
+                assert await late.recv() == OUTPUT  # the late joiner's picture so far
+        await asyncio.sleep(0.5)  # time for a re-send after the TIMEOUT, if the output had not answered it
+        assert len(upstream.received) == 1
+    assert relay.metric("relay_frame_latency_seconds_count") == 1
+    assert relay.metric("relay_frames_total", direction="upstream") == 1
+
+
+@pytest.mark.parametrize(("after", "reason"), [
+    (frames.frame_header(frames.OP_BINARY, 3) + b"\x80ab",
+     "UPSTREAM_ERROR: upstream broke the WebSocket protocol: a new message (opcode 0x2) began in the middle of a "
+     "fragmented one"),
+    (frames.frame_header(frames.OP_CLOSE, 2) + b"\x03\xe8",
+     "UPSTREAM_ERROR: upstream closed the connection inside a message (code 1000)"),
+], ids=["protocol-broken", "closed"])
+async def test_an_upstream_ending_inside_a_message_gets_a_close_frame_only(wired, after: bytes, reason: str) -> None:
+    """Upstream breaks off after the first fragment of an output went out: no x-fal-error inside the unfinished
+    message (a browser fails that with 1002), only a close, 1014 with the cause in its reason."""
+    relay, _ = wired
+    async with websockets.connect(relay.url(APP, ticket=relay.ticket(sub="mid", apps=(APP,)))) as ws:
+        await ws.send(msgpack.packb({"raw": [FRAGMENTS[0], after]}))
+        with pytest.raises(websockets.ConnectionClosedError) as closed:
+            async with asyncio.timeout(10):
+                await ws.recv()
+    # What the client got: the first fragment, then the close (websockets answers it with 1002 for the message
+    # left incomplete; a browser reports the relay's code and reason).
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1014, protocol.close_reason(reason))
+
+
+async def test_the_clients_frames_are_read_while_the_relay_waits_for_a_boundary(make_relay) -> None:
+    """The connection's lifetime ends while an output is part-way out: the relay waits for its last fragment. An
+    input and then the client's close, sent meanwhile, are read (the input discarded): at the boundary the relay
+    sends its error and close and hangs up at once, without waiting the close timeout for a close it missed."""
+    async with raw_upstream() as upstream, make_relay(upstream_url=upstream.url, allowed_apps=(APP,),
+                                                      max_session_seconds=0.6) as relay:
+        raw = await _open(relay)
+        try:
+            raw.writer.write(frames.masked_frame(frames.OP_BINARY, msgpack.packb(
+                {"raw": [FRAGMENTS[0], FRAGMENTS[2]], "pause": 1.2})))
+            assert (await raw.next_frame(limit=5))[0] == frames.OP_BINARY  # type: ignore[index]
+            await asyncio.sleep(0.9)  # the lifetime has ended; the relay waits for the last fragment
+            raw.writer.write(frames.masked_frame(frames.OP_BINARY, msgpack.packb({"seq": 2}))
+                             + frames.masked_frame(frames.OP_CLOSE, struct.pack(">H", 1000)))
+            got = [await raw.next_frame(limit=5) for _ in range(3)]
+            closed_at = asyncio.get_running_loop().time()
+            assert await raw.next_frame(limit=5) is None  # the relay hung up
+            hung_up = asyncio.get_running_loop().time() - closed_at
+        finally:
+            raw.close()
+    assert [frame[0] for frame in got if frame] == [frames.OP_CONT, frames.OP_TEXT, frames.OP_CLOSE]
+    assert json.loads(got[1][1])["error"] == "SESSION_EXPIRED"  # type: ignore[index]
+    assert hung_up < 0.5, hung_up  # the close timeout is 2 s
+    assert sum(bytes(r).count(msgpack.packb({"seq": 2})) for r in upstream.received) == 0
+
+
+async def test_the_browser_client_reads_the_cause_from_a_close_inside_a_message(wired) -> None:
+    """Chromium and the browser client: upstream breaks off after the first fragment of an output; the page's
+    socket closes with 1014 (not a protocol error, 1002), and the client reports UPSTREAM_ERROR with its reason."""
+    relay, _ = wired
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(f"{relay.http}/health")
+        got = await page.evaluate("""async ({ url, ticket, pieces }) => {
+            const { RealtimeClient } = await import("/static/fal_realtime.js");
+            const client = new RealtimeClient({ url, ticket, reconnect: { maxAttempts: 0 } });
+            const closes = [];
+            const Socket = window.WebSocket;
+            window.WebSocket = class extends Socket {
+                constructor(address) { super(address); this.addEventListener("close", (e) => closes.push(e.code)); }
+            };
+            const error = new Promise((resolve) => client.addEventListener("error", (e) => resolve(e.detail)));
+            client.send({ raw: pieces.map((piece) => new Uint8Array(piece)) });
+            const { code, reason } = await error;
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            return { code, reason, closes };
+        }""", {"url": relay.url(APP), "ticket": relay.ticket(sub="page", apps=(APP,)),
+               "pieces": [list(FRAGMENTS[0]), list(frames.frame_header(frames.OP_BINARY, 3) + b"\x80ab")]})
+    assert got == {"code": "UPSTREAM_ERROR", "closes": [1014], "reason": "upstream broke the WebSocket protocol: "
+                   "a new message (opcode 0x2) began in the middle of a fragmented one"}, got
