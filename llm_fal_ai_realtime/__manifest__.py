@@ -18,6 +18,7 @@
     },
     "data": [
         "security/llm_fal_ai_realtime_security.xml",
+        "security/llm_fal_realtime_watcher_access.xml",
         "views/res_config_settings_views.xml",
         "views/llm_model_views.xml",
         "views/llm_assistant_views.xml",

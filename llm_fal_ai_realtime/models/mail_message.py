@@ -1,8 +1,9 @@
-"""Comments on the picture show in the chat of a realtime thread.
+"""Comments on the picture show in the chat of a realtime thread, and changed messages reach the room.
 
 llm_thread's chat lists only messages with an LLM role; a comment on the live canvas has none (so
 no generation reads it as a prompt), and would vanish on the next load. This adds the comments
-(notes) back to what the chat of an llm.thread fetches.
+(notes) back to what the chat of an llm.thread fetches. A message of a realtime thread whose body
+changes (a final render marked as failed) is pushed to everyone in the thread again.
 """
 
 from odoo import api, models
@@ -11,6 +12,15 @@ from odoo.osv import expression
 
 class MailMessage(models.Model):
     _inherit = "mail.message"
+
+    def write(self, vals):
+        result = super().write(vals)
+        if "body" in vals:
+            for message in self.filtered(lambda message: message.model == "llm.thread" and message.res_id):
+                thread = self.env["llm.thread"].sudo().browse(message.res_id).exists()
+                if thread and thread._fal_realtime_is_room():
+                    thread._fal_realtime_push_message(message)
+        return result
 
     @api.model
     def _message_fetch(self, domain, search_term=None, before=None, after=None, around=None, limit=30):

@@ -10,7 +10,7 @@ import { Composer } from "@mail/core/common/composer";
 import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
 import { useState } from "@odoo/owl";
-import { callRoute, liveCanvasRevision } from "@llm_fal_ai_realtime/chat/llm_chat_container_patch";
+import { callRoute, liveCanvasRevision, showMessage } from "@llm_fal_ai_realtime/chat/llm_chat_container_patch";
 
 patch(Composer.prototype, {
     setup() {
@@ -107,12 +107,6 @@ patch(Composer.prototype, {
             return;
         }
         composer.clear();
-        const store = this.liveCanvasMailStore;
-        store.insert(answer.store, { html: true });
-        const message = store.Message.get(answer.message_id);
-        const thread = store.Thread.get({ model: "llm.thread", id: threadId });
-        if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
-            thread.messages.push(message);
-        }
+        showMessage(this.liveCanvasMailStore, { thread_id: threadId, ...answer });
     },
 });

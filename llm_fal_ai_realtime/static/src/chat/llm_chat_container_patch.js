@@ -43,6 +43,23 @@ function bytesToBase64(bytes) {
 }
 
 const PEN_NOTIFICATION = "llm_fal_ai_realtime/pen";
+// A message posted or changed in a realtime thread, for every participant's open chat (models/llm_thread_room.py).
+const MESSAGE_NOTIFICATION = "llm_fal_ai_realtime/message";
+
+/**
+ * Show a message the server posted (the store payload: message, attachments, author) in its thread,
+ * once: the tab that posted it, and the bus, may both bring it.
+ * @param {object} mailStore
+ * @param {{thread_id: number, message_id: number, store: object}} posted
+ */
+export function showMessage(mailStore, { thread_id, message_id, store }) {
+    mailStore.insert(store, { html: true });
+    const message = mailStore.Message.get(message_id);
+    const thread = mailStore.Thread.get({ model: "llm.thread", id: thread_id });
+    if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
+        thread.messages.push(message);
+    }
+}
 
 /**
  * Counts changes of the live canvas settings and of the realtime models. The composer reads it through
@@ -52,7 +69,7 @@ export const liveCanvasRevision = reactive({ value: 0 });
 const MAX_SEED = 2 ** 31 - 1;
 
 // The pen changes hands on the bus; the store needs the bus service for that.
-llmStoreService.dependencies = [...new Set([...llmStoreService.dependencies, "bus_service"])];
+llmStoreService.dependencies = [...new Set([...llmStoreService.dependencies, "bus_service", "mail.store"])];
 
 patch(llmStoreService, {
     start(env, services) {
@@ -102,6 +119,7 @@ patch(llmStoreService, {
             },
         });
         bus.subscribe(PEN_NOTIFICATION, (payload) => llmStore.onPenNotification(payload));
+        bus.subscribe(MESSAGE_NOTIFICATION, (payload) => showMessage(services["mail.store"], payload));
         return llmStore;
     },
 });
@@ -243,12 +261,7 @@ patch(LLMChatContainer.prototype, {
 
     /** Show a message the server just posted (the store payload: message, attachments, author) at once. */
     liveCanvasShowMessage(threadId, { store, message_id }) {
-        this.mailStore.insert(store, { html: true });
-        const message = this.mailStore.Message.get(message_id);
-        const thread = this.mailStore.Thread.get({ model: "llm.thread", id: threadId });
-        if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
-            thread.messages.push(message);
-        }
+        showMessage(this.mailStore, { thread_id: threadId, message_id, store });
     },
 
     /**
