@@ -9,7 +9,8 @@ thread is watched by several people at once, so this pushes what happens in it t
 - ``llm_fal_ai_realtime/room``: who has the canvas open right now (tabs beat every few seconds), who
   holds the pen and whether it is free (its holder left or went idle);
 - ``llm_fal_ai_realtime/canvas``: the thread's model or assistant changed, so every canvas reloads
-  its settings and opens the new model's live session.
+  its settings and opens the new model's live session;
+- ``llm_fal_ai_realtime/draw``: to one person's own tabs only, which of them draws now ("Draw here").
 
 The partners are read when the notification is sent, so someone removed from the thread stops
 receiving at once.
@@ -31,10 +32,11 @@ _logger = logging.getLogger(__name__)
 MESSAGE_NOTIFICATION = "llm_fal_ai_realtime/message"
 ROOM_NOTIFICATION = "llm_fal_ai_realtime/room"
 CANVAS_NOTIFICATION = "llm_fal_ai_realtime/canvas"
+DRAW_NOTIFICATION = "llm_fal_ai_realtime/draw"
 PARAM_PEN_IDLE = "llm_fal_ai_realtime.pen_idle_seconds"
 DEFAULT_PEN_IDLE = 300
 TAB_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-ROOM_ACTIONS = ("join", "beat", "leave")
+ROOM_ACTIONS = ("join", "beat", "draw", "leave")
 CANVAS_FIELDS = frozenset({"model_id", "assistant_id", "prompt_id"})
 PENDING_MESSAGES = "llm_fal_ai_realtime.messages"
 
@@ -132,9 +134,10 @@ class LLMThread(models.Model):
     # ------------------------------------------------------------------ the room
 
     def fal_realtime_room(self, action, tab, idle_seconds=0):
-        """A tab joins the room, beats (it is still open, idle for so long), or leaves it.
+        """A tab joins the room, beats (it is still open, idle for so long), draws, or leaves it.
 
-        :param action: ``join``, ``beat`` or ``leave``
+        :param action: ``join``, ``beat``, ``draw`` (this tab takes the drawing over from the user's
+            other tabs, which are told) or ``leave``
         :param tab: the tab's own random id (8-64 letters, digits, ``_`` or ``-``)
         :param idle_seconds: seconds since the person last typed or clicked in that tab
         :return: the room's state, see :meth:`_fal_realtime_room_state`
@@ -165,6 +168,10 @@ class LLMThread(models.Model):
         state = self._fal_realtime_room_state()
         if state != before:
             self._fal_realtime_send(ROOM_NOTIFICATION, state)
+        if action == "draw":
+            if not self._fal_realtime_is_driver():
+                raise UserError(_("%s holds the pen: ask for it.", self._fal_realtime_driver().name))
+            self.env.user.partner_id._bus_send(DRAW_NOTIFICATION, {"thread_id": self.id, "tab": tab})
         return state
 
     def _fal_realtime_watchers(self):
