@@ -21,7 +21,8 @@ OPEN_CHAT = """async (threadId) => {
     const opened = odoo.__WOWL_DEBUG__.root.env.services.action.doAction("llm_thread.action_llm_chat", {
         additionalContext: { active_id: "llm.thread_" + threadId },
     });
-    const late = new Promise((resolve, reject) => setTimeout(() => reject(new Error("LLM > Chat did not open")), 30000));
+    const late = new Promise((resolve, reject) =>
+        setTimeout(() => reject(new Error("LLM > Chat did not open")), 30000));
     await Promise.race([opened, late]);
 }"""
 
@@ -123,32 +124,40 @@ def watchers(page):
 
 
 def live_messages(room, params):
-    """Owner and colleague in one thread: a comment and a kept frame reach the other side, and no tab twice."""
-    owner, colleague = room.open("rt_owner"), room.open("rt_follower")
+    """Three people in one thread: a kept frame and a comment reach the others, and no tab twice."""
+    owner, colleague, third = room.open("rt_owner"), room.open("rt_follower"), room.open("rt_third")
     owner_tab2 = room.open_new_tab("rt_owner")
-    for page in (owner, colleague, owner_tab2):
+    for page in (owner, colleague, third, owner_tab2):
         open_chat(page, params["thread_id"])
     result = {}
-    # The colleague comments: the person drawing sees it without a reload.
-    type_in(colleague, "Nice one, can I try the hat?")
-    sent = time.monotonic()
-    colleague.press(COMPOSER, "Enter")
-    result["comment_ms"] = round((wait_message(owner, "can I try the hat") - sent) * 1000)
-    # The owner draws and keeps a frame: the colleague sees the picture without a reload.
+    # The owner draws and keeps a frame: the others see the picture without a reload.
     type_in(owner, "a lighthouse wearing a hat")
     wait_canvas(owner, "Number(c.dataset.frames) > 0")
     sent = time.monotonic()
     owner.press(COMPOSER, "Enter")
-    result["keep_ms"] = round((wait_message(colleague, "a lighthouse wearing a hat", with_image=True) - sent) * 1000)
+    seen = max(wait_message(page, "a lighthouse wearing a hat", with_image=True) for page in (colleague, third))
+    result["keep_ms"] = round((seen - sent) * 1000)
     wait_message(owner_tab2, "a lighthouse wearing a hat", with_image=True)
+    # The colleague comments: the person drawing (and the third) see it without a reload.
+    type_in(colleague, "Nice one, can I try the hat?")
+    sent = time.monotonic()
+    colleague.press(COMPOSER, "Enter")
+    seen = max(wait_message(page, "can I try the hat") for page in (owner, third))
+    result["comment_ms"] = round((seen - sent) * 1000)
     time.sleep(1.0)  # anything sent twice would have arrived by now
     result["copies"] = {
         "owner": message_count(owner, "a lighthouse wearing a hat"),
         "owner_tab2": message_count(owner_tab2, "a lighthouse wearing a hat"),
         "colleague": message_count(colleague, "a lighthouse wearing a hat"),
         "colleague_comment": message_count(colleague, "can I try the hat"),
+        "owner_comment": message_count(owner, "can I try the hat"),
     }
-    room.screenshot(colleague, "colleague")
+    # ... and asks for the pen: what the person drawing sees (the readme's screenshot).
+    colleague.click(f"{CANVAS} .o_live_canvas_ask_pen")
+    owner.wait_for_selector(f"{CANVAS} .o_live_canvas_pen_request", timeout=WAIT_MS)
+    owner.evaluate("() => document.querySelectorAll('.o_notification_close').forEach((el) => el.click())")
+    time.sleep(0.5)
+    room.screenshot(owner, "live_canvas")
     return result
 
 
@@ -254,7 +263,8 @@ def second_tab(room, params):
     result["still_offered"] = tab2.locator(f"{CANVAS} .o_live_canvas_draw_here").count()
     tab2.click(f"{CANVAS} .o_live_canvas_draw_here")
     type_in(tab2, "a blue balloon")
-    wait_canvas(tab2, "c.dataset.role === 'driver' && Number(c.dataset.frames) > 0 && !c.querySelector('.o_live_canvas_draw_here')")
+    wait_canvas(tab2, "c.dataset.role === 'driver' && Number(c.dataset.frames) > 0"
+                      " && !c.querySelector('.o_live_canvas_draw_here')")
     owner.wait_for_selector(f"{CANVAS} .o_live_canvas_draw_here", timeout=WAIT_MS)
     result["first_tab_status"] = owner.inner_text(f"{CANVAS} .o_live_canvas_status")
     return result
@@ -264,7 +274,8 @@ def attach(page, name):
     """Attach a small text file in the composer, as its paperclip does."""
     page.set_input_files(".o-llm-composer-area input[type=file]", files=[
         {"name": name, "mimeType": "text/plain", "buffer": name.encode()}])
-    page.wait_for_selector(f".o-llm-composer-area .o-mail-AttachmentCard:has-text('{name}')", timeout=WAIT_MS)
+    page.wait_for_selector(f".o-llm-composer-area .o-mail-AttachmentCard:not(.o-isUploading):has-text('{name}')",
+                           timeout=WAIT_MS)
 
 
 def holder_comments(room, params):

@@ -121,6 +121,11 @@ patch(Composer.prototype, {
             return super.sendMessage(...arguments);
         }
         const threadId = this.props.composer.thread.id;
+        if (this.props.composer.attachments.some(({ uploading }) => uploading)) {
+            // As mail's composer: the file goes with the message, so the message waits for it.
+            this.liveCanvasNotification.add(_t("Please wait while the file is uploading."), { type: "warning" });
+            return;
+        }
         if (this.liveCanvasKeeps) {
             const canvas = this.llmStore.liveCanvasApis[threadId];
             if (!canvas) {
