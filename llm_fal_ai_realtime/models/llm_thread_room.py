@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from odoo import Command, _, fields, models
 from odoo.exceptions import UserError
+from odoo.osv import expression
 
 from odoo.addons.mail.tools.discuss import Store
 
@@ -82,10 +83,11 @@ class LLMThread(models.Model):
 
     def _fal_realtime_send_pending_messages(self):
         pending = self.env.cr.precommit.data.pop(PENDING_MESSAGES, {})
-        for message_id, thread_id in pending.items():
-            message = self.env["mail.message"].sudo().browse(message_id).exists()
-            thread = self.sudo().browse(thread_id).exists()
-            if not (message and thread):
+        Message = self.env["mail.message"].sudo()
+        shown = Message.search(expression.AND([[("id", "in", list(pending))], Message._fal_realtime_chat_domain()]))
+        for message in shown:  # what the chat would not list (a follower joined...) stays out of it
+            thread = self.sudo().browse(pending[message.id]).exists()
+            if not thread:
                 continue
             store = Store()
             message._to_store(store)

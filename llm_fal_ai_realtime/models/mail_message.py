@@ -13,6 +13,13 @@ from odoo.osv import expression
 class MailMessage(models.Model):
     _inherit = "mail.message"
 
+    @api.model
+    def _fal_realtime_chat_domain(self):
+        """What the chat of an llm.thread shows: messages with an LLM role, and the participants' comments."""
+        note = self.env.ref("mail.mt_note").id
+        return expression.OR([[("llm_role", "!=", False)],
+                              [("message_type", "=", "comment"), ("subtype_id", "=", note)]])
+
     def write(self, vals):
         result = super().write(vals)
         if "body" in vals:
@@ -31,8 +38,6 @@ class MailMessage(models.Model):
         # Spelled ("model", "in", [...]) so that llm_thread's override leaves the filter to this one.
         domain = [("model", "in", ["llm.thread"]) if isinstance(term, (list, tuple))
                   and tuple(term) == ("model", "=", "llm.thread") else term for term in domain]
-        note = self.env.ref("mail.mt_note").id
-        shown = expression.OR([[("llm_role", "!=", False)],
-                               [("message_type", "=", "comment"), ("subtype_id", "=", note)]])
+        shown = self._fal_realtime_chat_domain()
         return super()._message_fetch(expression.AND([domain, shown]), search_term=search_term, before=before,
                                       after=after, around=around, limit=limit)

@@ -2,6 +2,7 @@
 
 import json
 from datetime import timedelta
+from types import SimpleNamespace
 
 from odoo import fields
 from odoo.exceptions import AccessError, UserError
@@ -112,6 +113,42 @@ class TestRoomRules(RoomCase):
         partners = {json.loads(note.channel)[-1] for note in second}
         self.assertNotIn(self.follower.partner_id.id, partners)
         self.assertIn(self.owner.partner_id.id, partners)
+
+    def pushed(self, since):
+        """The message notifications written to the bus since ``since``: ``{partner id: [payload, ...]}``."""
+        self.deliver_bus()
+        pushed = {}
+        for note in self.env["bus.bus"].sudo().search([("id", ">", since)]):
+            message = json.loads(note.message)
+            if message["type"] == "llm_fal_ai_realtime/message":
+                pushed.setdefault(json.loads(note.channel)[-1], []).append(message["payload"])
+        return pushed
+
+    def last_bus_id(self):
+        self.deliver_bus()
+        return self.env["bus.bus"].sudo().search([], order="id desc", limit=1).id or 0
+
+    def test_final_renders_and_their_failures_reach_the_room(self):
+        """A final render landing (the assistant's message) and a failure marked on its request are pushed."""
+        since = self.last_bus_id()
+        request = self.thread.with_user(self.owner).message_post(body="a castle", llm_role="user",
+                                                                 message_type="comment", email_from="o@example.com")
+        self.thread._fal_realtime_mark_final_failed(request, SimpleNamespace(error_message="quota exceeded"))
+        pushed = self.pushed(since)
+        self.assertEqual(set(pushed), {self.owner.partner_id.id, self.follower.partner_id.id,
+                                       self.third.partner_id.id})
+        [payload] = pushed[self.follower.partner_id.id]  # posted and changed in one transaction: sent once
+        [body] = [message["body"] for message in payload["store"]["mail.message"]]
+        self.assertIn("quota exceeded", str(body))
+        # What the chat does not list (a system notice) is not pushed either; the landed render is.
+        since = self.last_bus_id()
+        self.thread.message_post(body="a notice", message_type="notification", email_from="odoo@example.com")
+        self.thread.message_post(body="the picture, at full quality", llm_role="assistant", message_type="comment",
+                                 email_from="odoo@example.com")
+        pushed = self.pushed(since)
+        self.assertNotIn(self.stranger.partner_id.id, pushed)
+        self.assertEqual(len(pushed[self.owner.partner_id.id]), 1)
+        self.assertIn("full quality", str(pushed[self.owner.partner_id.id][0]["store"]["mail.message"]))
 
     def test_an_idle_pen_holder_frees_the_pen(self):
         """Idle past the configured time (or gone), the holder's pen is free for the first asker, not the others."""
