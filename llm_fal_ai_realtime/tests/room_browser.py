@@ -349,7 +349,27 @@ def assistant_first_frame(room, params):
     return {"seed": owner.input_value(f"{CANVAS} .o_live_canvas_seed")}
 
 
-SCENARIOS = {scenario.__name__: scenario for scenario in (
+def test_connection_first_click(room, params):
+    """Type the secret, then press Test connection at a person's pace: the first click is heard."""
+    page = room.open("admin")
+    page.goto(f"{room.config['base_url']}/odoo/action-base_setup.action_general_configuration")
+    secret = page.locator("div[name=fal_realtime_shared_secret] input")
+    secret.wait_for(timeout=WAIT_MS)
+    secret.fill(params["secret"])  # the field still has the focus: it commits on blur, when the click starts
+    button = page.locator(".o_fal_realtime_test")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    time.sleep(0.25)  # a person's press, during which the form reacts to the blur
+    page.mouse.up()
+    pressed = time.monotonic()
+    page.wait_for_selector(".o_fal_realtime_verdict", timeout=10000)
+    return {"verdict_ms": round((time.monotonic() - pressed) * 1000),
+            "ok": page.get_attribute(".o_fal_realtime_verdict", "data-ok")}
+
+
+SCENARIOS = {scenario.__name__: scenario for scenario in (test_connection_first_click, 
     live_messages, pen_and_presence, model_switch, second_tab, holder_comments, phone, assistant_first_frame)}
 
 

@@ -226,3 +226,13 @@ class TestRoomRules(RoomCase):
             "name": "owner.txt", "raw": b"x", "res_model": "mail.compose.message", "res_id": 0})
         with self.assertRaisesRegex(UserError, "Only files you have just attached"):
             self.thread.with_user(self.follower).fal_realtime_comment("look", attachment_ids=others.ids)
+
+
+@tagged("post_install", "-at_install")
+class TestConnectionFirstClick(RoomCase):
+    def test_the_first_click_on_test_connection_is_heard(self):
+        """Typing the secret and pressing Test connection at once tests it (the hint that appears moves nothing)."""
+        self.require_relay()
+        self.env["ir.config_parameter"].sudo().set_param("llm_fal_ai_realtime.shared_secret", False)
+        result = self.run_browsers("test_connection_first_click", ["admin"], secret=self.secret)
+        self.assertEqual(result["ok"], "1", result)
