@@ -85,7 +85,7 @@ class LLMThread(models.Model):
         pending = self.env.cr.precommit.data.pop(PENDING_MESSAGES, {})
         Message = self.env["mail.message"].sudo()
         shown = Message.search(expression.AND([[("id", "in", list(pending))], Message._fal_realtime_chat_domain()]))
-        for message in shown:  # what the chat would not list (a follower joined...) stays out of it
+        for message in shown:  # what the chat would not list (a system notice) stays out of it
             thread = self.sudo().browse(pending[message.id]).exists()
             if not thread:
                 continue
