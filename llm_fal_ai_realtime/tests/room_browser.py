@@ -186,6 +186,7 @@ def pen_and_presence(room, params):
     owner.wait_for_selector(f"{CANVAS} .o_live_canvas_pen_request .o_live_canvas_decline_pen", timeout=WAIT_MS)
     owner.click(f"{CANVAS} .o_live_canvas_decline_pen")
     colleague.wait_for_selector(".o_notification:has-text('Realtime Owner keeps the pen for now.')", timeout=WAIT_MS)
+    room.screenshot(colleague, "not_now")
     wait_canvas(colleague, "!c.querySelector('.o_live_canvas_ask_pen').disabled")
     # The third asks and gets the pen; everyone sees who holds it.
     third.click(f"{CANVAS} .o_live_canvas_ask_pen")
@@ -201,6 +202,7 @@ def pen_and_presence(room, params):
     third.goto("about:blank")
     colleague.wait_for_selector(f"{CANVAS} .o_live_canvas_take_pen:has-text('Take the pen')", timeout=WAIT_MS)
     result["pen_free_ms"] = round((time.monotonic() - left) * 1000)
+    room.screenshot(colleague, "pen_free")
     wait_watchers(owner, ["Realtime Follower", "Realtime Owner"])
     colleague.click(f"{CANVAS} .o_live_canvas_take_pen")
     wait_canvas(colleague, "c.dataset.role === 'driver'")
@@ -259,6 +261,7 @@ def second_tab(room, params):
     open_chat(tab2, params["thread_id"])
     tab2.wait_for_selector(f"{CANVAS} .o_live_canvas_draw_here", timeout=WAIT_MS)
     result = {"status": tab2.inner_text(f"{CANVAS} .o_live_canvas_status")}
+    room.screenshot(tab2, "second_tab")
     time.sleep(3)  # no silent retrying meanwhile: it stays the same choice
     result["still_offered"] = tab2.locator(f"{CANVAS} .o_live_canvas_draw_here").count()
     tab2.click(f"{CANVAS} .o_live_canvas_draw_here")

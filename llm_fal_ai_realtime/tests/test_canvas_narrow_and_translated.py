@@ -28,9 +28,14 @@ NARROW_SCRIPT = browser_test_script("narrow canvas", """
         if (messages.getBoundingClientRect().width < 380) {
             throw new Error("the messages are squeezed to " + messages.getBoundingClientRect().width + " px");
         }
+        // The strip shows the canvas already (a thumbnail): its button enlarges it, it does not "show" it.
+        if (toggle.title !== "Enlarge the live canvas") { throw new Error("the folded toggle says: " + toggle.title); }
         toggle.click();
         await waitFor("the open canvas", () => stage.getBoundingClientRect().width >= 250);
         if (toggle.getAttribute("aria-expanded") !== "true") { throw new Error("the toggle says it is open"); }
+        if (toggle.title !== "Fold the live canvas into a strip") {
+            throw new Error("the open toggle says: " + toggle.title);
+        }
         toggle.click();
         await waitFor("the strip again", () => stage.getBoundingClientRect().width <= 64);
         // Keep stays at hand in the strip.
