@@ -37,6 +37,7 @@
             "llm_fal_ai_realtime/static/src/chat/composer_patch.js",
             "llm_fal_ai_realtime/static/src/chat/composer_patch.xml",
             "llm_fal_ai_realtime/static/src/chat/thread_open_patch.js",
+            "llm_fal_ai_realtime/static/src/chat/attachment_upload_patch.js",
             "llm_fal_ai_realtime/static/src/settings/*",
             "llm_fal_ai_realtime/static/src/realtime_marker/*",
             "llm_fal_ai_realtime/static/src/thread_header/*",

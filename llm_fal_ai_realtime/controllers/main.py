@@ -1,5 +1,5 @@
 from odoo import _, http
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.http import request
 
 from odoo.addons.mail.tools.discuss import Store
@@ -178,3 +178,28 @@ class FalRealtimeController(http.Controller):
         """
         self._use_active_companies(context)
         return self._thread(thread_id).fal_realtime_room(action, tab, idle_seconds=idle_seconds)
+
+    @http.route("/llm_fal_ai_realtime/attachment/upload", type="http", auth="user", methods=["POST"])
+    def attachment_upload(self, ufile, thread_id=None, thread_model=None, **kwargs):
+        """The composer's paperclip in a realtime thread, for every participant.
+
+        mail's own upload route wants write access to the thread, which a follower watching the canvas
+        does not have (they may read it and comment); their files would never reach the composer. The
+        file is kept as a pending upload of the current user, which only they can send, with a comment
+        or a kept frame, in this thread (``llm.thread._fal_realtime_pending_attachments``).
+
+        :return: JSON ``{data}`` (the attachment in the mail store's format) or ``{error}``, as mail's route
+        """
+        try:
+            if thread_model != "llm.thread" or not str(thread_id or "").isdigit():
+                raise UserError(_("Files go to a realtime conversation."))
+            thread = self._thread(int(thread_id))
+            thread._fal_realtime_check_participant()
+            if not thread._fal_realtime_is_room():
+                raise UserError(_("Files go to a realtime conversation."))
+            attachment = request.env["ir.attachment"].create({
+                "name": ufile.filename, "raw": ufile.read(), "res_model": "mail.compose.message", "res_id": 0,
+            })
+        except (AccessError, UserError) as error:
+            return request.make_json_response({"error": str(error)})
+        return request.make_json_response({"data": Store(attachment).get_result()})

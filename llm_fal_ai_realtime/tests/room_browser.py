@@ -316,6 +316,11 @@ def holder_comments(room, params):
     type_in(owner, "see the attached idea")
     owner.press(COMPOSER, "Enter")
     wait_message(colleague, "hat.txt")
+    # A colleague, who may read the thread but not write it, attaches a file to a comment too.
+    attach(colleague, "feathers.txt")
+    type_in(colleague, "feathers would suit it")
+    colleague.press(COMPOSER, "Enter")
+    wait_message(owner, "feathers.txt")
     room.screenshot(owner, "holder_comments")
     return result
 

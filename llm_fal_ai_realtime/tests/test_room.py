@@ -4,7 +4,7 @@ import json
 from datetime import timedelta
 from types import SimpleNamespace
 
-from odoo import fields
+from odoo import fields, http
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
@@ -67,6 +67,9 @@ class TestLiveRoom(RoomCase):
         self.assertEqual(sorted(kept.attachment_ids.mapped("mimetype")), ["image/jpeg", "text/plain"])
         comment = self.thread.message_ids.filtered(lambda message: "the attached idea" in str(message.body))
         self.assertEqual((comment.author_id, comment.attachment_ids.name), (self.owner.partner_id, "hat.txt"))
+        comment = self.thread.message_ids.filtered(lambda message: "feathers would suit" in str(message.body))
+        self.assertEqual((comment.author_id, comment.attachment_ids.name),
+                         (self.follower.partner_id, "feathers.txt"))
 
     def test_a_phone_sized_window_opens_the_canvas(self):
         """A real 390 px window: LLM > Chat shows the realtime thread with its canvas strip and composer."""
@@ -219,6 +222,28 @@ class TestRoomRules(RoomCase):
         after = self.jsonrpc(route, {"thread_id": self.thread.id})["result"]
         self.assertEqual((before["app"], after["app"]), ("local/preview", "fal-ai/fast-lcm-diffusion"))
         self.assertNotEqual(before["session"], after["session"])
+
+    def upload(self, login, thread_id, model="llm.thread"):
+        self.authenticate(login, login)
+        response = self.url_open("/llm_fal_ai_realtime/attachment/upload", data={
+            "csrf_token": http.Request.csrf_token(self), "is_pending": True, "thread_id": thread_id,
+            "thread_model": model}, files={"ufile": ("sketch.txt", b"a hat", "text/plain")})
+        self.assertEqual(response.status_code, 200)
+        return response.json()
+
+    def test_participants_upload_files_others_do_not(self):
+        """A follower (read only) attaches files in a realtime thread; a stranger and other threads are refused."""
+        answer = self.upload("rt_follower", self.thread.id)
+        [attachment] = answer["data"]["ir.attachment"]
+        record = self.env["ir.attachment"].browse(attachment["id"])
+        self.assertEqual((record.create_uid, record.res_model, record.raw), (self.follower, "mail.compose.message",
+                                                                              b"a hat"))
+        comment = self.thread.with_user(self.follower).fal_realtime_comment("a hat", attachment_ids=record.ids)
+        self.assertEqual(comment.attachment_ids, record)
+        self.assertIn("error", self.upload("rt_stranger", self.thread.id))
+        self.assertIn("error", self.upload("rt_owner", self.plain_thread.id))
+        self.assertIn("error", self.upload("rt_owner", self.thread.id, model="res.partner"))
+        self.assertIn("error", self.upload("rt_owner", "1; drop"))
 
     def test_only_fresh_uploads_of_the_sender_are_attached(self):
         """A comment cannot carry someone else's file, nor one already attached elsewhere."""
