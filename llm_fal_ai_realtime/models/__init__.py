@@ -1,5 +1,7 @@
 from . import (
     fal_realtime_relay,
+    fal_realtime_session,
+    fal_realtime_watcher,
     llm_assistant,
     llm_fetch_models_line,
     llm_generation_job,
@@ -9,6 +11,7 @@ from . import (
     llm_provider_fal_jobs,
     llm_thread,
     llm_thread_canvas,
+    llm_thread_room,
     mail_message,
     res_config_settings,
     res_users,

@@ -105,7 +105,8 @@ class LLMThread(models.Model):
             raise UserError(_("A comment must be text of at most %s characters.", MAX_COMMENT_CHARS))
         if not body.strip() and not attachment_ids:
             raise UserError(_("Type a comment first."))
-        values = {"attachment_ids": list(attachment_ids)} if attachment_ids else {}
+        attachments = self._fal_realtime_pending_attachments(attachment_ids)
+        values = {"attachment_ids": attachments.ids} if attachments else {}
         # A note: people talk about the picture in the thread, nobody gets an email for each remark.
         return self.message_post(
             body=plaintext2html(body.strip()),
@@ -127,14 +128,60 @@ class LLMThread(models.Model):
     # ------------------------------------------------------------------ the pen
 
     def fal_realtime_request_pen(self):
-        """A viewer asks the pen holder for the pen; the pen holder is told on the bus."""
+        """A viewer asks the pen holder for the pen; the pen holder is told on the bus.
+
+        The first asker keeps their place: a second one is told to wait for the answer.
+        """
         self.ensure_one()
         self._fal_realtime_check_participant()
         if self._fal_realtime_is_driver():
             raise UserError(_("You already hold the pen."))
+        waiting = self.sudo().fal_realtime_pen_request_id
+        if waiting and waiting != self.env.user:
+            raise UserError(_("%s asked for the pen first: wait for the answer.", waiting.name))
         self.sudo().fal_realtime_pen_request_id = self.env.user
         _logger.info("pen requested: thread=%s user=%s", self.id, self.env.uid)
         self._fal_realtime_notify_pen()
+        return self._fal_realtime_pen_state()
+
+    def fal_realtime_decline_pen(self):
+        """"Not now": the pen holder (or the owner) keeps the pen; the asker is told on the bus."""
+        self.ensure_one()
+        self._fal_realtime_check_participant()
+        thread = self.sudo()
+        if not (self._fal_realtime_is_driver() or thread.user_id == self.env.user):
+            raise AccessError(_("Only the person holding the pen can answer a request for it."))
+        asker = thread.fal_realtime_pen_request_id
+        if not asker:
+            raise UserError(_("Nobody is asking for the pen."))
+        thread.fal_realtime_pen_request_id = False
+        _logger.info("pen request declined: thread=%s by=%s asker=%s", self.id, self.env.uid, asker.id)
+        self._fal_realtime_notify_pen(declined={"id": asker.id, "by": self.env.user.name})
+        return self._fal_realtime_pen_state()
+
+    def fal_realtime_take_pen(self, prompt="", seed=None):
+        """Take the pen: the owner always can; the first asker (or anyone, when nobody asked) once it is free.
+
+        The pen is free when its holder has closed the canvas or stayed idle past the configured time.
+
+        :raise UserError: the pen is not free, or someone else asked first
+        """
+        self.ensure_one()
+        self._fal_realtime_check_participant()
+        thread = self.sudo()
+        if thread.user_id == self.env.user:
+            return self.fal_realtime_give_pen(self.env.uid, prompt=prompt, seed=seed)
+        if self._fal_realtime_is_driver():
+            raise UserError(_("You already hold the pen."))
+        if not self._fal_realtime_pen_free():
+            raise UserError(_("%s is drawing: ask for the pen.", self._fal_realtime_driver().name))
+        asker = thread.fal_realtime_pen_request_id
+        if asker and asker != self.env.user:
+            raise UserError(_("%s asked for the pen first.", asker.name))
+        prompt, seed = self._fal_realtime_check_prompt_seed(prompt or "", seed)
+        thread.write({"fal_realtime_driver_id": self.env.uid, "fal_realtime_pen_request_id": False})
+        _logger.info("free pen taken: thread=%s user=%s", self.id, self.env.uid)
+        self._fal_realtime_notify_pen(prompt=prompt, seed=seed)
         return self._fal_realtime_pen_state()
 
     def fal_realtime_give_pen(self, user_id, prompt="", seed=None):
@@ -175,12 +222,15 @@ class LLMThread(models.Model):
             "request": {"id": request.id, "name": request.name} if request else False,
         }
 
-    def _fal_realtime_notify_pen(self, prompt="", seed=None):
-        """Tell everyone in the thread (owner and followers) who holds the pen and who asks for it."""
-        thread = self.sudo()
-        payload = dict(self._fal_realtime_pen_state(), prompt=prompt, seed=seed)
-        for partner in thread.user_id.partner_id | thread.message_partner_ids:
-            partner._bus_send(PEN_NOTIFICATION, payload)
+    def _fal_realtime_notify_pen(self, prompt="", seed=None, declined=False):
+        """Tell everyone in the room who holds the pen, who asks for it, and a request's answer.
+
+        :param prompt: the prompt handed over with the pen, for the new holder's composer
+        :param seed: its seed
+        :param declined: ``{id, by}`` when the holder said "Not now" to user ``id``
+        """
+        payload = dict(self._fal_realtime_room_state(), prompt=prompt, seed=seed, declined=declined)
+        self._fal_realtime_send(PEN_NOTIFICATION, payload)
 
     # ------------------------------------------------------------------ render final: before and after
 
@@ -217,8 +267,9 @@ class LLMThread(models.Model):
     def fal_realtime_canvas(self):
         """What the live canvas of this thread needs besides a ticket: roles, the assistant's shaping.
 
-        :return: ``{role, can_keep, can_render_final, driver, request, assistant, prompt_prefix,
-            prompt_suffix, inputs}``; the composer text is sent as ``prompt_prefix + text + prompt_suffix``
+        :return: ``{role, can_keep, can_take_pen, can_render_final, driver, request, watchers, pen_free,
+            assistant, prompt_prefix, prompt_suffix, inputs}``; the composer text is sent as
+            ``prompt_prefix + text + prompt_suffix``
         """
         self.ensure_one()
         self._fal_realtime_check_participant()
@@ -229,11 +280,13 @@ class LLMThread(models.Model):
         if assistant and assistant.model_id.is_realtime:
             prefix, suffix = self._fal_realtime_prompt_parts(assistant)
             inputs = self._fal_realtime_assistant_inputs(assistant)
+        room = self._fal_realtime_room_state()
+        asker = room["request"]
         return dict(
-            self._fal_realtime_pen_state(),
+            room,
             role="driver" if drives else "viewer",
             can_keep=drives,
-            can_take_pen=owns and not drives,
+            can_take_pen=not drives and (owns or room["pen_free"] and (not asker or asker["id"] == self.env.uid)),
             can_render_final=drives and owns and self.model_id.is_realtime
             and self.model_id.realtime_app_id != "local/preview",
             assistant={"id": assistant.id, "name": assistant.name} if assistant else False,

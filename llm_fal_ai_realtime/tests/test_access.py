@@ -67,6 +67,7 @@ class TestMultiCompany(FalRealtimeCase):
         cls.other_thread = cls.env["llm.thread"].with_user(cls.owner).create({
             "name": "Other company thread", "provider_id": provider.id, "model_id": cls.other_model.id,
         })
+        cls.other_thread.sudo().message_subscribe(partner_ids=cls.follower.partner_id.ids)
 
     def active(self, *companies):
         return {"allowed_company_ids": [company.id for company in companies]}
@@ -74,7 +75,7 @@ class TestMultiCompany(FalRealtimeCase):
     def test_ticket_only_for_models_of_active_companies(self):
         """A realtime model of a company the user works for but has not switched on gets no ticket."""
         self.authenticate("rt_owner", "rt_owner")
-        params = {"thread_id": self.thread.id, "model_id": self.other_model.id}
+        params = {"thread_id": self.other_thread.id, "model_id": self.other_model.id}
         response = self.jsonrpc(ROUTE, dict(params, context=self.active(self.main_company)))
         self.assertRpcError(response, "odoo.exceptions.AccessError", "belongs to a company that is not active")
         response = self.jsonrpc(ROUTE, dict(params, context=self.active(self.main_company, self.other_company)))
@@ -83,7 +84,7 @@ class TestMultiCompany(FalRealtimeCase):
     def test_companies_the_user_does_not_work_for_are_refused(self):
         """Claiming a company one does not work for is refused by Odoo itself."""
         self.authenticate("rt_follower", "rt_follower")
-        params = {"thread_id": self.thread.id, "model_id": self.other_model.id}
+        params = {"thread_id": self.other_thread.id, "model_id": self.other_model.id}
         response = self.jsonrpc(ROUTE, dict(params, context=self.active(self.other_company)))
         self.assertRpcError(response, "odoo.exceptions.AccessError", "unauthorized or invalid companies")
         response = self.jsonrpc(ROUTE, params)

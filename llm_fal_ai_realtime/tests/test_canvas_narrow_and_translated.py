@@ -1,4 +1,4 @@
-"""The live canvas on a phone-sized screen, and in another language."""
+"""The live canvas in a narrow column, and in another language."""
 
 from odoo.tests import tagged
 
@@ -10,8 +10,8 @@ NARROW_SCRIPT = browser_test_script("narrow canvas", """
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
         });
         const canvas = await waitFor("the live canvas", () => document.querySelector(".o_live_canvas"));
-        // The chat column at a phone's width. (On a phone-sized window llm_thread opens a thread's form
-        // instead of the chat; the canvas follows its column's width, as in a narrow window or a chatter.)
+        // A chat column at a phone's width inside a wide window (a chat beside a form, a split screen): the
+        // canvas follows its column's width. A real phone-sized window is test_room's.
         const column = canvas.closest(".o_live_canvas_host").parentElement;
         column.style.maxWidth = "390px";
         await waitFor("a 390 px column", () => column.getBoundingClientRect().width <= 390);
@@ -28,9 +28,14 @@ NARROW_SCRIPT = browser_test_script("narrow canvas", """
         if (messages.getBoundingClientRect().width < 380) {
             throw new Error("the messages are squeezed to " + messages.getBoundingClientRect().width + " px");
         }
+        // The strip shows the canvas already (a thumbnail): its button enlarges it, it does not "show" it.
+        if (toggle.title !== "Enlarge the live canvas") { throw new Error("the folded toggle says: " + toggle.title); }
         toggle.click();
         await waitFor("the open canvas", () => stage.getBoundingClientRect().width >= 250);
         if (toggle.getAttribute("aria-expanded") !== "true") { throw new Error("the toggle says it is open"); }
+        if (toggle.title !== "Fold the live canvas into a strip") {
+            throw new Error("the open toggle says: " + toggle.title);
+        }
         toggle.click();
         await waitFor("the strip again", () => stage.getBoundingClientRect().width <= 64);
         // Keep stays at hand in the strip.
@@ -41,8 +46,8 @@ NARROW_SCRIPT = browser_test_script("narrow canvas", """
 
 @tagged("post_install", "-at_install")
 class TestNarrowCanvas(FalRealtimeCase):
-    def test_the_canvas_folds_into_a_strip_on_a_phone(self):
-        """In a 390 px chat the canvas is a compact strip the user can open and fold again."""
+    def test_the_canvas_folds_into_a_strip_in_a_narrow_column(self):
+        """In a 390 px chat column the canvas is a compact strip the user can open and fold again."""
         self.require_relay()
         self.browser_js("/odoo", NARROW_SCRIPT % {"thread_id": self.thread.id}, ready="odoo.isReady",
                         login="rt_owner", timeout=90)
@@ -57,7 +62,8 @@ FRENCH_SCRIPT = browser_test_script("french canvas", """
         const keep = await waitFor("Keep", () => canvas.querySelector(".o_live_canvas_keep"));
         if (keep.textContent.trim() !== "Garder") { throw new Error("Keep is not translated: " + keep.textContent); }
         await waitFor("the send button in French", () =>
-            document.querySelector(".o-llm-composer-area .o-mail-Composer-send")?.textContent.trim() === "Garder");
+            document.querySelector(".o-llm-composer-area .o-mail-Composer-send")
+                ?.getAttribute("aria-label") === "Garder");
         const input = document.querySelector(".o-llm-composer-area .o-mail-Composer-input");
         input.focus();
         input.value = "un phare au crépuscule";

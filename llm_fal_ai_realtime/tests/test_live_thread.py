@@ -52,8 +52,8 @@ OPEN_CHAT = """
 # nothing to keep yet, and again the text stays.
 DRIVER_ENTER_SCRIPT = browser_test_script("driver enter", OPEN_CHAT + """
         const canvas = await waitFor("the live canvas", () => document.querySelector(".o_live_canvas"));
-        await waitFor("the send button labelled Keep", () => sendButton()?.textContent.trim() === "Keep");
-        if (!sendButton().title.includes("Enter keeps the picture")) {
+        await waitFor("the send button says Keep", () => sendButton()?.getAttribute("aria-label") === "Keep");
+        if (!sendButton().title.includes("Keep (Enter)")) {
             throw new Error("the send button must say what Enter does: " + sendButton().title);
         }
         type("a lighthouse at dusk");
@@ -84,7 +84,7 @@ DRIVER_ENTER_SCRIPT = browser_test_script("driver enter", OPEN_CHAT + """
         });
         const lcmComposer = await waitFor("its composer", () =>
             document.querySelector(".o-llm-composer-area .o-mail-Composer-input"));
-        await waitFor("Keep on the send button", () => sendButton()?.textContent.trim() === "Keep");
+        await waitFor("Keep on the send button", () => sendButton()?.getAttribute("aria-label") === "Keep");
         lcmComposer.focus();
         lcmComposer.value = "a red fox";
         lcmComposer.dispatchEvent(new InputEvent("input", { bubbles: true }));
@@ -104,7 +104,7 @@ DRIVER_ENTER_SCRIPT = browser_test_script("driver enter", OPEN_CHAT + """
 VIEWER_ENTER_SCRIPT = browser_test_script("viewer enter", OPEN_CHAT + """
         const canvas = await waitFor("the live canvas", () => document.querySelector(".o_live_canvas"));
         if (canvas.dataset.role !== "viewer") { throw new Error("a follower watches"); }
-        await waitFor("the send button labelled Comment", () => sendButton()?.textContent.trim() === "Comment");
+        await waitFor("the send button says Comment", () => sendButton()?.getAttribute("aria-label") === "Comment");
         if (!sendButton().title.includes("starts no generation")) {
             throw new Error("the send button must say what Enter does: " + sendButton().title);
         }
@@ -291,7 +291,8 @@ HAND_OVER_SCRIPT = browser_test_script("hand over the pen", """
             return el && el.dataset.role === "viewer" && el;
         });
         await waitFor("Comment on the send button", () =>
-            document.querySelector(".o-llm-composer-area .o-mail-Composer-send")?.textContent.trim() === "Comment");
+            document.querySelector(".o-llm-composer-area .o-mail-Composer-send")
+                ?.getAttribute("aria-label") === "Comment");
         // The new pen holder draws (their client, with the driver ticket Odoo now gives them).
         const before = watched.frames;
         const pen = new RealtimeClient({ url: %(driver)s.url, ticket: %(driver)s.ticket });
@@ -343,6 +344,8 @@ class TestThePen(FalRealtimeCase):
     def test_the_pen_goes_from_the_owner_to_a_follower(self):
         """A follower asks for the pen, the owner hands it over, the follower draws; another viewer never reconnects."""
         relay = self.require_relay()
+        # The owner has the canvas open (else the pen would be free to take, not to ask for).
+        self.thread.with_user(self.owner).fal_realtime_room("join", "tab-of-the-owner")
         self.browser_js("/odoo", ASK_FOR_PEN_SCRIPT % {"thread_id": self.thread.id}, ready="odoo.isReady",
                         login="rt_follower", timeout=90)
         self.assertEqual(self.thread.fal_realtime_pen_request_id, self.follower)

@@ -75,16 +75,24 @@ class TestSessionTicket(FalRealtimeCase):
         self.assertNotEqual(one["session"], two["session"])
 
     def test_non_realtime_model_refused(self):
-        """A model without realtime endpoint gets no ticket."""
+        """A thread whose model has no realtime endpoint gets no ticket."""
+        self.thread.sudo().model_id = self.plain_model
         self.authenticate("rt_owner", "rt_owner")
-        response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.plain_model.id})
+        response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id})
         self.assertRpcError(response, "odoo.exceptions.UserError", "has no realtime endpoint")
 
     def test_app_not_allowed_refused(self):
-        """A realtime model whose app is not in the allowed apps gets no ticket."""
+        """A thread whose realtime model's app is not in the allowed apps gets no ticket."""
+        self.thread.sudo().model_id = self.turbo_model
         self.authenticate("rt_owner", "rt_owner")
-        response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.turbo_model.id})
+        response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id})
         self.assertRpcError(response, "odoo.exceptions.UserError", "fal-ai/fast-turbo-diffusion is not allowed")
+
+    def test_the_browser_cannot_choose_another_model(self):
+        """The ticket's app is the thread's model: a model_id other than the thread's is refused."""
+        self.authenticate("rt_owner", "rt_owner")
+        response = self.jsonrpc(ROUTE, {"thread_id": self.thread.id, "model_id": self.lcm_model.id})
+        self.assertRpcError(response, "odoo.exceptions.UserError", "now uses local/preview")
 
     def test_not_configured_refused(self):
         """Without a shared secret nobody gets a ticket, and the error says what to do."""

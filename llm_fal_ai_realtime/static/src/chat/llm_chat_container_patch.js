@@ -6,7 +6,9 @@
  * from the relay's origin runs in Odoo's pages), where kept frames go (the Keep endpoint, then
  * the mail store so the message shows at once) and where final renders go (a generation job).
  * It also keeps each realtime thread's canvas settings (who holds the pen, the assistant's prompt
- * template and inputs) in the LLM store, up to date from the bus when the pen changes hands.
+ * template and inputs) in the LLM store, and makes the thread a live room: this tab joins it while
+ * the canvas is open (live_room.js), and the bus brings everyone's messages, who is watching, the
+ * pen's moves, and a new model or assistant (models/llm_thread_room.py).
  * Every call carries the user context, so the server works in the companies the switcher has active.
  */
 import { _t } from "@web/core/l10n/translation";
@@ -18,6 +20,7 @@ import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
 import { user } from "@web/core/user";
 import { LiveCanvas } from "@llm_fal_ai_realtime/live_canvas/live_canvas";
+import { LiveRoom, TAB_ID } from "@llm_fal_ai_realtime/chat/live_room";
 import { RealtimeClient } from "@llm_fal_ai_realtime/fal_realtime/fal_realtime";
 
 /**
@@ -43,6 +46,27 @@ function bytesToBase64(bytes) {
 }
 
 const PEN_NOTIFICATION = "llm_fal_ai_realtime/pen";
+// A message posted or changed in a realtime thread, for every participant's open chat (models/llm_thread_room.py).
+const MESSAGE_NOTIFICATION = "llm_fal_ai_realtime/message";
+const ROOM_NOTIFICATION = "llm_fal_ai_realtime/room";
+const CANVAS_NOTIFICATION = "llm_fal_ai_realtime/canvas";
+const DRAW_NOTIFICATION = "llm_fal_ai_realtime/draw";
+const ROOM_FIELDS = ["watchers", "driver", "request", "pen_free"];
+
+/**
+ * Show a message the server posted (the store payload: message, attachments, author) in its thread,
+ * once: the tab that posted it, and the bus, may both bring it.
+ * @param {object} mailStore
+ * @param {{thread_id: number, message_id: number, store: object}} posted
+ */
+export function showMessage(mailStore, { thread_id, message_id, store }) {
+    mailStore.insert(store, { html: true });
+    const message = mailStore.Message.get(message_id);
+    const thread = mailStore.Thread.get({ model: "llm.thread", id: thread_id });
+    if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
+        thread.messages.push(message);
+    }
+}
 
 /**
  * Counts changes of the live canvas settings and of the realtime models. The composer reads it through
@@ -52,12 +76,15 @@ export const liveCanvasRevision = reactive({ value: 0 });
 const MAX_SEED = 2 ** 31 - 1;
 
 // The pen changes hands on the bus; the store needs the bus service for that.
-llmStoreService.dependencies = [...new Set([...llmStoreService.dependencies, "bus_service"])];
+llmStoreService.dependencies = [
+    ...new Set([...llmStoreService.dependencies, "bus_service", "mail.store", "notification"]),
+];
 
 patch(llmStoreService, {
     start(env, services) {
         const llmStore = super.start(env, services);
-        const { orm, bus_service: bus } = services;
+        const { orm, bus_service: bus, notification } = services;
+        const mailStore = services["mail.store"];
         const getDataLoaders = llmStore.getDataLoaders.bind(llmStore);
         Object.assign(llmStore, {
             // {threadId: canvas settings} from /llm_fal_ai_realtime/canvas: role, pen, assistant, inputs
@@ -66,6 +93,10 @@ patch(llmStoreService, {
             liveCanvasApis: {},
             // {threadId: text}: the prompt the previous pen holder left, for the new one's composer
             liveCanvasHandedPrompts: {},
+            // {threadId: tab id} of this user's tab that draws, once one said "Draw here"
+            liveCanvasDrawingTabs: {},
+            // {threadId: {prompt}}: the pen holder writes a comment; the canvas keeps this prompt meanwhile
+            liveCanvasCommenting: {},
             async loadLiveCanvas(threadId) {
                 const config = await callRoute("/llm_fal_ai_realtime/canvas", { thread_id: threadId });
                 const seedPolicy = config.inputs.seed_policy;
@@ -81,10 +112,39 @@ patch(llmStoreService, {
                 if (!(payload.thread_id in this.liveCanvasConfigs)) {
                     return;
                 }
+                if (payload.declined?.id === user.userId) {
+                    notification.add(_t("%s keeps the pen for now.", payload.declined.by), { type: "info" });
+                }
                 const before = this.liveCanvasConfigs[payload.thread_id];
                 const config = await this.loadLiveCanvas(payload.thread_id);
                 if (before.role !== "driver" && config.role === "driver" && payload.prompt) {
                     this.liveCanvasHandedPrompts[payload.thread_id] = payload.prompt;
+                }
+            },
+            /** Who is watching changed: the list, and (when the pen came free) what this user may do. */
+            onRoomState(state) {
+                const config = this.liveCanvasConfigs[state.thread_id];
+                if (!config) {
+                    return;
+                }
+                const penMoved = state.pen_free !== config.pen_free || state.driver.id !== config.driver.id;
+                for (const field of ROOM_FIELDS) {
+                    config[field] = state[field];
+                }
+                liveCanvasRevision.value += 1;
+                if (penMoved) {
+                    this.loadLiveCanvas(state.thread_id).catch(() => {});
+                }
+            },
+            /** The thread's model or assistant changed (here or in someone else's tab): follow it. */
+            async onCanvasNotification({ thread_id }) {
+                const thread = mailStore.Thread.get({ model: "llm.thread", id: thread_id });
+                if (!thread) {
+                    return;
+                }
+                await thread.fetchData(["model_id", "assistant_id", "prompt_id"]);
+                if (thread_id in this.liveCanvasConfigs) {
+                    await this.loadLiveCanvas(thread_id);
                 }
             },
             // Map<modelId, {app, can_render_final}> of the realtime models of the active companies
@@ -102,6 +162,34 @@ patch(llmStoreService, {
             },
         });
         bus.subscribe(PEN_NOTIFICATION, (payload) => llmStore.onPenNotification(payload));
+        bus.subscribe(MESSAGE_NOTIFICATION, (payload) => showMessage(mailStore, payload));
+        bus.subscribe(ROOM_NOTIFICATION, (state) => llmStore.onRoomState(state));
+        bus.subscribe(CANVAS_NOTIFICATION, (payload) => llmStore.onCanvasNotification(payload));
+        bus.subscribe(DRAW_NOTIFICATION, ({ thread_id, tab }) => {
+            llmStore.liveCanvasDrawingTabs[thread_id] = tab;
+            liveCanvasRevision.value += 1;
+        });
+        // The chat shows the thread it selects, on a phone too (thread_open_patch.js reads this).
+        const selectThread = llmStore.selectThread.bind(llmStore);
+        llmStore.selectThread = async (threadId) => {
+            llmStore.liveCanvasSelecting = threadId;
+            try {
+                return await selectThread(threadId);
+            } finally {
+                llmStore.liveCanvasSelecting = null;
+            }
+        };
+        // Picking an assistant reloads the canvas settings before it returns, so the next frame uses it.
+        if (llmStore.selectAssistant) {
+            const selectAssistant = llmStore.selectAssistant.bind(llmStore);
+            llmStore.selectAssistant = async (assistantId) => {
+                const threadId = llmStore.activeLLMThread?.id;
+                await selectAssistant(assistantId);
+                if (threadId in llmStore.liveCanvasConfigs) {
+                    await llmStore.loadLiveCanvas(threadId);
+                }
+            };
+        }
         return llmStore;
     },
 });
@@ -123,7 +211,42 @@ patch(LLMChatContainer.prototype, {
                     });
                 }
             },
-            () => [this.hasLiveCanvas ? this.activeThread.id : undefined, this.liveCanvasModelId]
+            () => [
+                this.hasLiveCanvas ? this.activeThread.id : undefined,
+                this.liveCanvasModelId,
+                this.activeThread?.assistant_id?.id || this.activeThread?.assistant_id,
+            ]
+        );
+        // This tab is in the thread's room while its canvas is open.
+        useEffect(
+            (threadId) => {
+                if (!threadId) {
+                    return;
+                }
+                const room = new LiveRoom(threadId, callRoute, (state) => this.llmStore.onRoomState(state));
+                this.liveCanvasRoom = room;
+                room.start();
+                return () => {
+                    room.leave();
+                    if (this.liveCanvasRoom === room) {
+                        this.liveCanvasRoom = null;
+                    }
+                };
+            },
+            () => [this.hasLiveCanvas ? this.activeThread.id : undefined]
+        );
+        // The pen left this user (handed over, taken back): the prompt in the composer was for drawing,
+        // not a comment draft, so it goes; the new holder's composer gets it (liveCanvasHandedPrompts).
+        let lastRole;
+        useEffect(
+            (threadId, role) => {
+                if (threadId && lastRole === "driver" && role === "viewer" && this.threadComposer) {
+                    this.threadComposer.text = "";
+                    delete this.llmStore.liveCanvasCommenting[threadId];
+                }
+                lastRole = role;
+            },
+            () => [this.hasLiveCanvas ? this.activeThread.id : undefined, this.liveCanvasConfig?.role]
         );
         // A pen handed to this user arrives with the prompt on the canvas: it goes on from the same picture.
         useEffect(
@@ -148,9 +271,13 @@ patch(LLMChatContainer.prototype, {
         return this.hasLiveCanvas ? this.llmStore.liveCanvasConfigs[this.activeThread.id] : undefined;
     },
 
-    /** The composer's text inside the assistant's prompt template (nothing while the composer is empty). */
+    /**
+     * The composer's text inside the assistant's prompt template (nothing while the composer is empty);
+     * while the pen holder writes a comment, the prompt they had before.
+     */
     get liveCanvasPrompt() {
-        const text = this.threadComposer?.text?.trim() || "";
+        const commenting = this.hasLiveCanvas && this.llmStore.liveCanvasCommenting[this.activeThread.id];
+        const text = (commenting ? commenting.prompt : this.threadComposer?.text)?.trim() || "";
         const config = this.liveCanvasConfig;
         return text && config ? `${config.prompt_prefix}${text}${config.prompt_suffix}` : text;
     },
@@ -180,10 +307,37 @@ patch(LLMChatContainer.prototype, {
         this.liveCanvasNotification.add(_t("You asked %s for the pen.", state.driver.name), { type: "info" });
     },
 
-    /** The owner takes the pen back from whoever holds it. */
+    /** The owner takes the pen back from whoever holds it; anyone who may takes a free pen. */
     async liveCanvasTakePen(threadId) {
-        await callRoute("/llm_fal_ai_realtime/pen", { thread_id: threadId, action: "give", user_id: user.userId });
+        await callRoute("/llm_fal_ai_realtime/pen", { thread_id: threadId, action: "take" });
         await this.llmStore.loadLiveCanvas(threadId);
+    },
+
+    /** "Not now": the pen holder keeps the pen; the asker is told. */
+    async liveCanvasDeclinePen(threadId) {
+        await callRoute("/llm_fal_ai_realtime/pen", { thread_id: threadId, action: "decline" });
+        await this.llmStore.loadLiveCanvas(threadId);
+    },
+
+    /** Does this user have the thread open in another tab too? */
+    get liveCanvasOtherTab() {
+        const me = this.liveCanvasConfig?.watchers?.find((watcher) => watcher.id === user.userId);
+        return Boolean(me && me.tabs > 1);
+    },
+
+    /** Another tab of this user said "Draw here". */
+    get liveCanvasDrawsElsewhere() {
+        const tab = this.hasLiveCanvas && this.llmStore.liveCanvasDrawingTabs[this.activeThread.id];
+        return Boolean(tab && tab !== TAB_ID);
+    },
+
+    async liveCanvasDrawHere(threadId) {
+        this.llmStore.liveCanvasDrawingTabs[threadId] = TAB_ID;
+        await this.liveCanvasRoom?.draw();
+    },
+
+    liveCanvasAvatarUrl(userId) {
+        return `/web/image/res.users/${userId}/avatar_128`;
     },
 
     /** Hand the pen to whoever asked, with the composer's text, so they go on from the same picture. */
@@ -227,6 +381,7 @@ patch(LLMChatContainer.prototype, {
         return super.isMediaGenerationModel(thread);
     },
 
+    /** The server picks the app (the thread's model); `modelId` is what this tab expects, refused if stale. */
     liveCanvasGetTicket(threadId, modelId) {
         return callRoute("/llm_fal_ai_realtime/session", { thread_id: threadId, model_id: modelId });
     },
@@ -243,12 +398,7 @@ patch(LLMChatContainer.prototype, {
 
     /** Show a message the server just posted (the store payload: message, attachments, author) at once. */
     liveCanvasShowMessage(threadId, { store, message_id }) {
-        this.mailStore.insert(store, { html: true });
-        const message = this.mailStore.Message.get(message_id);
-        const thread = this.mailStore.Thread.get({ model: "llm.thread", id: threadId });
-        if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
-            thread.messages.push(message);
-        }
+        showMessage(this.mailStore, { thread_id: threadId, message_id, store });
     },
 
     /**
@@ -269,13 +419,20 @@ patch(LLMChatContainer.prototype, {
     },
 
     async liveCanvasKeep(threadId, frame) {
+        const composer = this.threadComposer;
+        const attachments = [...(composer?.attachments || [])];
         const kept = await callRoute("/llm_fal_ai_realtime/keep", {
             thread_id: threadId,
             image: bytesToBase64(frame.bytes),
             prompt: frame.prompt,
             seed: frame.seed,
             app: frame.app,
+            attachment_ids: attachments.map((attachment) => attachment.id),
         });
+        // The files went with the frame; the text stays (it goes on drawing).
+        for (const attachment of attachments) {
+            composer.attachments = composer.attachments.filter((a) => a.id !== attachment.id);
+        }
         this.liveCanvasShowMessage(threadId, kept);
         this.liveCanvasNotification.add(_t("The frame is kept in the conversation."), { type: "success" });
     },

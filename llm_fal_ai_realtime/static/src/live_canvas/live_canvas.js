@@ -52,6 +52,7 @@ const STATUS_LABELS = Object.freeze({
     error: _t("Stopped"),
     viewer_open: _t("Watching live"),
     viewer_idle: _t("Watching — reconnecting"),
+    elsewhere: _t("Drawing in another tab"),
 });
 
 /** Why the client reconnects (`retry.cause`); a relay's refusal (`refused`) shows its own reason. */
@@ -79,7 +80,7 @@ export const NO_TICKET = "NO_TICKET";
 export const ERROR_MESSAGES = Object.freeze({
     UNAUTHORIZED: _t("The preview server did not accept your pass. Reload the page; if it keeps happening, an administrator should check the relay's shared secret."),
     TICKET_EXPIRED: _t("Your preview pass expired. Reconnecting with a fresh one…"),
-    APP_NOT_ALLOWED: _t("This model is not enabled on the preview server. Ask an administrator to allow it."),
+    APP_NOT_ALLOWED: _t("This model does not run on this preview server. fal.ai's models need the relay to run with a FAL_KEY (without one it serves only the embedded local/preview); pick another model for this conversation, or ask an administrator to set up the relay."),
     ORIGIN_NOT_ALLOWED: _t("The preview server does not accept connections from this Odoo address. Ask an administrator to add it."),
     FRAME_TOO_LARGE: _t("That input is too large for the live preview. Try a shorter prompt or a smaller image."),
     BAD_FRAME: _t("The preview server could not read the input."),
@@ -160,6 +161,20 @@ export class LiveCanvas extends Component {
         finalFailure: { type: [Object, Boolean], optional: true },
         /** Viewer: the pen was asked for and the driver has not answered yet. */
         penRequested: { type: Boolean, optional: true },
+        /** Driver: `async () => void` answers a request for the pen with "Not now". */
+        onDeclinePen: { type: Function, optional: true },
+        /** The pen holder left or went idle: whoever may take it sees "Take the pen" (not "back"). */
+        penFree: { type: Boolean, optional: true },
+        /** Who has this canvas open right now: `[{id, name, tabs, pen}]`, shown to everyone in the room. */
+        watchers: { type: Array, optional: true },
+        /** `(id) => url` of a watcher's avatar (Odoo's user avatar route, in Odoo). */
+        avatarUrl: { type: Function, optional: true },
+        /** This user has the canvas open in another tab too (a SESSION_BUSY is then that tab drawing). */
+        otherTab: { type: Boolean, optional: true },
+        /** Another tab of this user took the drawing over: this one stops and offers "Draw here". */
+        drawsElsewhere: { type: Boolean, optional: true },
+        /** `async () => void`: this tab takes the drawing over from the user's other tab. */
+        onDrawHere: { type: Function, optional: true },
         /**
          * `(api) => void`: called once mounted with `{keep, canKeep}` (the chat's composer keeps the frame
          * on Enter through it), and with `null` when the canvas goes away.
@@ -178,6 +193,10 @@ export class LiveCanvas extends Component {
         driverName: "",
         penRequest: "",
         penRequested: false,
+        penFree: false,
+        watchers: [],
+        otherTab: false,
+        drawsElsewhere: false,
     };
 
     setup() {
@@ -205,8 +224,11 @@ export class LiveCanvas extends Component {
             asking: false,
             handing: false,
             expanded: false, // narrow screens only: the canvas starts as a compact strip
+            elsewhere: false, // driver: another tab of this user draws; this one waits for "Draw here"
         });
         this.client = null;
+        this.busy = false; // the relay said SESSION_BUSY since the last open
+        this.takeover = false; // "Draw here": connect taking the seat over from this user's other tab
         this.resumeTimer = null;
         this.lastFrame = null; // {image, prompt, seed}: the frame on the canvas and the input it answers
         this.firstTicket = null;
@@ -221,8 +243,20 @@ export class LiveCanvas extends Component {
             this.start();
         });
         onWillUpdateProps((nextProps) => {
-            if (nextProps.prompt !== this.props.prompt) {
-                this.pushInput(nextProps.prompt);
+            // The assistant's defaults arrive (or change) after the canvas opened: the next frame uses them.
+            for (const input of ["seed", "strength"]) {
+                if (nextProps[input] !== this.props[input]) {
+                    this.state[input] = nextProps[input];
+                }
+            }
+            const inputs = ["prompt", "seed", "strength", "steps", "width", "height"];
+            if (inputs.some((input) => nextProps[input] !== this.props[input])) {
+                this.pushInput(nextProps.prompt, nextProps);
+            }
+            if (nextProps.drawsElsewhere && !this.props.drawsElsewhere && this.isDriver) {
+                this.standBy();
+            } else if (nextProps.otherTab && this.busy && this.isDriver) {
+                this.standBy();
             }
         });
         onWillUnmount(() => {
@@ -250,8 +284,9 @@ export class LiveCanvas extends Component {
         this.state.app = first.app || "";
         let client;
         try {
+            const takeover = this.takeover ? `${first.url.includes("?") ? "&" : "?"}takeover=1` : "";
             client = await this.props.createClient({
-                url: first.url,
+                url: first.url + takeover,
                 ticket: first.ticket,
                 getTicket: () => this.nextTicket(),
                 throttleMs: this.props.throttleMs,
@@ -306,9 +341,10 @@ export class LiveCanvas extends Component {
     /**
      * Send the current prompt and controls; the client keeps only the newest input.
      * @param {string} [prompt]
+     * @param {object} [props] the props to read steps and size from (the next ones, while they change)
      */
-    pushInput(prompt = this.props.prompt) {
-        if (!this.client || !this.isDriver || this.state.status === LIVE_STATUS.ERROR) {
+    pushInput(prompt = this.props.prompt, props = this.props) {
+        if (!this.client || !this.isDriver || this.state.status === LIVE_STATUS.ERROR || this.state.elsewhere) {
             return;
         }
         const text = (prompt || "").trim();
@@ -319,9 +355,9 @@ export class LiveCanvas extends Component {
             prompt: text,
             seed: this.state.seed,
             strength: this.state.strength,
-            num_inference_steps: this.props.steps,
-            width: this.props.width,
-            height: this.props.height,
+            num_inference_steps: props.steps,
+            width: props.width,
+            height: props.height,
         });
     }
 
@@ -367,6 +403,7 @@ export class LiveCanvas extends Component {
         }
         this.refreshStatus();
         if (this.client.state === "open") {
+            this.busy = false;
             this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
         } else if (this.client.state === "ended") {
             clearTimeout(this.resumeTimer);
@@ -419,8 +456,15 @@ export class LiveCanvas extends Component {
         if (this.destroyed) {
             return;
         }
+        if (error?.code === "SESSION_BUSY" && this.isDriver) {
+            this.busy = true;
+            if (this.props.otherTab) {
+                this.standBy(); // this user's other tab draws: a choice for the user, not a retry loop
+                return;
+            }
+        }
         if (QUIET_ERRORS.has(error?.code)) {
-            return; // the client reconnects, and says so
+            return; // the pen is changing hands: the client reconnects, and says so
         }
         this.showError(error?.code || "INTERNAL_ERROR", error?.reason || error?.message || "");
     }
@@ -593,6 +637,36 @@ export class LiveCanvas extends Component {
         }
     }
 
+    // ------------------------------------------------------------------ two tabs of one person
+
+    /** Another tab of this user draws: let go of the connection and wait for "Draw here". */
+    standBy() {
+        const client = this.client;
+        this.client = null;
+        client?.close();
+        clearTimeout(this.resumeTimer);
+        this.busy = false;
+        this.state.elsewhere = true;
+        this.state.status = LIVE_STATUS.WAITING;
+        this.state.statusKey = "elsewhere";
+        this.state.detail = "";
+        this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
+    }
+
+    /** "Draw here": this tab takes the drawing over (the relay moves the seat from the other tab). */
+    async onDrawHere() {
+        this.state.elsewhere = false;
+        this.takeover = true;
+        this.state.status = LIVE_STATUS.CONNECTING;
+        this.state.statusKey = "connecting";
+        try {
+            await this.props.onDrawHere?.();
+        } catch (error) {
+            this.state.keepError = error?.message || String(error);
+        }
+        this.start();
+    }
+
     // ------------------------------------------------------------------ view helpers
 
     get statusLabel() {
@@ -605,8 +679,28 @@ export class LiveCanvas extends Component {
         return _t("%s asks for the pen.", this.props.penRequest);
     }
 
+    /** Who is in the room, for the line under the header: each person once, the pen holder first. */
+    get watcherTitle() {
+        return (watcher) => (watcher.pen ? _t("%s (holds the pen)", watcher.name) : watcher.name);
+    }
+
+    async onDeclinePen() {
+        if (!this.props.onDeclinePen || this.state.handing) {
+            return;
+        }
+        this.state.handing = true;
+        this.state.keepError = "";
+        try {
+            await this.props.onDeclinePen();
+        } catch (error) {
+            this.state.keepError = error?.message || String(error);
+        } finally {
+            this.state.handing = false;
+        }
+    }
+
     get toggleLabels() {
-        return { expand: _t("Show the live canvas"), collapse: _t("Fold the live canvas into a strip") };
+        return { expand: _t("Enlarge the live canvas"), collapse: _t("Fold the live canvas into a strip") };
     }
 
     /** Narrow screens: fold the canvas into a strip above the composer, or open it. */

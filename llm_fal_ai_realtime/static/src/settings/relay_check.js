@@ -11,6 +11,7 @@ import { useService } from "@web/core/utils/hooks";
 import { standardWidgetProps } from "@web/views/widgets/standard_widget_props";
 
 const ALLOWED_FIELD = "fal_realtime_allowed_apps";
+const PRESS_CLICK_MS = 1000; // a click this soon after a press is that press's own
 
 /** @param {string} text the allowed apps as typed: comma, space or newline separated */
 export function splitApps(text) {
@@ -53,10 +54,37 @@ export class RelayCheck extends Component {
         this.props.record.update({ [ALLOWED_FIELD]: apps.join(", ") });
     }
 
+    /**
+     * A press on Test connection runs it at once and leaves the focus where it is: moving the focus out
+     * of a field just typed in commits it, which may show a hint above the button and move the button
+     * away before the release, so the click would be lost. Keyboard presses still come as clicks.
+     */
+    onPress(ev) {
+        if (ev.button !== 0) {
+            return;
+        }
+        ev.preventDefault();
+        this.pressedAt = Date.now();
+        this.test();
+    }
+
+    onClick() {
+        if (Date.now() - (this.pressedAt || 0) < PRESS_CLICK_MS) {
+            return; // the press already ran it
+        }
+        this.test();
+    }
+
     async test() {
-        const data = this.props.record.data;
+        if (this.state.running) {
+            return;
+        }
         this.state.running = true;
         try {
+            const proms = [];
+            this.props.record.model.bus.trigger("NEED_LOCAL_CHANGES", { proms }); // typed, not yet committed
+            await Promise.all(proms);
+            const data = this.props.record.data;
             this.state.verdict = await this.orm.call("res.config.settings", "fal_realtime_check", [], {
                 relay_url: data.fal_realtime_relay_url || "",
                 secret: data.fal_realtime_shared_secret || "",
