@@ -175,7 +175,8 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
     """The relay as a deployment runs it, with limits opened wide enough not to shape the load.
 
     `module` may name another server configured the same way (the bare forwarder, `floor`).
-    `dev_mode`: no shared secret, so the relay hands loopback clients tickets at `/dev/ticket`.
+    `dev_mode`: no credentials (no shared secret, no API keys), so the relay hands loopback clients
+    tickets at `/dev/ticket`.
     """
     port = free_port()
     secret = None if dev_mode else secrets.token_urlsafe(32)
@@ -192,12 +193,14 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
     env.pop("RELAY_SHARED_SECRET", None)
     if secret is not None:
         env["RELAY_SHARED_SECRET"] = secret
+    else:
+        del env["RELAY_API_KEYS"]  # API keys are credentials: with one the relay is no dev relay
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     child = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:
         _wait_for(port, child, f"the {name} route ({module})", _probe_health)
-        yield Route(name, f"ws://127.0.0.1:{port}", {"Authorization": f"Key {BENCH_KEY}"}, ProcessProbe(child.pid),
-                    secret=secret)
+        headers = {} if dev_mode else {"Authorization": f"Key {BENCH_KEY}"}
+        yield Route(name, f"ws://127.0.0.1:{port}", headers, ProcessProbe(child.pid), secret=secret)
     finally:
         _stop(child)
         if log_path:
