@@ -14,7 +14,7 @@ import { Outbox } from "./fal_outbox.js";
 import {
     CLOSE_CODES, ERROR_CODES, INVALID_INPUT, NO_TICKET, RealtimeError, readCloseReason, readControl,
 } from "./fal_protocol.js";
-import { isFatalClose, nextRetry, RECONNECT_DEFAULTS, retryDelayMs } from "./fal_reconnect.js";
+import { nextRetry, RECONNECT_DEFAULTS, retryDelayMs, stateAfterClose } from "./fal_reconnect.js";
 import { TicketRenewal } from "./fal_renewal.js";
 import { FrameStats } from "./fal_stats.js";
 import { describeStatus, STATES } from "./fal_status.js";
@@ -325,32 +325,29 @@ export class RealtimeClient extends EventTarget {
         } else if (this.lastError) {
             this.lastError.closeCode = code;
         }
-        if (this._sessionEnded || code === CLOSE_CODES.SESSION_ENDED) {
-            this._renewal.stop(); // a relay from before session_waiting ends its viewers so
-            this._setState(STATES.ENDED);
-            return;
-        }
-        // The app closes after refusing an input: nothing to resend, and the input error says why.
-        if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT || this._inputRejected) {
-            this._renewal.stop(); // an idle client fetches no tickets; connect() gets one when needed
-            this._setState(STATES.IDLE); // the next send() reconnects
-            if (this.viewer) { // a viewer has no input to reopen the connection with
-                this._retryTimer = setTimeout(() => this.connect(), VIEWER_RESUME_MS);
-            }
-            return;
-        }
         if (code === CLOSE_CODES.TICKET_EXPIRED) {
-            this.ticket = "";
+            this.ticket = ""; // the relay's word on expiry, whatever this clock says: connect() fetches a new one
         }
-        if (isFatalClose(code, Boolean(this.getTicket)) || this._attempts >= this.reconnectOptions.maxAttempts) {
-            this._renewal.stop();
-            if (this.lastError) {
-                this._setState(STATES.ERROR); // its x-fal-error was emitted when it arrived
-            } else {
-                this._fail(new RealtimeError(ERROR_CODES.INTERNAL_ERROR, event.reason || "connection lost", code));
-            }
+        const next = stateAfterClose(code, {
+            sessionEnded: this._sessionEnded, inputRejected: this._inputRejected, canRenewTicket: Boolean(this.getTicket),
+            attempts: this._attempts, maxAttempts: this.reconnectOptions.maxAttempts,
+        });
+        if (next === STATES.RECONNECTING) {
+            this._reconnect(code);
             return;
         }
+        this._renewal.stop(); // an idle, ended or failed client fetches no tickets; connect() gets one when needed
+        if (next === STATES.ERROR && !this.lastError) {
+            this._fail(new RealtimeError(ERROR_CODES.INTERNAL_ERROR, event.reason || "connection lost", code));
+            return;
+        }
+        this._setState(next); // an error's x-fal-error was emitted when it arrived
+        if (next === STATES.IDLE && this.viewer) { // a viewer has no input to reopen the connection with
+            this._retryTimer = setTimeout(() => this.connect(), VIEWER_RESUME_MS);
+        }
+    }
+
+    _reconnect(code) {
         this._attempts += 1;
         const delayMs = retryDelayMs(this._attempts, this.reconnectOptions);
         ({ run: this._failures, retry: this.retry } = nextRetry(this._failures, {

@@ -1,12 +1,13 @@
 /**
- * Reconnecting: which closes end the connection for good, how long to wait before the next try
- * (exponential backoff with jitter), and the `retry` a UI explains it with (why, which attempt of
- * this run of failures, when the next try is).
+ * What a closed connection leads to: the state it leaves the client in (the close transitions of
+ * README's "Connection states", in one place), how long to wait before the next try (exponential
+ * backoff with jitter), and the `retry` a UI explains it with (why, which attempt of this run of
+ * failures, when the next try is).
  *
  * @module fal_reconnect
  */
 import { CLOSE_CODES } from "./fal_protocol.js";
-import { QUIET_RECONNECT_MS, RETRY_CAUSES, RETRY_WORDS } from "./fal_status.js";
+import { QUIET_RECONNECT_MS, RETRY_CAUSES, RETRY_WORDS, STATES } from "./fal_status.js";
 
 /** Backoff of a client that does not set `reconnect`. */
 export const RECONNECT_DEFAULTS = Object.freeze({ initialDelayMs: 400, maxDelayMs: 8000, maxAttempts: Infinity });
@@ -19,9 +20,25 @@ const FATAL_CLOSE_CODES = new Set([
     CLOSE_CODES.MESSAGE_TOO_BIG,
 ]);
 
-/** Whether a close with `code` ends the connection for good; an expired ticket does without a ticket source. */
-export function isFatalClose(code, canRenewTicket) {
-    return FATAL_CLOSE_CODES.has(code) || (code === CLOSE_CODES.TICKET_EXPIRED && !canRenewTicket);
+/**
+ * The state a close with `code` leaves the client in: `ended` (the live session ended), `idle` (the
+ * next send() reconnects), `error` (for good) or `reconnecting`.
+ *
+ * @param {number} code the close code
+ * @param {object} connection  `sessionEnded`: the relay said session_ended; `inputRejected`: the app
+ *        refused an input on this socket; `canRenewTicket`: a `getTicket` is given; `attempts` made
+ *        since the last open, of `maxAttempts`
+ */
+export function stateAfterClose(code, { sessionEnded, inputRejected, canRenewTicket, attempts, maxAttempts }) {
+    if (sessionEnded || code === CLOSE_CODES.SESSION_ENDED) {
+        return STATES.ENDED; // a relay from before session_waiting ends its viewers with 4004
+    }
+    // The app closes after refusing an input: nothing to resend, and the input error says why.
+    if (code === CLOSE_CODES.NORMAL_CLOSURE || code === CLOSE_CODES.IDLE_TIMEOUT || inputRejected) {
+        return STATES.IDLE;
+    }
+    const fatal = FATAL_CLOSE_CODES.has(code) || (code === CLOSE_CODES.TICKET_EXPIRED && !canRenewTicket);
+    return fatal || attempts >= maxAttempts ? STATES.ERROR : STATES.RECONNECTING;
 }
 
 /** How long to wait before try number `attempt` (from 1): doubling up to `maxDelayMs`, ±25 % jitter. */
