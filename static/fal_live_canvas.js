@@ -12,6 +12,9 @@
  * @module fal_live_canvas
  */
 import { RealtimeClient, STATES, TONES } from "./fal_realtime.js";
+import {
+    adoptEarlyProperties, defineAttributeProperties, INPUT_ATTRIBUTES, OBSERVED_ATTRIBUTES,
+} from "./fal_live_canvas_attributes.js";
 import { appUrl, fetchTicket, ticketRequest, withSession } from "./fal_live_canvas_tickets.js";
 import { LiveCanvasView } from "./fal_live_canvas_view.js";
 
@@ -22,27 +25,10 @@ export const TAG_NAME = "fal-live-canvas";
 
 export { FITS } from "./fal_live_canvas_view.js";
 
-/** Attributes (and properties) that set an input field: name -> [wire field, parse]. */
-const INPUT_ATTRIBUTES = Object.freeze({
-    prompt: ["prompt", String],
-    seed: ["seed", (value) => Number.parseInt(value, 10)],
-    strength: ["strength", Number],
-    steps: ["num_inference_steps", (value) => Number.parseInt(value, 10)],
-});
-
-/** Attributes that choose the connection, mirrored as properties of the same (camelCase) name. */
-const CONNECTION_ATTRIBUTES = Object.freeze({
-    relay: "relay",
-    app: "app",
-    ticket: "ticket",
-    ticketUrl: "ticket-url",
-    mode: "mode",
-    session: "session",
-});
-
 const THROTTLE_MS = 16;
 const HUD_REFRESH_MS = 500;
 const NOT_CONFIGURED = "Not configured: set app and ticket-url (or ticket, or getTicket)";
+
 /**
  * A live preview of one fal realtime app, drawn as frames arrive.
  *
@@ -61,9 +47,7 @@ const NOT_CONFIGURED = "Not configured: set app and ticket-url (or ticket, or ge
  * @emits error        detail `{code, reason, error}`: the relay's x-fal-error code and reason
  */
 export class FalLiveCanvas extends HTMLElement {
-    static observedAttributes = [
-        ...Object.values(CONNECTION_ATTRIBUTES), ...Object.keys(INPUT_ATTRIBUTES), "width", "height", "fit", "hud", "label",
-    ];
+    static observedAttributes = OBSERVED_ATTRIBUTES;
 
     constructor() {
         super();
@@ -79,15 +63,7 @@ export class FalLiveCanvas extends HTMLElement {
         this._sendQueued = false;
         this._hudTimer = null;
         this._resize();
-        // A page may set properties before this module loads; those landed on the element itself.
-        for (const name of [...Object.keys(CONNECTION_ATTRIBUTES), ...Object.keys(INPUT_ATTRIBUTES), "getTicket",
-            "limits"]) {
-            if (Object.hasOwn(this, name)) {
-                const value = this[name];
-                delete this[name];
-                this[name] = value;
-            }
-        }
+        adoptEarlyProperties(this);
     }
 
     connectedCallback() {
@@ -394,31 +370,7 @@ export class FalLiveCanvas extends HTMLElement {
     }
 }
 
-for (const [property, attribute] of Object.entries(CONNECTION_ATTRIBUTES)) {
-    Object.defineProperty(FalLiveCanvas.prototype, property, {
-        get() {
-            return this.getAttribute(attribute) ?? "";
-        },
-        set(value) {
-            if (value === null || value === undefined) {
-                this.removeAttribute(attribute);
-            } else {
-                this.setAttribute(attribute, value);
-            }
-        },
-    });
-}
-
-for (const [property, [field, parse]] of Object.entries(INPUT_ATTRIBUTES)) {
-    Object.defineProperty(FalLiveCanvas.prototype, property, {
-        get() {
-            return this._inputs[field];
-        },
-        set(value) {
-            this.setInput({ [field]: value === null || value === undefined ? undefined : parse(value) });
-        },
-    });
-}
+defineAttributeProperties(FalLiveCanvas);
 
 if (!customElements.get(TAG_NAME)) {
     customElements.define(TAG_NAME, FalLiveCanvas);

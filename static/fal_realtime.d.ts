@@ -2,7 +2,7 @@
  * The browser client for the fal-realtime relay (and for fal's realtime wire protocol): tickets,
  * newest-input-wins sending, `ImageBitmap` frames, typed errors, renewal and reconnects.
  */
-import type { InputLimit } from "./fal_inputs.js";
+import type { InputLimit, InputProblem } from "./fal_inputs.js";
 import type { InputProblemError, Retry, State, Status, StatusOptions, StatusSentence } from "./fal_status.js";
 
 export { checkInput, fieldName, INPUT_LIMITS, readValidationError } from "./fal_inputs.js";
@@ -72,6 +72,25 @@ export declare class RealtimeError extends Error {
     readonly closeCode: number | undefined;
     constructor(code: string, reason?: string, closeCode?: number);
 }
+
+/** What a text frame from the relay or the app says (`readControl`). */
+export interface ControlFrame {
+    /** `error`: an x-fal-error; `message`: an x-fal-message; `other`: anything else. */
+    kind: "error" | "message" | "other";
+    /** The frame's JSON, or null when it is not JSON. */
+    payload: { type?: string; error?: string; reason?: string; [field: string]: unknown } | null;
+    /** Set on an x-fal-error that is the app refusing an input: the input is wrong, not the connection. */
+    rejected: InputProblem | null;
+}
+
+/** Reads a text frame as the client does, for every socket it opens. */
+export declare function readControl(text: string): ControlFrame;
+
+/**
+ * How long a ticket lives, in ms: `expiresIn` (s) when given, else the ticket's own `exp - iat`,
+ * else `exp` against this clock, else 300 s.
+ */
+export declare function ticketLifetimeMs(ticket: string, expiresIn?: number): number;
 
 /** What a ticket endpoint answers (the relay's `/dev/ticket`, Odoo's session route, your backend). */
 export interface TicketAnswer {

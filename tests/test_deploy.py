@@ -148,7 +148,7 @@ async def test_container_install_and_start_steps_run(tmp_path) -> None:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 assert (await http.get("/health")).json() == {"status": "ok"}
                 client = await http.get("/static/fal_realtime.js")  # static/ ships in the package itself
-                assert client.status_code == 200 and "export class RealtimeClient" in client.text
+                assert client.status_code == 200 and "export { RealtimeClient } from" in client.text
             stopped = time.monotonic()
             relay.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(relay.wait, 15) == 0

@@ -132,9 +132,12 @@ async def test_relay_only_install_relays_a_fake_upstream(relay_only: tuple[Path,
                     await asyncio.sleep(0.1)
             assert health.status == 200
             client = await asyncio.to_thread(urllib.request.urlopen, base + "/static/fal_realtime.js", timeout=5)
-            assert client.status == 200 and b"export class RealtimeClient" in client.read()
+            assert client.status == 200 and b"export { RealtimeClient } from" in client.read()
             served = await asyncio.to_thread(_module_graph, base + "/static/", "fal_live_canvas.js")
-            assert {"fal_realtime.js", "vendor/msgpack/index.mjs", "vendor/msgpack/utils/utf8.mjs"} <= served
+            assert {
+                "fal_realtime.js", "fal_connection.js", "fal_handover.js", "fal_live_canvas_attributes.js",
+                "vendor/msgpack/index.mjs", "vendor/msgpack/utils/utf8.mjs",
+            } <= served
             icon = await asyncio.to_thread(urllib.request.urlopen, base + "/favicon.ico", timeout=5)
             assert icon.headers["content-type"] == "image/x-icon" and icon.read()[:4] == b"\0\0\1\0"
             ticket = tickets.mint(SECRET, sub="1", apps=["fault/echo"], issuer="tests")

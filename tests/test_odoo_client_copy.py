@@ -34,6 +34,23 @@ def test_addon_copy_is_what_odoos_bundle_takes() -> None:
         ROOT / "static" / "vendor" / "msgpack" / "LICENSE").read_bytes()
 
 
+def test_addon_copy_holds_every_module_it_imports() -> None:
+    """Each relative import of the copied modules (the client is several now) names a file of the copy, so a
+    module missing from the script's SOURCES fails here, not in Odoo's bundle."""
+    entries = {COPY / "fal_realtime.js", COPY / "fal_status.js"}  # what the addon's own code imports
+    seen: set[Path] = set()
+    todo = list(entries)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        assert path.is_file(), f"{path.relative_to(COPY)} is imported but not in the copy: add it to SOURCES"
+        seen.add(path)
+        for target in re.findall(r"""\bfrom\s*["'](\.{1,2}/[^"']+)["']""", path.read_text()):
+            todo.append((path.parent / target).resolve())
+    assert {path.name for path in seen} >= {"fal_connection.js", "fal_handover.js", "fal_renewal.js", "index.js"}
+
+
 def test_rewrite_keeps_generator_exports() -> None:
     """An exported generator stays exported, in the `export { name };` form."""
     loader = importlib.machinery.SourceFileLoader("sync_odoo_client", str(SCRIPT))

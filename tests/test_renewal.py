@@ -242,3 +242,46 @@ async def test_one_reader_of_control_frames_tells_a_refusal_from_a_rejected_inpu
             });
         }""")
     assert read == [["error", "seed"], ["error", None], ["message", None], ["other", None], ["other", None]]
+
+
+REJECTED_ON_HANDOVER = """async () => {
+    const { RealtimeClient } = await import("/static/fal_realtime.js");
+    window.log = { errors: [], inputErrors: [], frames: [] };
+    // The page lets a negative seed out, so the app's own validation is what refuses it.
+    const client = window.driver = new RealtimeClient({
+        getTicket: () => window.mintTicket(), throttleMs: 8000, limits: { seed: { min: -10, max: 100, integer: true } },
+    });
+    client.addEventListener("error", (e) => window.log.errors.push(e.detail.code));
+    client.addEventListener("frame", (e) => window.log.frames.push(e.detail.result.seed));
+    client.addEventListener("inputerror", (e) => e.detail && window.log.inputErrors.push(
+        [e.detail.field, e.detail.fromApp, performance.now() - window.typedAt]));
+    window.type = (seed) => {
+        window.typedAt = performance.now();
+        client.send({ prompt: "renewed", seed, width: 64, height: 64 });
+    };
+}"""
+
+
+async def test_an_input_the_app_rejects_on_the_handover_socket_is_no_refusal(make_relay) -> None:
+    """The input the handover socket carries is one the app's validation rejects: the handover reads that with
+    the connection's own reader, as the input's fault, and takes over; the input error names the field at once,
+    not after the old socket's throttle would have sent the input again, and no error is shown."""
+    async with make_relay(ticket_leeway=30) as relay, chromium() as browser:
+
+        def mint_ticket() -> dict[str, object]:
+            return {"url": relay.url(), "ticket": tickets.mint(SECRET, sub="7", apps=["local/preview"],
+                                                              issuer="tests", lifetime=5)}
+
+        page = await browser.new_page()
+        await page.expose_function("mintTicket", mint_ticket)
+        await page.goto(f"{relay.http}/health")
+        await page.evaluate(REJECTED_ON_HANDOVER)
+        await page.evaluate("window.type(1)")
+        await page.wait_for_function("window.log.frames.includes(1)", timeout=10_000)
+        await page.evaluate("window.type(-1)")  # waits for the throttle (8 s); the renewal (at 4 s) takes it
+        await page.wait_for_function("window.log.inputErrors.length > 0", timeout=15_000)
+        log = await page.evaluate("window.log")
+        await page.evaluate("window.driver.close()")
+    [(field, from_app, after_ms)] = log["inputErrors"]
+    assert (field, from_app, log["errors"]) == ("seed", True, []), log
+    assert after_ms < 6000, log  # a dropped handover would give the input back to the throttled old socket (8 s)

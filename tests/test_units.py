@@ -14,12 +14,12 @@ from realtime_server.local_app.renderer import RenderRequest, render_jpeg
 from realtime_server.protocol import CloseCode, ErrorCode
 from realtime_server.settings import Settings
 
-CLIENT = Path(__file__).resolve().parent.parent / "static" / "fal_realtime.js"
+CLIENT = Path(__file__).resolve().parent.parent / "static" / "fal_protocol.js"
 
 
 def _js_object(name: str) -> dict[str, str]:
     body = re.search(rf"export const {name} = Object\.freeze\(\{{(.*?)\}}\);", CLIENT.read_text(), re.S)
-    assert body, f"{name} not found in fal_realtime.js"
+    assert body, f"{name} not found in fal_protocol.js"
     return dict(re.findall(r"(\w+): \"?([\w]+)\"?,", body.group(1)))
 
 
