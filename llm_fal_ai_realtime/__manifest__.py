@@ -29,9 +29,7 @@
         "web.assets_backend": [
             # The one browser client, copied from the project's static/ by scripts/sync-odoo-client.
             "llm_fal_ai_realtime/static/src/fal_realtime/**/*.js",
-            "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.js",
-            "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.xml",
-            "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.scss",
+            "llm_fal_ai_realtime/static/src/live_canvas/**/*",
             "llm_fal_ai_realtime/static/src/chat/live_room.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.xml",
