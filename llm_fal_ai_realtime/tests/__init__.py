@@ -24,4 +24,5 @@ from . import (
     test_settings,
     test_settings_scope,
     test_small_mends,
+    test_translations,
 )
