@@ -7,21 +7,20 @@
  * `reconnecting`, `ended`, `closed`, `error`) with words from status_words.js. It depends on
  * `@odoo/owl` and Odoo's `_t` only: the browser client arrives through the `createClient` prop, tickets
  * through `getTicket`, and Keep through `onKeep`, so the same component runs in Odoo and in a bare page
- * with npm's OWL. Who is in the room, the pen, the controls and Keep are its sub-components.
+ * with npm's OWL. The connection (tickets, the client) is live_connection.js's; who is in the room, the
+ * pen, the controls and Keep are its sub-components.
  */
 import { Component, onMounted, onWillUnmount, onWillUpdateProps, useRef, useState } from "@odoo/owl";
 import { _t } from "@web/core/l10n/translation";
 import { FrameActions } from "./frame_actions/frame_actions.js";
 import { InputControls } from "./input_controls/input_controls.js";
+import { LiveConnection } from "./live_connection.js";
 import { PenActions } from "./pen_actions/pen_actions.js";
 import { RoomWatchers } from "./room_watchers/room_watchers.js";
-import { errorMessage, NO_TICKET, stateBadge, statusWords } from "./status_words.js";
+import { errorMessage, stateBadge, statusWords } from "./status_words.js";
 
 export { ERROR_MESSAGES, NO_TICKET } from "./status_words.js";
 
-// The client `ended` (an older relay ended a viewer's connection when the driver left): a normal end
-// in Odoo, so the canvas waits and watches again shortly with a fresh client.
-const SESSION_RESUME_MS = 1000;
 // While the pen changes hands the old driver may still be connected for a moment: the relay says
 // SESSION_BUSY and the client tries again shortly. That is a wait, not an error.
 const QUIET_ERRORS = new Set(["SESSION_BUSY"]);
@@ -116,24 +115,6 @@ export class LiveCanvas extends Component {
         drawsElsewhere: false,
     };
 
-    static defaultProps = {
-        seed: 42,
-        strength: 0.5,
-        steps: 4,
-        width: 512,
-        height: 512,
-        throttleMs: 33,
-        title: _t("Live preview"),
-        assistantName: "",
-        driverName: "",
-        penRequest: "",
-        penRequested: false,
-        penFree: false,
-        watchers: [],
-        otherTab: false,
-        drawsElsewhere: false,
-    };
-
     setup() {
         this.canvasRef = useRef("canvas");
         this.state = useState({
@@ -153,14 +134,17 @@ export class LiveCanvas extends Component {
             errorReason: "",
             expanded: false, // narrow screens only: the canvas starts as a compact strip
         });
-        this.client = null;
+        this.connection = new LiveConnection({
+            getTicket: () => this.props.getTicket(),
+            createClient: (options) => this.props.createClient(options),
+            throttleMs: () => this.props.throttleMs,
+            onClient: (ticket, client) => this.onClient(ticket, client),
+            onFailure: (code, reason) => this.showError(code, reason),
+        });
         this.busy = false; // the relay said SESSION_BUSY since the last open
         this.takeover = false; // "Draw here": connect taking the seat over from this user's other tab
-        this.resumeTimer = null;
         this.lastFrame = null; // {image, prompt, seed}: the frame on the canvas and the input it answers
         this.frameActions = null; // Keep and Render final's {keep, canKeep}, while they are shown
-        this.firstTicket = null;
-        this.destroyed = false;
         this.statsTimer = null;
         onMounted(() => {
             this.statsTimer = setInterval(() => {
@@ -198,39 +182,15 @@ export class LiveCanvas extends Component {
 
     // ------------------------------------------------------------------ lifecycle
 
-    /** Fetch a ticket, build the client and connect. */
-    async start() {
-        let first;
-        try {
-            first = await this.props.getTicket();
-        } catch (error) {
-            this.showError(NO_TICKET, error?.message || String(error));
-            return;
-        }
-        if (this.destroyed) {
-            return;
-        }
-        this.firstTicket = first;
-        this.state.role = first.role || "driver";
-        this.state.app = first.app || "";
-        let client;
-        try {
-            const takeover = this.takeover ? `${first.url.includes("?") ? "&" : "?"}takeover=1` : "";
-            client = await this.props.createClient({
-                url: first.url + takeover,
-                ticket: first.ticket,
-                getTicket: () => this.nextTicket(),
-                throttleMs: this.props.throttleMs,
-            });
-        } catch (error) {
-            this.showError("INTERNAL_ERROR", `the live preview client could not be loaded (${error?.message || error})`);
-            return;
-        }
-        if (this.destroyed) {
-            client.close();
-            return;
-        }
-        this.client = client;
+    /** Fetch a ticket, build the client and connect (`onClient`). */
+    start() {
+        return this.connection.open({ takeover: this.takeover });
+    }
+
+    /** A new client: listen to it, then connect (a driver with a prompt connects by sending it). */
+    onClient(ticket, client) {
+        this.state.role = ticket.role || "driver";
+        this.state.app = ticket.app || "";
         client.addEventListener("statechange", () => client === this.client && this.onStateChange());
         client.addEventListener("frame", (ev) => client === this.client && this.onFrame(ev.detail));
         client.addEventListener("error", (ev) => client === this.client && this.onError(ev.detail));
@@ -242,29 +202,19 @@ export class LiveCanvas extends Component {
         }
     }
 
-    /** The first renewal reuses the ticket fetched at start; later ones ask Odoo again. */
-    async nextTicket() {
-        if (this.firstTicket) {
-            const ticket = this.firstTicket;
-            this.firstTicket = null;
-            return ticket;
-        }
-        return this.props.getTicket();
+    /** The connection's client, while there is one. */
+    get client() {
+        return this.connection.client;
+    }
+
+    get destroyed() {
+        return this.connection.closed;
     }
 
     /** Close the connection for good and stop the timers (thread changed, chat closed). */
     stop() {
-        this.destroyed = true;
         clearInterval(this.statsTimer);
-        clearTimeout(this.resumeTimer);
-        this.dropClient();
-    }
-
-    /** Let go of the client: its last states ("closed") are not this canvas's. */
-    dropClient() {
-        const client = this.client;
-        this.client = null;
-        client?.close();
+        this.connection.close();
     }
 
     /** Show a status the canvas sets itself (no client speaks for it meanwhile). */
@@ -278,7 +228,7 @@ export class LiveCanvas extends Component {
 
     /** Try again after an error: a fresh ticket and a fresh connection. */
     onRetry() {
-        this.dropClient();
+        this.connection.drop();
         this.clearError();
         this.setStatus("connecting");
         this.start();
@@ -331,8 +281,7 @@ export class LiveCanvas extends Component {
             this.busy = false;
             this.clearError();
         } else if (this.client.state === "ended") {
-            clearTimeout(this.resumeTimer);
-            this.resumeTimer = setTimeout(() => !this.destroyed && this.onRetry(), SESSION_RESUME_MS);
+            this.connection.resumeSoon(() => this.onRetry());
         }
     }
 
@@ -426,8 +375,7 @@ export class LiveCanvas extends Component {
 
     /** Another tab of this user draws: let go of the connection and wait for "Draw here". */
     standBy() {
-        this.dropClient();
-        clearTimeout(this.resumeTimer);
+        this.connection.drop();
         this.busy = false;
         this.setStatus("closed", ELSEWHERE);
         this.clearError();
