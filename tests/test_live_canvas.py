@@ -16,6 +16,7 @@ import base64
 import io
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -71,7 +72,8 @@ async def _harness_file(request: Request) -> Response:
 
 async def _templates(request: Request) -> Response:
     """The component's templates, one file each, for the harness to add to its OWL app."""
-    return JSONResponse(sorted(path for path in FILES if path.startswith("/addon/live_canvas/") and path.endswith(".xml")))
+    return JSONResponse(sorted(path for path in FILES
+                               if path.startswith("/addon/live_canvas/") and path.endswith(".xml")))
 
 
 @asynccontextmanager
@@ -142,10 +144,11 @@ class Tally:
 
 @asynccontextmanager
 async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str = "driver", session: str | None = None,
-                           secret: str | None = None, lifetime: int = 300,
+                           secret: str | None = None, lifetime: int = 300, skew: float = 0.0,
                            prompt: str = "", refuse: str = "") -> AsyncIterator[tuple[Page, Tally]]:
     """A page with LiveCanvas mounted, and the tally of tickets it asked for; `refuse` makes the ticket
-    source (Odoo's session endpoint in the addon) refuse with that message."""
+    source (Odoo's session endpoint in the addon) refuse with that message; `skew` seconds is how far
+    the ticket source's clock runs ahead of the relay's."""
     assert OWL.exists(), "npm ci --prefix tests/live_canvas has not been run (scripts/test runs it)"
     page = await browser.new_page()
     tally = Tally()
@@ -155,7 +158,7 @@ async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str =
     def mint_ticket() -> dict[str, Any]:
         tally.minted += 1
         ticket = tickets.mint(secret or relay.settings.shared_secret, sub="7", apps=["local/preview"], issuer=origin,
-                              lifetime=lifetime, session=session, role=role)
+                              lifetime=lifetime, session=session, role=role, now=time.time() + skew)
         return {"url": relay.url("local/preview", session=session), "ticket": ticket, "app": "local/preview",
                 "role": role, "session": session, "expires_in": lifetime}
 
@@ -317,6 +320,17 @@ async def test_live_canvas_shows_unauthorized_for_a_foreign_ticket(make_relay) -
             minted = tally.minted
             await page.wait_for_timeout(1500)
             assert tally.minted == minted and await _state(page) == "error", "a refused ticket is not retried"
+
+
+async def test_live_canvas_points_at_the_clocks_for_a_ticket_from_the_future(make_relay) -> None:
+    """A ticket stamped by a clock two minutes ahead is refused; the words name the clocks as well as the secret."""
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, prompt="a red fox", skew=120) as (page, _tally):
+            await _wait_state(page, "error")
+            reason = await page.text_content(".o_live_canvas_error_reason")
+            assert reason == "UNAUTHORIZED: ticket is not valid yet (iat in the future)"
+            message = await page.text_content(".o_live_canvas_error_message") or ""
+            assert "clocks of Odoo and the relay" in message and "shared secret" in message, message
 
 
 async def test_live_canvas_renews_its_ticket_and_stays_live(make_relay) -> None:

@@ -47,8 +47,9 @@ LAZY_SCRIPT = browser_test_script("lazy bundle", """
         // A realtime thread: the bundle comes, and its templates (the canvas and its parts) render.
         await env.services["llm.store"].selectThread(%(thread_id)s);
         const canvas = await waitFor("the live canvas", () => document.querySelector(".o_live_canvas"));
-        const expected = ["@llm_fal_ai_realtime/fal_realtime/fal_realtime", "@llm_fal_ai_realtime/fal_realtime/vendor/msgpack",
-            "@llm_fal_ai_realtime/live_canvas/live_canvas", "@llm_fal_ai_realtime/chat/chat_live_canvas"];
+        const expected = ["@llm_fal_ai_realtime/fal_realtime/fal_realtime",
+            "@llm_fal_ai_realtime/fal_realtime/vendor/msgpack", "@llm_fal_ai_realtime/live_canvas/live_canvas",
+            "@llm_fal_ai_realtime/chat/chat_live_canvas"];
         const missing = expected.filter((name) => !odoo.loader.modules.has(name));
         if (missing.length || !fetched().length) {
             throw new Error("the canvas came without its bundle: " + missing.join(", "));
@@ -68,7 +69,7 @@ LAZY_SCRIPT = browser_test_script("lazy bundle", """
 @tagged("post_install", "-at_install")
 class TestLazyBundle(FalRealtimeCase):
     def test_only_a_realtime_thread_loads_the_client_and_the_canvas(self):
-        """Discuss, a form and a plain thread fetch none of the canvas's bundle; a realtime thread loads it and draws."""
+        """Discuss, a form and a plain thread fetch none of the canvas's bundle; a realtime thread loads it, draws."""
         self.require_relay()
         code = LAZY_SCRIPT % {"thread_id": self.thread.id, "plain_thread_id": self.plain_thread.id,
                               "partner_id": self.owner.partner_id.id}
