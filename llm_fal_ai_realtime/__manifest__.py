@@ -27,12 +27,9 @@
     ],
     "assets": {
         "web.assets_backend": [
-            # The one browser client, copied from the project's static/ by scripts/sync-odoo-client.
-            "llm_fal_ai_realtime/static/src/fal_realtime/**/*.js",
-            "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.js",
-            "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.xml",
-            "llm_fal_ai_realtime/static/src/live_canvas/live_canvas.scss",
+            "llm_fal_ai_realtime/static/src/chat/call_route.js",
             "llm_fal_ai_realtime/static/src/chat/live_room.js",
+            "llm_fal_ai_realtime/static/src/chat/live_canvas_store.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.xml",
             "llm_fal_ai_realtime/static/src/chat/composer_patch.js",
@@ -42,6 +39,14 @@
             "llm_fal_ai_realtime/static/src/settings/*",
             "llm_fal_ai_realtime/static/src/realtime_marker/*",
             "llm_fal_ai_realtime/static/src/thread_header/*",
+        ],
+        # Loaded by the chat's LazyComponent the first time a realtime thread shows its canvas: no other
+        # page carries the browser client, msgpack or the canvas.
+        "llm_fal_ai_realtime.live_canvas": [
+            # The one browser client, copied from the project's static/ by scripts/sync-odoo-client.
+            "llm_fal_ai_realtime/static/src/fal_realtime/**/*.js",
+            "llm_fal_ai_realtime/static/src/live_canvas/**/*",
+            "llm_fal_ai_realtime/static/src/chat/chat_live_canvas.js",
         ],
     },
     "post_init_hook": "post_init_hook",

@@ -16,6 +16,7 @@ import base64
 import io
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -29,7 +30,7 @@ from PIL import Image
 from playwright.async_api import Page
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -46,13 +47,15 @@ HARNESS = ROOT / "tests" / "live_canvas"
 COMPONENT = ROOT / "llm_fal_ai_realtime" / "static" / "src" / "live_canvas"
 OWL = HARNESS / "node_modules" / "@odoo" / "owl" / "dist" / "owl.es.js"
 CLIENT_COPY = ROOT / "llm_fal_ai_realtime" / "static" / "src" / "fal_realtime"
+MEDIA_TYPES = {".js": "text/javascript", ".xml": "text/xml"}
 FILES = {
     "/harness.html": (HARNESS / "harness.html", "text/html"),
     "/harness.js": (HARNESS / "harness.js", "text/javascript"),
     "/owl.js": (OWL, "text/javascript"),
     "/translation.js": (HARNESS / "translation.js", "text/javascript"),
-    "/addon/live_canvas/live_canvas.js": (COMPONENT / "live_canvas.js", "text/javascript"),
-    "/addon/live_canvas/live_canvas.xml": (COMPONENT / "live_canvas.xml", "text/xml"),
+    # The component and its sub-components, modules and templates as the addon's lazy bundle holds them.
+    **{f"/addon/live_canvas/{path.relative_to(COMPONENT).as_posix()}": (path, MEDIA_TYPES[path.suffix])
+       for path in COMPONENT.rglob("*") if path.suffix in (".js", ".xml")},
     # The browser client as the addon bundles it, served from the page's own origin as Odoo serves it.
     **{f"/addon/fal_realtime/{path.relative_to(CLIENT_COPY).as_posix()}": (path, "text/javascript")
        for path in CLIENT_COPY.rglob("*.js")},
@@ -67,12 +70,18 @@ async def _harness_file(request: Request) -> Response:
     return Response(file.read_bytes(), media_type=content_type)
 
 
+async def _templates(request: Request) -> Response:
+    """The component's templates, one file each, for the harness to add to its OWL app."""
+    return JSONResponse(sorted(path for path in FILES
+                               if path.startswith("/addon/live_canvas/") and path.endswith(".xml")))
+
+
 @asynccontextmanager
 async def harness_server() -> AsyncIterator[str]:
     """Serve the harness on a free loopback port (a real server: Chromium only lets loopback pages
     reach the loopback relay); yield its origin."""
     port = free_port()
-    app = Starlette(routes=[Route(path, _harness_file) for path in FILES])
+    app = Starlette(routes=[Route(path, _harness_file) for path in FILES] + [Route("/templates", _templates)])
     async with running(uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_config=None,
                                       lifespan="off")):
         yield f"http://127.0.0.1:{port}"
@@ -135,10 +144,11 @@ class Tally:
 
 @asynccontextmanager
 async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str = "driver", session: str | None = None,
-                           secret: str | None = None, lifetime: int = 300,
+                           secret: str | None = None, lifetime: int = 300, skew: float = 0.0,
                            prompt: str = "", refuse: str = "") -> AsyncIterator[tuple[Page, Tally]]:
     """A page with LiveCanvas mounted, and the tally of tickets it asked for; `refuse` makes the ticket
-    source (Odoo's session endpoint in the addon) refuse with that message."""
+    source (Odoo's session endpoint in the addon) refuse with that message; `skew` seconds is how far
+    the ticket source's clock runs ahead of the relay's."""
     assert OWL.exists(), "npm ci --prefix tests/live_canvas has not been run (scripts/test runs it)"
     page = await browser.new_page()
     tally = Tally()
@@ -148,7 +158,7 @@ async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str =
     def mint_ticket() -> dict[str, Any]:
         tally.minted += 1
         ticket = tickets.mint(secret or relay.settings.shared_secret, sub="7", apps=["local/preview"], issuer=origin,
-                              lifetime=lifetime, session=session, role=role)
+                              lifetime=lifetime, session=session, role=role, now=time.time() + skew)
         return {"url": relay.url("local/preview", session=session), "ticket": ticket, "app": "local/preview",
                 "role": role, "session": session, "expires_in": lifetime}
 
@@ -162,13 +172,13 @@ async def live_canvas_page(browser: Any, relay: Any, origin: str, *, role: str =
         await page.close()
 
 
-async def _status(page: Page) -> str | None:
-    return await page.get_attribute(CANVAS, "data-status")
+async def _state(page: Page) -> str | None:
+    return await page.get_attribute(CANVAS, "data-state")
 
 
-async def _wait_status(page: Page, status: str, timeout: float = 15_000) -> None:
+async def _wait_state(page: Page, state: str, timeout: float = 15_000) -> None:
     await page.wait_for_function(
-        f"document.querySelector('{CANVAS}')?.dataset.status === {json.dumps(status)}", timeout=timeout)
+        f"document.querySelector('{CANVAS}')?.dataset.state === {json.dumps(state)}", timeout=timeout)
 
 
 async def _wait_new_canvas(page: Page, before: str, timeout: float = 15_000) -> str:
@@ -185,7 +195,7 @@ async def test_live_canvas_draws_frames_as_you_type_and_keeps_the_frame(make_rel
             assert await page.is_disabled(".o_live_canvas_keep"), "nothing to keep before the first frame"
             await page.click(".harness_prompt")
             await page.keyboard.type("a lighthouse at dusk", delay=20)
-            await _wait_status(page, "live")
+            await _wait_state(page, "open")
             first = await _wait_new_canvas(page, blank)
             await page.keyboard.type(" in heavy rain", delay=20)
             second = await _wait_new_canvas(page, first)
@@ -247,7 +257,7 @@ async def test_live_canvas_says_odoo_refused_the_pass(make_relay) -> None:
     refusal = "This model is not allowed here: an administrator can allow it in Settings."
     async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
         async with live_canvas_page(browser, relay, origin, prompt="a red fox", refuse=refusal) as (page, tally):
-            await _wait_status(page, "error")
+            await _wait_state(page, "error")
             messages = await page.evaluate("window.harness.canvasMessages")
             message = await page.text_content(".o_live_canvas_error_message")
             assert message == messages["NO_TICKET"] == "Odoo refused to give you a pass for this live preview."
@@ -271,9 +281,9 @@ async def test_live_canvas_says_odoo_refused_a_later_pass(make_relay) -> None:
             await page.wait_for_function(f"Number(document.querySelector('{CANVAS}').dataset.frames) > 0",
                                          timeout=15_000)
             await page.evaluate(f"window.harness.refusal = {json.dumps(refusal)}")
-            await _wait_status(page, "paused")  # the relay closed the idle connection
+            await _wait_state(page, "idle")  # the relay closed the idle connection
             await page.fill(".harness_prompt", "a paper boat on a pond")
-            await _wait_status(page, "error")
+            await _wait_state(page, "error")
             client_code = await page.evaluate("window.harness.clientNoTicket")
             assert await page.evaluate("window.harness.errors.at(-1)") == client_code
             messages = await page.evaluate("window.harness.canvasMessages")
@@ -288,7 +298,7 @@ async def test_live_canvas_shows_the_relays_error_in_words(make_relay) -> None:
     async with harness_server() as origin, make_relay(allowed_origins=("https://somewhere.else",)) as relay, \
             chromium() as browser:
         async with live_canvas_page(browser, relay, origin, prompt="a red fox") as (page, _tally):
-            await _wait_status(page, "error")
+            await _wait_state(page, "error")
             assert await page.text_content(".o_live_canvas_status") == "Stopped"
             message = await page.text_content(".o_live_canvas_error_message")
             assert message == ("The preview server does not accept connections from this Odoo address. "
@@ -303,13 +313,24 @@ async def test_live_canvas_shows_unauthorized_for_a_foreign_ticket(make_relay) -
     async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
         async with live_canvas_page(browser, relay, origin, prompt="a red fox",
                                     secret="some-other-secret-that-is-long-enough") as (page, tally):
-            await _wait_status(page, "error")
+            await _wait_state(page, "error")
             reason = await page.text_content(".o_live_canvas_error_reason")
             assert reason == "UNAUTHORIZED: ticket signature does not match this relay's secret"
             assert "shared secret" in (await page.text_content(".o_live_canvas_error_message") or "")
             minted = tally.minted
             await page.wait_for_timeout(1500)
-            assert tally.minted == minted and await _status(page) == "error", "a refused ticket is not retried"
+            assert tally.minted == minted and await _state(page) == "error", "a refused ticket is not retried"
+
+
+async def test_live_canvas_points_at_the_clocks_for_a_ticket_from_the_future(make_relay) -> None:
+    """A ticket stamped by a clock two minutes ahead is refused; the words name the clocks as well as the secret."""
+    async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
+        async with live_canvas_page(browser, relay, origin, prompt="a red fox", skew=120) as (page, _tally):
+            await _wait_state(page, "error")
+            reason = await page.text_content(".o_live_canvas_error_reason")
+            assert reason == "UNAUTHORIZED: ticket is not valid yet (iat in the future)"
+            message = await page.text_content(".o_live_canvas_error_message") or ""
+            assert "clocks of Odoo and the relay" in message and "shared secret" in message, message
 
 
 async def test_live_canvas_renews_its_ticket_and_stays_live(make_relay) -> None:
@@ -319,7 +340,7 @@ async def test_live_canvas_renews_its_ticket_and_stays_live(make_relay) -> None:
             blank = str(await page.evaluate(CANVAS_DATA))
             await page.click(".harness_prompt")
             await page.keyboard.type("a paper boat", delay=20)
-            await _wait_status(page, "live")
+            await _wait_state(page, "open")
             frame = await _wait_new_canvas(page, blank)
             # Renewals at 80% of the lifetime: two more tickets within ~5 s; allow up to 10 s under load.
             for _ in range(100):
@@ -330,8 +351,8 @@ async def test_live_canvas_renews_its_ticket_and_stays_live(make_relay) -> None:
             await page.wait_for_timeout(1000)  # past the first ticket's expiry
             await page.keyboard.type(" on a pond", delay=20)
             await _wait_new_canvas(page, frame)
-            assert await _status(page) in ("live", "reconnecting")
-            await _wait_status(page, "live")
+            assert await _state(page) in ("open", "reconnecting")
+            await _wait_state(page, "open")
 
 
 async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
@@ -340,8 +361,8 @@ async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
     async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
         async with live_canvas_page(browser, relay, origin, session="shared-thread-1") as (driver, _d), \
                 live_canvas_page(browser, relay, origin, role="viewer", session="shared-thread-1") as (viewer, _v):
-            await _wait_status(driver, "live")
-            await _wait_status(viewer, "live")
+            await _wait_state(driver, "open")
+            await _wait_state(viewer, "open")
             assert await viewer.text_content(".o_live_canvas_status") == "Watching live"
             assert await viewer.query_selector(".o_live_canvas_keep") is None
             assert await viewer.query_selector(".o_live_canvas_controls") is None
@@ -353,7 +374,7 @@ async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
             # The driver leaves (thread changed, page reloaded): the viewer waits, with no error.
             frames = int(await viewer.get_attribute(CANVAS, "data-frames") or 0)
             await driver.click(".harness_toggle")
-            await _wait_status(viewer, "waiting")
+            await _wait_state(viewer, "waiting")
             assert await viewer.query_selector(".o_live_canvas_error") is None
             assert await viewer.text_content(".o_live_canvas_waiting") == "Waiting for the pen holder to draw"
             # The driver comes back and draws: the viewer resumes within 2 s of the driver's first frame, no click.
@@ -362,7 +383,7 @@ async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
                                            timeout=15_000)
             await viewer.wait_for_function(
                 f"Number(document.querySelector('{CANVAS}').dataset.frames) > {frames}"
-                f" && document.querySelector('{CANVAS}').dataset.status === 'live'", timeout=2_000)
+                f" && document.querySelector('{CANVAS}').dataset.state === 'open'", timeout=2_000)
             assert await viewer.text_content(".o_live_canvas_status") == "Watching live"
             assert await viewer.evaluate("window.harness.clients.length") == 1, "the viewer never reconnected"
 
@@ -371,7 +392,7 @@ async def test_closing_the_canvas_closes_the_connection(make_relay) -> None:
     """Unmounting LiveCanvas (thread changed) closes its client for good."""
     async with harness_server() as origin, make_relay(allowed_origins=(origin,)) as relay, chromium() as browser:
         async with live_canvas_page(browser, relay, origin, prompt="a tiny robot") as (page, tally):
-            await _wait_status(page, "live")
+            await _wait_state(page, "open")
             await page.click(".harness_toggle")
             await page.wait_for_function(f"!document.querySelector('{CANVAS}')")
             await page.wait_for_function("window.harness.clients.every((c) => c.state === 'closed')", timeout=5_000)
@@ -395,15 +416,15 @@ async def test_live_canvas_reconnects_after_the_relay_restarts(local_app_url, mo
                 blank = str(await page.evaluate(CANVAS_DATA))
                 await page.click(".harness_prompt")
                 await page.keyboard.type("a windmill", delay=20)
-                await _wait_status(page, "live")
+                await _wait_state(page, "open")
                 first = await _wait_new_canvas(page, blank)
                 await relay_cm.__aexit__(None, None, None)
                 relay_cm = None
-                await _wait_status(page, "reconnecting", timeout=10_000)
+                await _wait_state(page, "reconnecting", timeout=10_000)
                 assert await page.text_content(".o_live_canvas_status") == "Reconnecting…"
                 relay_cm = conftest.serve_relay(settings)
                 await relay_cm.__aenter__()
-                await _wait_status(page, "live", timeout=20_000)
+                await _wait_state(page, "open", timeout=20_000)
                 await page.keyboard.type(" in a storm", delay=20)
                 await _wait_new_canvas(page, first)
                 assert tally.page_errors == []
@@ -449,13 +470,13 @@ async def test_viewer_waits_on_the_clients_ended_state_not_on_a_raw_4004() -> No
         relay.port = next(iter(server.sockets)).getsockname()[1]
         async with live_canvas_page(browser, relay, origin, role="viewer") as (page, tally):
             await page.wait_for_function("window.harness.clients[0]?.state === 'ended'", timeout=10_000)
-            assert await _status(page) == "waiting"
+            assert await _state(page) == "ended"  # the client's own name; the words say "waiting"
             assert await page.query_selector(".o_live_canvas_error") is None
             assert await page.text_content(".o_live_canvas_waiting") == "Waiting for the pen holder to draw"
             # About a second later: a fresh client, which the relay keeps open.
             await page.wait_for_function("window.harness.clients.length === 2"
                                          " && window.harness.clients[1].state === 'open'", timeout=10_000)
-            await _wait_status(page, "live")
+            await _wait_state(page, "open")
             assert relay.connections == 2
             # A raw close code on an error is not an end: the canvas shows the error and keeps this client.
             await page.evaluate("""() => {
@@ -466,6 +487,6 @@ async def test_viewer_waits_on_the_clients_ended_state_not_on_a_raw_4004() -> No
             await page.wait_for_selector(".o_live_canvas_error", timeout=5_000)
             await page.wait_for_timeout(1500)  # longer than the canvas waits before watching again
             assert await page.evaluate("window.harness.clients.length") == 2
-            assert await _status(page) == "live"
+            assert await _state(page) == "open"
             assert relay.connections == 2
             assert tally.page_errors == []

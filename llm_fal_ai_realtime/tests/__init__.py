@@ -9,6 +9,7 @@ from . import (
     test_issuer_and_secrets,
     test_job_ownership,
     test_keep,
+    test_lazy_bundle,
     test_live_thread,
     test_realtime_markers,
     test_relay_down,
@@ -23,4 +24,5 @@ from . import (
     test_settings,
     test_settings_scope,
     test_small_mends,
+    test_translations,
 )

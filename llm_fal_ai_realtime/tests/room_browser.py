@@ -231,7 +231,7 @@ def model_switch(room, params):
         open_chat(page, params["thread_id"])
     type_in(owner, "a lighthouse")
     for page in (owner, colleague):
-        wait_canvas(page, "c.dataset.status === 'live' && Number(c.dataset.frames) > 0")
+        wait_canvas(page, "c.dataset.state === 'open' && Number(c.dataset.frames) > 0")
     result = {}
     # To a fal model this relay cannot run: both canvases say so, in words that point to the fix.
     switched = time.monotonic()
@@ -245,7 +245,7 @@ def model_switch(room, params):
     switched = time.monotonic()
     owner.evaluate(SWITCH_MODEL, [params["thread_id"], params["preview_model_id"]])
     for page in (owner, colleague):
-        wait_canvas(page, "c.dataset.status === 'live' && Number(c.dataset.frames) > 0"
+        wait_canvas(page, "c.dataset.state === 'open' && Number(c.dataset.frames) > 0"
                           " && !c.querySelector('.o_live_canvas_error')")
     result["back_ms"] = round((time.monotonic() - switched) * 1000)
     return result

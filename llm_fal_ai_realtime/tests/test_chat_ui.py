@@ -25,7 +25,7 @@ CHAT_SCRIPT = browser_test_script("live canvas chat", """
         input.focus();
         input.value = "a lighthouse at dusk";
         input.dispatchEvent(new InputEvent("input", { bubbles: true }));
-        await waitFor("live status", () => canvas.dataset.status === "live");
+        await waitFor("live status", () => canvas.dataset.state === "open");
         await waitFor("a drawn frame", () => Number(canvas.dataset.frames) > 0);
         const pixel = canvas.querySelector("canvas").getContext("2d").getImageData(128, 128, 1, 1).data;
         if (pixel[3] === 0) { throw new Error("the canvas is still blank"); }
@@ -48,7 +48,7 @@ CHAT_SCRIPT = browser_test_script("live canvas chat", """
         await env.services["llm.store"].selectThread(%(lcm_thread_id)s);
         const lcm = await waitFor("the error state", () => {
             const el = document.querySelector(".o_live_canvas");
-            return el && el.dataset.status === "error" && el;
+            return el && el.dataset.state === "error" && el;
         });
         const said = lcm.querySelector(".o_live_canvas_error_message").textContent;
         if (!said.includes("does not run on this preview server") || !said.includes("FAL_KEY")) {
@@ -83,7 +83,7 @@ VIEWER_SCRIPT = browser_test_script("viewer chat", """
         // Connected, and nobody draws yet: the viewer waits, calmly, for the pen holder by name.
         const canvas = await waitFor("the live canvas, connected and waiting", () => {
             const el = document.querySelector(".o_live_canvas");
-            return el && el.dataset.status === "waiting" && el;
+            return el && el.dataset.state === "waiting" && el;
         });
         if (canvas.dataset.role !== "viewer") { throw new Error("a follower must watch as viewer"); }
         if (canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_controls")) {

@@ -26,6 +26,8 @@ FOLLOWER_SCRIPT = browser_test_script("follower's chat list", """
         });
         const names = () => env.services["llm.store"].llmThreadList.map((thread) => thread.name);
         await waitFor("the live canvas in the chat list", () => names().includes("Live thread"));
+        // Its canvas is up (its bundle loaded), so the test does not end while the page still loads it.
+        await waitFor("the live thread's canvas", () => document.querySelector(".o_live_canvas"));
         if (names().includes("Plain thread")) {
             throw new Error("an ordinary chat the follower only follows is listed: " + names().join(", "));
         }

@@ -195,7 +195,7 @@ VIEWER_RESUMES_SCRIPT = browser_test_script("viewer resumes", """
         });
         const canvas = await waitFor("the viewer canvas, waiting", () => {
             const el = document.querySelector(".o_live_canvas");
-            return el && el.dataset.status === "waiting" && el;
+            return el && el.dataset.state === "waiting" && el;
         });
         const waiting = "Waiting for Realtime Owner to draw";
         if (canvas.dataset.role !== "viewer" || !canvas.textContent.includes(waiting)) {
@@ -212,20 +212,20 @@ VIEWER_RESUMES_SCRIPT = browser_test_script("viewer resumes", """
             return client;
         }
         let driver = drive("a lighthouse");
-        await waitFor("the viewer watching live", () => canvas.dataset.status === "live"
+        await waitFor("the viewer watching live", () => canvas.dataset.state === "open"
             && Number(canvas.dataset.frames) > 0);
         const frames = Number(canvas.dataset.frames);
         driver.close(); // the owner reloads the page: their connection ends
-        await waitFor("the viewer waiting again", () => canvas.dataset.status === "waiting");
+        await waitFor("the viewer waiting again", () => canvas.dataset.state === "waiting");
         await sleep(1500);
-        if (canvas.querySelector(".o_live_canvas_error") || canvas.dataset.status !== "waiting") {
+        if (canvas.querySelector(".o_live_canvas_error") || canvas.dataset.state !== "waiting") {
             throw new Error("a driver leaving is no error: " + canvas.textContent);
         }
         if (!canvas.textContent.includes(waiting)) { throw new Error("say who the viewer waits for: "
             + canvas.textContent); }
         driver = drive("a lighthouse in the rain");
         const drawn = await driver.firstFrame;
-        await waitFor("the viewer resuming", () => canvas.dataset.status === "live"
+        await waitFor("the viewer resuming", () => canvas.dataset.state === "open"
             && Number(canvas.dataset.frames) > frames, 5000);
         const late = performance.now() - drawn;
         if (late > 2000) { throw new Error("the viewer resumed " + Math.round(late) + " ms after the driver drew"); }
@@ -299,7 +299,7 @@ HAND_OVER_SCRIPT = browser_test_script("hand over the pen", """
         pen.send({ prompt: "a red kite over the sea", seed: 3, strength: 0.5, num_inference_steps: 2, width: 256,
             height: 256 });
         await waitFor("the new pen holder's frames at the other viewer", () => watched.frames > before);
-        await waitFor("the owner watching them", () => viewer.dataset.status === "live"
+        await waitFor("the owner watching them", () => viewer.dataset.state === "open"
             && Number(viewer.dataset.frames) > 0);
         // Between pen holders the session has no driver: the client says `waiting`, on the same connection.
         const connected = watched.states.slice(0, 2).join(",") === "connecting,open"

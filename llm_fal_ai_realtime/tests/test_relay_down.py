@@ -31,14 +31,14 @@ RELAY_DOWN_SCRIPT = browser_test_script("relay down at page load", """
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
         });
         const canvas = await waitFor("the live canvas", () => document.querySelector(".o_live_canvas"));
-        const statuses = [canvas.dataset.status];
-        new MutationObserver(() => statuses.push(canvas.dataset.status))
-            .observe(canvas, { attributes: true, attributeFilter: ["data-status"] });
+        const states = [canvas.dataset.state];
+        new MutationObserver(() => states.push(canvas.dataset.state))
+            .observe(canvas, { attributes: true, attributeFilter: ["data-state"] });
         const input = document.querySelector(".o-llm-composer-area .o-mail-Composer-input");
         input.focus();
         input.value = "a lighthouse in the fog";
         input.dispatchEvent(new InputEvent("input", { bubbles: true }));
-        await waitFor("the canvas retrying while the relay is down", () => canvas.dataset.status === "reconnecting");
+        await waitFor("the canvas retrying while the relay is down", () => canvas.dataset.state === "reconnecting");
         const detail = () => canvas.querySelector(".o_live_canvas_detail")?.textContent || "";
         const unreachable = /^Reconnecting: can't reach the relay — attempt (\\d+), next try in (\\d+) s$/;
         const first = await waitFor("the canvas saying why it reconnects, which attempt and when (after the quiet "
@@ -48,7 +48,7 @@ RELAY_DOWN_SCRIPT = browser_test_script("relay down at page load", """
         }
         await fetch("/web/static/img/favicon.ico?%(signal)s=1");
         await waitFor("the canvas live with a frame, with no click", () =>
-            canvas.dataset.status === "live" && Number(canvas.dataset.frames) > 0, 120000);
+            canvas.dataset.state === "open" && Number(canvas.dataset.frames) > 0, 120000);
         if (detail()) {
             throw new Error("live, the canvas still explains a reconnect: " + detail());
         }
@@ -56,16 +56,16 @@ RELAY_DOWN_SCRIPT = browser_test_script("relay down at page load", """
         await sleep(500); // the frames for the typed prompt settle
         const frames = canvas.dataset.frames, lastFrame = picture.toDataURL();
         await fetch("/web/static/img/favicon.ico?%(stop)s=1");
-        await waitFor("the canvas reconnecting when the relay goes away", () => canvas.dataset.status === "reconnecting");
+        await waitFor("the canvas reconnecting when the relay goes away", () => canvas.dataset.state === "reconnecting");
         const seen = new Set();
         const again = await waitFor("the canvas saying it can't reach the relay, with attempt and next try",
-            () => seen.add(`${canvas.dataset.status}: ${detail()}`) && detail().match(unreachable), 30000)
+            () => seen.add(`${canvas.dataset.state}: ${detail()}`) && detail().match(unreachable), 30000)
             .catch((error) => { throw new Error(error.message + "; seen: " + [...seen].join(" | ")); });
         if (canvas.dataset.frames !== frames || picture.toDataURL() !== lastFrame) {
             throw new Error("the last frame must stay while the relay is away: " + again[0]);
         }
-        if (statuses.includes("error")) {
-            throw new Error("the canvas must never stop while the relay is down: " + statuses.join(" > "));
+        if (states.includes("error")) {
+            throw new Error("the canvas must never stop while the relay is down: " + states.join(" > "));
         }
         if (!sockets.some((url) => url.startsWith("%(ws_url)s/local/preview/realtime?"))) {
             throw new Error("the canvas's WebSocket must go to the relay: " + sockets.join(", "));

@@ -77,6 +77,9 @@ class Harness extends Component {
     }
 }
 
-const templates = await (await fetch("/addon/live_canvas/live_canvas.xml")).text();
-await new App(Harness, { templates, dev: true }).mount(document.body);
+const app = new App(Harness, { dev: true });
+for (const url of await (await fetch("/templates")).json()) {
+    app.addTemplates(await (await fetch(url)).text()); // the component's and its sub-components'
+}
+await app.mount(document.body);
 harness.ready = true;

@@ -12,7 +12,8 @@ import { Composer } from "@mail/core/common/composer";
 import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
 import { useState } from "@odoo/owl";
-import { callRoute, liveCanvasRevision, showMessage } from "@llm_fal_ai_realtime/chat/llm_chat_container_patch";
+import { callRoute } from "@llm_fal_ai_realtime/chat/call_route";
+import { liveCanvasRevision, showMessage } from "@llm_fal_ai_realtime/chat/live_canvas_store";
 
 patch(Composer.prototype, {
     setup() {

@@ -1,41 +1,23 @@
 /** @odoo-module **/
 /**
- * Odoo glue for LiveCanvas (kept thin on purpose): which threads get a live canvas, where
- * tickets come from (the session endpoint), where the one browser client comes from (this
- * addon's asset bundle: `static/fal_realtime.js` copied by scripts/sync-odoo-client, so no code
- * from the relay's origin runs in Odoo's pages), where kept frames go (the Keep endpoint, then
- * the mail store so the message shows at once) and where final renders go (a generation job).
- * It also keeps each realtime thread's canvas settings (who holds the pen, the assistant's prompt
- * template and inputs) in the LLM store, and makes the thread a live room: this tab joins it while
- * the canvas is open (live_room.js), and the bus brings everyone's messages, who is watching, the
- * pen's moves, and a new model or assistant (models/llm_thread_room.py).
- * Every call carries the user context, so the server works in the companies the switcher has active.
+ * Odoo glue for LiveCanvas (kept thin on purpose): which threads get a live canvas, and the props the
+ * chat mounts it with: where tickets come from (the session endpoint), where kept frames go (the Keep
+ * endpoint, then the mail store so the message shows at once), where final renders go (a generation
+ * job), and the pen's routes. The canvas itself, with the one browser client, is in the addon's lazy
+ * bundle (chat_live_canvas.js): Odoo's LazyComponent loads it the first time a realtime thread shows.
+ * While the canvas is open this tab is in the thread's room (live_room.js); the LLM store keeps the
+ * canvas settings and hears the room on the bus (live_canvas_store.js).
  */
 import { _t } from "@web/core/l10n/translation";
-import { reactive, useEffect } from "@odoo/owl";
+import { useEffect } from "@odoo/owl";
 import { LLMChatContainer } from "@llm_thread/components/llm_chat_container/llm_chat_container";
-import { llmStoreService } from "@llm_thread/services/llm_store_service";
-import { rpc } from "@web/core/network/rpc";
+import { LazyComponent } from "@web/core/assets";
 import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
 import { user } from "@web/core/user";
-import { LiveCanvas } from "@llm_fal_ai_realtime/live_canvas/live_canvas";
+import { callRoute } from "@llm_fal_ai_realtime/chat/call_route";
+import { showMessage } from "@llm_fal_ai_realtime/chat/live_canvas_store";
 import { LiveRoom, TAB_ID } from "@llm_fal_ai_realtime/chat/live_room";
-import { RealtimeClient } from "@llm_fal_ai_realtime/fal_realtime/fal_realtime";
-
-/**
- * Call one of the addon's JSON routes with the user context; an error becomes an Error with
- * the server's message (what LiveCanvas shows).
- * @param {string} route
- * @param {object} params
- */
-export async function callRoute(route, params) {
-    try {
-        return await rpc(route, { ...params, context: user.context });
-    } catch (error) {
-        throw new Error(error.data?.message || error.message);
-    }
-}
 
 function bytesToBase64(bytes) {
     let binary = "";
@@ -45,157 +27,8 @@ function bytesToBase64(bytes) {
     return btoa(binary);
 }
 
-const PEN_NOTIFICATION = "llm_fal_ai_realtime/pen";
-// A message posted or changed in a realtime thread, for every participant's open chat (models/llm_thread_room.py).
-const MESSAGE_NOTIFICATION = "llm_fal_ai_realtime/message";
-const ROOM_NOTIFICATION = "llm_fal_ai_realtime/room";
-const CANVAS_NOTIFICATION = "llm_fal_ai_realtime/canvas";
-const DRAW_NOTIFICATION = "llm_fal_ai_realtime/draw";
-const ROOM_FIELDS = ["watchers", "driver", "request", "pen_free"];
-
-/**
- * Show a message the server posted (the store payload: message, attachments, author) in its thread,
- * once: the tab that posted it, and the bus, may both bring it.
- * @param {object} mailStore
- * @param {{thread_id: number, message_id: number, store: object}} posted
- */
-export function showMessage(mailStore, { thread_id, message_id, store }) {
-    mailStore.insert(store, { html: true });
-    const message = mailStore.Message.get(message_id);
-    const thread = mailStore.Thread.get({ model: "llm.thread", id: thread_id });
-    if (thread && message && !thread.messages.some((m) => m.id === message.id)) {
-        thread.messages.push(message);
-    }
-}
-
-/**
- * Counts changes of the live canvas settings and of the realtime models. The composer reads it through
- * its own useState, so it renders again on each change: it does not render again on the LLM store's.
- */
-export const liveCanvasRevision = reactive({ value: 0 });
-const MAX_SEED = 2 ** 31 - 1;
-
-// The pen changes hands on the bus; the store needs the bus service for that.
-llmStoreService.dependencies = [
-    ...new Set([...llmStoreService.dependencies, "bus_service", "mail.store", "notification"]),
-];
-
-patch(llmStoreService, {
-    start(env, services) {
-        const llmStore = super.start(env, services);
-        const { orm, bus_service: bus, notification } = services;
-        const mailStore = services["mail.store"];
-        const getDataLoaders = llmStore.getDataLoaders.bind(llmStore);
-        Object.assign(llmStore, {
-            // {threadId: canvas settings} from /llm_fal_ai_realtime/canvas: role, pen, assistant, inputs
-            liveCanvasConfigs: {},
-            // {threadId: {keep, canKeep}} of the mounted live canvas, for the composer's Enter
-            liveCanvasApis: {},
-            // {threadId: text}: the prompt the previous pen holder left, for the new one's composer
-            liveCanvasHandedPrompts: {},
-            // {threadId: tab id} of this user's tab that draws, once one said "Draw here"
-            liveCanvasDrawingTabs: {},
-            // {threadId: {prompt}}: the pen holder writes a comment; the canvas keeps this prompt meanwhile
-            liveCanvasCommenting: {},
-            async loadLiveCanvas(threadId) {
-                const config = await callRoute("/llm_fal_ai_realtime/canvas", { thread_id: threadId });
-                const seedPolicy = config.inputs.seed_policy;
-                if (seedPolicy === "random") {
-                    config.inputs.seed = Math.floor(Math.random() * MAX_SEED);
-                }
-                this.liveCanvasConfigs[threadId] = config;
-                liveCanvasRevision.value += 1;
-                return config;
-            },
-            /** The pen changed hands (or someone asked for it): reload the thread's canvas settings. */
-            async onPenNotification(payload) {
-                if (!(payload.thread_id in this.liveCanvasConfigs)) {
-                    return;
-                }
-                if (payload.declined?.id === user.userId) {
-                    notification.add(_t("%s keeps the pen for now.", payload.declined.by), { type: "info" });
-                }
-                const before = this.liveCanvasConfigs[payload.thread_id];
-                const config = await this.loadLiveCanvas(payload.thread_id);
-                if (before.role !== "driver" && config.role === "driver" && payload.prompt) {
-                    this.liveCanvasHandedPrompts[payload.thread_id] = payload.prompt;
-                }
-            },
-            /** Who is watching changed: the list, and (when the pen came free) what this user may do. */
-            onRoomState(state) {
-                const config = this.liveCanvasConfigs[state.thread_id];
-                if (!config) {
-                    return;
-                }
-                const penMoved = state.pen_free !== config.pen_free || state.driver.id !== config.driver.id;
-                for (const field of ROOM_FIELDS) {
-                    config[field] = state[field];
-                }
-                liveCanvasRevision.value += 1;
-                if (penMoved) {
-                    this.loadLiveCanvas(state.thread_id).catch(() => {});
-                }
-            },
-            /** The thread's model or assistant changed (here or in someone else's tab): follow it. */
-            async onCanvasNotification({ thread_id }) {
-                const thread = mailStore.Thread.get({ model: "llm.thread", id: thread_id });
-                if (!thread) {
-                    return;
-                }
-                await thread.fetchData(["model_id", "assistant_id", "prompt_id"]);
-                if (thread_id in this.liveCanvasConfigs) {
-                    await this.loadLiveCanvas(thread_id);
-                }
-            },
-            // Map<modelId, {app, can_render_final}> of the realtime models of the active companies
-            realtimeApps: new Map(),
-            async loadRealtimeModels() {
-                const models = await orm.call("llm.model", "fal_realtime_apps", []);
-                this.realtimeApps.clear();
-                for (const { id, ...model } of models) {
-                    this.realtimeApps.set(id, model);
-                }
-                liveCanvasRevision.value += 1;
-            },
-            getDataLoaders() {
-                return [...getDataLoaders(), this.loadRealtimeModels];
-            },
-        });
-        bus.subscribe(PEN_NOTIFICATION, (payload) => llmStore.onPenNotification(payload));
-        bus.subscribe(MESSAGE_NOTIFICATION, (payload) => showMessage(mailStore, payload));
-        bus.subscribe(ROOM_NOTIFICATION, (state) => llmStore.onRoomState(state));
-        bus.subscribe(CANVAS_NOTIFICATION, (payload) => llmStore.onCanvasNotification(payload));
-        bus.subscribe(DRAW_NOTIFICATION, ({ thread_id, tab }) => {
-            llmStore.liveCanvasDrawingTabs[thread_id] = tab;
-            liveCanvasRevision.value += 1;
-        });
-        // The chat shows the thread it selects, on a phone too (thread_open_patch.js reads this).
-        const selectThread = llmStore.selectThread.bind(llmStore);
-        llmStore.selectThread = async (threadId) => {
-            llmStore.liveCanvasSelecting = threadId;
-            try {
-                return await selectThread(threadId);
-            } finally {
-                llmStore.liveCanvasSelecting = null;
-            }
-        };
-        // Picking an assistant reloads the canvas settings before it returns, so the next frame uses it.
-        if (llmStore.selectAssistant) {
-            const selectAssistant = llmStore.selectAssistant.bind(llmStore);
-            llmStore.selectAssistant = async (assistantId) => {
-                const threadId = llmStore.activeLLMThread?.id;
-                await selectAssistant(assistantId);
-                if (threadId in llmStore.liveCanvasConfigs) {
-                    await llmStore.loadLiveCanvas(threadId);
-                }
-            };
-        }
-        return llmStore;
-    },
-});
-
 patch(LLMChatContainer, {
-    components: { ...LLMChatContainer.components, LiveCanvas },
+    components: { ...LLMChatContainer.components, LazyComponent },
 });
 
 patch(LLMChatContainer.prototype, {
@@ -372,6 +205,50 @@ patch(LLMChatContainer.prototype, {
         return Boolean(this.liveCanvasModelId);
     },
 
+    /** Whom the canvas is for: when the pen changes hands, only the two people concerned reconnect. */
+    get liveCanvasKey() {
+        return `${this.activeThread.id}-${this.liveCanvasModelId}-${this.liveCanvasConfig.role}`;
+    },
+
+    /** LiveCanvas's props (live_canvas.js documents each) for the active realtime thread. */
+    get liveCanvasProps() {
+        const threadId = this.activeThread.id;
+        const modelId = this.liveCanvasModelId;
+        const config = this.liveCanvasConfig;
+        const model = this.activeThread.model_id;
+        return {
+            prompt: this.liveCanvasPrompt,
+            role: config.role,
+            title: model?.name || model?.display_name || undefined,
+            assistantName: config.assistant ? config.assistant.name : "",
+            driverName: config.driver.name,
+            seed: config.inputs.seed,
+            strength: config.inputs.strength,
+            steps: config.inputs.steps,
+            width: config.inputs.width,
+            height: config.inputs.height,
+            finalFailure: config.final_failure,
+            penRequest: this.liveCanvasPenRequest,
+            penRequested: this.liveCanvasPenRequested,
+            penFree: config.pen_free,
+            watchers: config.watchers,
+            avatarUrl: (id) => this.liveCanvasAvatarUrl(id),
+            otherTab: this.liveCanvasOtherTab,
+            drawsElsewhere: this.liveCanvasDrawsElsewhere,
+            onDrawHere: () => this.liveCanvasDrawHere(threadId),
+            onRequestPen: () => this.liveCanvasRequestPen(threadId),
+            onGivePen: () => this.liveCanvasGivePen(threadId),
+            onDeclinePen: () => this.liveCanvasDeclinePen(threadId),
+            onTakePen: config.can_take_pen ? () => this.liveCanvasTakePen(threadId) : undefined,
+            onReady: (api) => this.liveCanvasSetApi(threadId, api),
+            getTicket: () => this.liveCanvasGetTicket(threadId, modelId),
+            onKeep: config.can_keep ? (frame) => this.liveCanvasKeep(threadId, frame) : undefined,
+            onRenderFinal: this.liveCanvasCanRenderFinal
+                ? (inputs) => this.liveCanvasRenderFinal(threadId, inputs)
+                : undefined,
+        };
+    },
+
     /** Realtime threads keep the composer: its text drives the live canvas. */
     isMediaGenerationModel(thread) {
         const modelId = thread?.model_id?.id || thread?.model_id;
@@ -384,10 +261,6 @@ patch(LLMChatContainer.prototype, {
     /** The server picks the app (the thread's model); `modelId` is what this tab expects, refused if stale. */
     liveCanvasGetTicket(threadId, modelId) {
         return callRoute("/llm_fal_ai_realtime/session", { thread_id: threadId, model_id: modelId });
-    },
-
-    liveCanvasCreateClient(options) {
-        return new RealtimeClient(options);
     },
 
     /** The embedded preview app has no final render; fal's realtime models do (their normal endpoint). */

@@ -2,119 +2,35 @@
 /**
  * LiveCanvas: the picture forms as you type.
  *
- * Prompt and parameters in, frames drawn on a <canvas>, fps and latency shown, a clear state
- * (connecting / live / waiting / reconnecting / error) with the relay's reason in words. The state and
- * which sentence applies come from the client (`client.state`, `client.describe()`'s key and
- * params); this module only holds the translated words. It depends on
- * `@odoo/owl` and Odoo's `_t` only: the browser client (`static/fal_realtime.js`, in the addon's bundle) arrives
- * through the `createClient` prop, tickets through `getTicket`, and Keep through `onKeep`, so
- * the same component runs in Odoo and in a bare page with npm's OWL.
+ * Prompt and parameters in, frames drawn on a <canvas>, fps and latency shown, and the connection's
+ * state in the client's own names (`data-state`: `idle`, `connecting`, `open`, `waiting`,
+ * `reconnecting`, `ended`, `closed`, `error`) with words from status_words.js. It depends on
+ * `@odoo/owl` and Odoo's `_t` only: the browser client arrives through the `createClient` prop, tickets
+ * through `getTicket`, and Keep through `onKeep`, so the same component runs in Odoo and in a bare page
+ * with npm's OWL. The connection (tickets, the client) is live_connection.js's; who is in the room, the
+ * pen, the controls and Keep are its sub-components.
  */
 import { Component, onMounted, onWillUnmount, onWillUpdateProps, useRef, useState } from "@odoo/owl";
 import { _t } from "@web/core/l10n/translation";
+import { FrameActions } from "./frame_actions/frame_actions.js";
+import { InputControls } from "./input_controls/input_controls.js";
+import { LiveConnection } from "./live_connection.js";
+import { PenActions } from "./pen_actions/pen_actions.js";
+import { RoomWatchers } from "./room_watchers/room_watchers.js";
+import { errorMessage, stateBadge, statusWords } from "./status_words.js";
 
-/** What the component shows (its `data-status`), derived from the client's connection state. */
-export const LIVE_STATUS = Object.freeze({
-    CONNECTING: "connecting",
-    LIVE: "live",
-    RECONNECTING: "reconnecting",
-    PAUSED: "paused",
-    WAITING: "waiting",
-    ERROR: "error",
-    CLOSED: "closed",
-});
+export { ERROR_MESSAGES, NO_TICKET } from "./status_words.js";
 
-/** The client's states (`STATES` in static/fal_status.js) as this component shows them. */
-const FROM_CLIENT_STATE = Object.freeze({
-    idle: LIVE_STATUS.PAUSED,
-    connecting: LIVE_STATUS.CONNECTING,
-    open: LIVE_STATUS.LIVE,
-    waiting: LIVE_STATUS.WAITING,
-    reconnecting: LIVE_STATUS.RECONNECTING,
-    ended: LIVE_STATUS.WAITING, // Odoo's thread goes on: wait for the pen holder, and watch again shortly
-    closed: LIVE_STATUS.CLOSED,
-    error: LIVE_STATUS.ERROR,
-});
-
-/**
- * The badge's words, keyed by `client.describe()`'s key (static/fal_status.js's STATUS_WORDS, in
- * Odoo's translations); keys with details (`retry_next`, ...) fall back to their state's word and say
- * the rest in DETAIL_WORDS. Odoo extracts only literal `_t("...")` calls, hence this table.
- */
-const STATUS_LABELS = Object.freeze({
-    idle: _t("Paused — type to resume"),
-    connecting: _t("Connecting…"),
-    open: _t("Live"),
-    waiting: _t("Waiting"),
-    reconnecting: _t("Reconnecting…"),
-    ended: _t("Waiting"),
-    closed: _t("Closed"),
-    error: _t("Stopped"),
-    viewer_open: _t("Watching live"),
-    viewer_idle: _t("Watching — reconnecting"),
-    elsewhere: _t("Drawing in another tab"),
-});
-
-/** Why the client reconnects (`retry.cause`); a relay's refusal (`refused`) shows its own reason. */
-const RETRY_CAUSE_WORDS = Object.freeze({
-    unreachable: _t("can't reach the relay"),
-    lost: _t("lost the connection to the relay"),
-    restarting: _t("the relay is restarting"),
-});
-
-/** The line under the header for the keys that carry details (an error has its own box). */
-const DETAIL_WORDS = Object.freeze({
-    retry_next: (p) => _t("Reconnecting: %(why)s — attempt %(attempt)s, next try in %(seconds)s s", p),
-    retry_now: (p) => _t("Reconnecting: %(why)s — attempt %(attempt)s, trying now", p),
-    input_error: (p) => _t("Check the input: %s", p.reason),
-});
-
-/**
- * The browser client's `NO_TICKET` (static/fal_realtime.js): `getTicket` failed, so Odoo, not the
- * relay, refused the pass. This module cannot import the client (it arrives through `createClient`);
- * the LiveCanvas browser test checks that the two agree.
- */
-export const NO_TICKET = "NO_TICKET";
-
-/** Error codes in words a user can act on; the reason (the relay's, or Odoo's) is shown beneath. */
-export const ERROR_MESSAGES = Object.freeze({
-    UNAUTHORIZED: _t("The preview server did not accept your pass. Reload the page; if it keeps happening, an administrator should check the relay's shared secret."),
-    TICKET_EXPIRED: _t("Your preview pass expired. Reconnecting with a fresh one…"),
-    APP_NOT_ALLOWED: _t("This model does not run on this preview server. fal.ai's models need the relay to run with a FAL_KEY (without one it serves only the embedded local/preview); pick another model for this conversation, or ask an administrator to set up the relay."),
-    ORIGIN_NOT_ALLOWED: _t("The preview server does not accept connections from this Odoo address. Ask an administrator to add it."),
-    FRAME_TOO_LARGE: _t("That input is too large for the live preview. Try a shorter prompt or a smaller image."),
-    BAD_FRAME: _t("The preview server could not read the input."),
-    BAD_REQUEST: _t("The preview server could not understand the request."),
-    RATE_LIMITED: _t("You are going faster than the preview allows. It will catch up in a moment."),
-    CLIENT_TOO_SLOW: _t("This page stopped taking frames for a while (a busy or hidden tab). Reconnecting…"),
-    TOO_MANY_CONNECTIONS: _t("Too many live previews are open right now. Close another one or try again shortly."),
-    UPSTREAM_UNAVAILABLE: _t("The image model cannot be reached right now. Trying again…"),
-    UPSTREAM_ERROR: _t("The image model reported an error."),
-    VIEWER_READ_ONLY: _t("You are watching this preview; only the person holding the pen can change it."),
-    SESSION_BUSY: _t("This conversation's live preview is already open in another tab or window. It will take over when that one closes."),
-    SESSION_EXPIRED: _t("This live preview reached its time limit. Type to start a new one."),
-    TIMEOUT: _t("The preview server took too long to answer."),
-    INTERNAL_ERROR: _t("The preview server had a problem."),
-    [NO_TICKET]: _t("Odoo refused to give you a pass for this live preview."),
-});
-
-const DEFAULT_ERROR = _t("The live preview stopped.");
-// The client `ended` (an older relay ended a viewer's connection when the driver left): a normal end
-// in Odoo, so the canvas waits and watches again shortly with a fresh client.
-const SESSION_RESUME_MS = 1000;
 // While the pen changes hands the old driver may still be connected for a moment: the relay says
 // SESSION_BUSY and the client tries again shortly. That is a wait, not an error.
 const QUIET_ERRORS = new Set(["SESSION_BUSY"]);
 const STATS_REFRESH_MS = 1000;
-const MAX_SEED = 2 ** 31 - 1;
-
-/** @returns {number} a random seed the models accept */
-function randomSeed() {
-    return Math.floor(Math.random() * MAX_SEED);
-}
+/** The canvas's own status key while another tab of this user draws (its client is closed). */
+const ELSEWHERE = "elsewhere";
 
 export class LiveCanvas extends Component {
     static template = "llm_fal_ai_realtime.LiveCanvas";
+    static components = { FrameActions, InputControls, PenActions, RoomWatchers };
     static props = {
         /** The prompt driving the preview (e.g. the chat composer's text). */
         prompt: { type: String },
@@ -202,7 +118,9 @@ export class LiveCanvas extends Component {
     setup() {
         this.canvasRef = useRef("canvas");
         this.state = useState({
-            status: LIVE_STATUS.CONNECTING,
+            clientState: "connecting", // the client's state (STATES in fal_status.js); the element's data-state
+            statusKey: "connecting", // client.describe()'s key, or the canvas's own ELSEWHERE
+            detail: "", // the reconnect's why / attempt / next try, or a refused input, in words
             role: this.props.role || "driver",
             app: "",
             seed: this.props.seed,
@@ -211,35 +129,32 @@ export class LiveCanvas extends Component {
             fps: 0,
             latency: 0,
             renderer: "",
-            statusKey: "connecting", // client.describe()'s key
-            detail: "", // the reconnect's why / attempt / next try, or a refused input, in words
             errorCode: "",
             errorMessage: "",
             errorReason: "",
-            keeping: false,
-            keepError: "",
-            keepNotice: "",
-            rendering: false,
-            renderElapsed: 0,
-            asking: false,
-            handing: false,
             expanded: false, // narrow screens only: the canvas starts as a compact strip
-            elsewhere: false, // driver: another tab of this user draws; this one waits for "Draw here"
         });
-        this.client = null;
+        this.connection = new LiveConnection({
+            getTicket: () => this.props.getTicket(),
+            createClient: (options) => this.props.createClient(options),
+            throttleMs: () => this.props.throttleMs,
+            onClient: (ticket, client) => this.onClient(ticket, client),
+            onFailure: (code, reason) => this.showError(code, reason),
+        });
         this.busy = false; // the relay said SESSION_BUSY since the last open
         this.takeover = false; // "Draw here": connect taking the seat over from this user's other tab
-        this.resumeTimer = null;
         this.lastFrame = null; // {image, prompt, seed}: the frame on the canvas and the input it answers
-        this.firstTicket = null;
-        this.destroyed = false;
+        this.frameActions = null; // Keep and Render final's {keep, canKeep}, while they are shown
         this.statsTimer = null;
         onMounted(() => {
             this.statsTimer = setInterval(() => {
                 this.refreshStats();
                 this.refreshStatus(); // a reconnect's countdown
             }, STATS_REFRESH_MS);
-            this.props.onReady?.({ keep: () => this.onKeep(), canKeep: () => this.canKeep });
+            this.props.onReady?.({
+                keep: () => this.frameActions?.keep(),
+                canKeep: () => Boolean(this.frameActions?.canKeep()),
+            });
             this.start();
         });
         onWillUpdateProps((nextProps) => {
@@ -267,39 +182,15 @@ export class LiveCanvas extends Component {
 
     // ------------------------------------------------------------------ lifecycle
 
-    /** Fetch a ticket, build the client and connect. */
-    async start() {
-        let first;
-        try {
-            first = await this.props.getTicket();
-        } catch (error) {
-            this.showError(NO_TICKET, error?.message || String(error));
-            return;
-        }
-        if (this.destroyed) {
-            return;
-        }
-        this.firstTicket = first;
-        this.state.role = first.role || "driver";
-        this.state.app = first.app || "";
-        let client;
-        try {
-            const takeover = this.takeover ? `${first.url.includes("?") ? "&" : "?"}takeover=1` : "";
-            client = await this.props.createClient({
-                url: first.url + takeover,
-                ticket: first.ticket,
-                getTicket: () => this.nextTicket(),
-                throttleMs: this.props.throttleMs,
-            });
-        } catch (error) {
-            this.showError("INTERNAL_ERROR", `the live preview client could not be loaded (${error?.message || error})`);
-            return;
-        }
-        if (this.destroyed) {
-            client.close();
-            return;
-        }
-        this.client = client;
+    /** Fetch a ticket, build the client and connect (`onClient`). */
+    start() {
+        return this.connection.open({ takeover: this.takeover });
+    }
+
+    /** A new client: listen to it, then connect (a driver with a prompt connects by sending it). */
+    onClient(ticket, client) {
+        this.state.role = ticket.role || "driver";
+        this.state.app = ticket.app || "";
         client.addEventListener("statechange", () => client === this.client && this.onStateChange());
         client.addEventListener("frame", (ev) => client === this.client && this.onFrame(ev.detail));
         client.addEventListener("error", (ev) => client === this.client && this.onError(ev.detail));
@@ -311,25 +202,36 @@ export class LiveCanvas extends Component {
         }
     }
 
-    /** The first renewal reuses the ticket fetched at start; later ones ask Odoo again. */
-    async nextTicket() {
-        if (this.firstTicket) {
-            const ticket = this.firstTicket;
-            this.firstTicket = null;
-            return ticket;
-        }
-        return this.props.getTicket();
+    /** The connection's client, while there is one. */
+    get client() {
+        return this.connection.client;
+    }
+
+    get destroyed() {
+        return this.connection.closed;
     }
 
     /** Close the connection for good and stop the timers (thread changed, chat closed). */
     stop() {
-        this.destroyed = true;
         clearInterval(this.statsTimer);
-        clearTimeout(this.resumeTimer);
-        if (this.client) {
-            this.client.close();
-            this.client = null;
-        }
+        this.connection.close();
+    }
+
+    /** Show a status the canvas sets itself (no client speaks for it meanwhile). */
+    setStatus(clientState, statusKey = clientState) {
+        Object.assign(this.state, { clientState, statusKey, detail: "" });
+    }
+
+    clearError() {
+        this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
+    }
+
+    /** Try again after an error: a fresh ticket and a fresh connection. */
+    onRetry() {
+        this.connection.drop();
+        this.clearError();
+        this.setStatus("connecting");
+        this.start();
     }
 
     // ------------------------------------------------------------------ inputs
@@ -344,7 +246,7 @@ export class LiveCanvas extends Component {
      * @param {object} [props] the props to read steps and size from (the next ones, while they change)
      */
     pushInput(prompt = this.props.prompt, props = this.props) {
-        if (!this.client || !this.isDriver || this.state.status === LIVE_STATUS.ERROR || this.state.elsewhere) {
+        if (!this.client || !this.isDriver || this.state.clientState === "error" || this.state.statusKey === ELSEWHERE) {
             return;
         }
         const text = (prompt || "").trim();
@@ -361,37 +263,10 @@ export class LiveCanvas extends Component {
         });
     }
 
-    onSeedInput(ev) {
-        const seed = parseInt(ev.target.value, 10);
-        if (Number.isInteger(seed) && seed >= 0 && seed <= MAX_SEED) {
-            this.state.seed = seed;
-            this.pushInput();
-        }
-    }
-
-    onRandomSeed() {
-        this.state.seed = randomSeed();
+    /** The seed or the strength changed in the controls. */
+    onInputChange(change) {
+        Object.assign(this.state, change);
         this.pushInput();
-    }
-
-    onStrengthInput(ev) {
-        const strength = parseFloat(ev.target.value);
-        if (strength >= 0 && strength <= 1) {
-            this.state.strength = strength;
-            this.pushInput();
-        }
-    }
-
-    /** Try again after an error: a fresh ticket and a fresh connection. */
-    onRetry() {
-        const client = this.client;
-        this.client = null; // its last "closed" is not this canvas's state
-        client?.close();
-        this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
-        this.state.status = LIVE_STATUS.CONNECTING;
-        this.state.statusKey = "connecting";
-        this.state.detail = "";
-        this.start();
     }
 
     // ------------------------------------------------------------------ client events
@@ -404,24 +279,21 @@ export class LiveCanvas extends Component {
         this.refreshStatus();
         if (this.client.state === "open") {
             this.busy = false;
-            this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
+            this.clearError();
         } else if (this.client.state === "ended") {
-            clearTimeout(this.resumeTimer);
-            this.resumeTimer = setTimeout(() => !this.destroyed && this.onRetry(), SESSION_RESUME_MS);
+            this.connection.resumeSoon(() => this.onRetry());
         }
     }
 
-    /** The status and its details as the client describes them (`describe()`'s key and params). */
+    /** The state and its details as the client describes them (`describe()`'s key and params). */
     refreshStatus() {
         if (this.destroyed || !this.client) {
             return;
         }
-        const { key, params } = this.client.describe({ viewer: !this.isDriver });
-        this.state.status = FROM_CLIENT_STATE[this.client.state] || LIVE_STATUS.CONNECTING;
-        this.state.statusKey = key;
-        const cause = params.cause === "refused" ? null : RETRY_CAUSE_WORDS[params.cause];
-        const why = String(cause || params.reason); // a refusal in the relay's words
-        this.state.detail = DETAIL_WORDS[key] ? String(DETAIL_WORDS[key]({ ...params, why })) : "";
+        const described = this.client.describe({ viewer: !this.isDriver });
+        this.state.clientState = this.client.state;
+        this.state.statusKey = described.key;
+        this.state.detail = statusWords(described, this.client.state).detail;
     }
 
     /**
@@ -471,19 +343,14 @@ export class LiveCanvas extends Component {
 
     showError(code, reason) {
         this.state.errorCode = code;
-        this.state.errorMessage = ERROR_MESSAGES[code] || DEFAULT_ERROR;
+        this.state.errorMessage = errorMessage(code);
         this.state.errorReason = reason || "";
         if (!this.client) {
-            this.state.status = LIVE_STATUS.ERROR; // no client to say so: Odoo refused the ticket, or it did not load
-            this.state.statusKey = "error";
-            this.state.detail = "";
+            this.setStatus("error"); // no client to say so: Odoo refused the ticket, or it did not load
         }
     }
 
     refreshStats() {
-        if (this.state.rendering) {
-            this.state.renderElapsed = Math.round((Date.now() - this.renderStarted) / 1000);
-        }
         if (!this.client) {
             return;
         }
@@ -494,218 +361,55 @@ export class LiveCanvas extends Component {
         }
     }
 
-    // ------------------------------------------------------------------ keep
-
-    get canKeep() {
-        return Boolean(this.props.onKeep && this.isDriver && this.state.frames && !this.state.keeping);
+    /** @returns {object|null} the frame on the canvas and the input it answers (for Keep and Render final) */
+    getFrame() {
+        return this.lastFrame;
     }
 
-    /** Hand the current frame's bytes (as received, not re-encoded) to `onKeep`. */
-    async onKeep() {
-        if (!this.canKeep || !this.lastFrame) {
-            if (this.isDriver && !this.state.keeping) {
-                this.state.keepNotice = _t("Nothing to keep yet: the picture appears as you type.");
-            }
-            return;
-        }
-        this.state.keepNotice = "";
-        const { image, seed, prompt } = this.lastFrame;
-        this.state.keeping = true;
-        this.state.keepError = "";
-        try {
-            await this.props.onKeep({
-                bytes: new Uint8Array(image.content),
-                contentType: image.content_type || "image/jpeg",
-                width: image.width,
-                height: image.height,
-                prompt,
-                seed,
-                app: this.state.app,
-            });
-        } catch (error) {
-            this.state.keepError = error?.message || String(error);
-        } finally {
-            this.state.keeping = false;
-        }
-    }
-
-    get canRenderFinal() {
-        const prompt = this.lastFrame?.prompt || this.props.prompt.trim();
-        return Boolean(this.props.onRenderFinal && this.isDriver && prompt && !this.state.rendering);
-    }
-
-    /**
-     * Ask for a final render of what the canvas shows (the last frame's prompt and seed), or of `inputs`
-     * (Retry). While it is out the button says how long it has been, and Stop waiting lets go of it.
-     * @param {{prompt: string, seed: number|null}} [inputs]
-     */
-    async onRenderFinal(inputs = undefined) {
-        if (!this.canRenderFinal && !(inputs && this.props.onRenderFinal && !this.state.rendering)) {
-            return;
-        }
-        let prompt = inputs?.prompt;
-        let seed = inputs?.seed ?? null;
-        if (!inputs) {
-            const frame = this.lastFrame?.prompt ? this.lastFrame : null;
-            prompt = frame ? frame.prompt : this.props.prompt.trim();
-            seed = frame && frame.seed !== null ? frame.seed : this.state.seed;
-        }
-        const token = (this.renderToken = (this.renderToken || 0) + 1);
-        this.renderStarted = Date.now();
-        this.state.rendering = true;
-        this.state.renderElapsed = 0;
-        this.state.keepError = "";
-        try {
-            await this.props.onRenderFinal({ prompt, seed });
-        } catch (error) {
-            if (token === this.renderToken && !this.destroyed) {
-                this.state.keepError = error?.message || String(error);
-            }
-        } finally {
-            if (token === this.renderToken && !this.destroyed) {
-                this.state.rendering = false;
-            }
-        }
-    }
-
-    /** Stop waiting for a final render (the request may still reach fal: its message tells). */
-    onStopWaiting() {
-        this.renderToken = (this.renderToken || 0) + 1;
-        this.state.rendering = false;
-    }
-
-    onRetryFinal() {
-        const failure = this.props.finalFailure;
-        if (failure) {
-            this.onRenderFinal({ prompt: failure.prompt, seed: failure.seed ?? null });
-        }
-    }
-
-    get renderingLabel() {
-        return _t("Rendering… %s s", this.state.renderElapsed);
-    }
-
-    get finalFailureLabel() {
-        return _t("The last final render failed: %s", this.props.finalFailure?.error || "");
-    }
-
-    // ------------------------------------------------------------------ the pen
-
-    /** Viewer: ask the driver for the pen. */
-    async onRequestPen() {
-        if (!this.props.onRequestPen || this.state.asking) {
-            return;
-        }
-        this.state.asking = true;
-        this.state.keepError = "";
-        try {
-            await this.props.onRequestPen();
-        } catch (error) {
-            this.state.keepError = error?.message || String(error);
-        } finally {
-            this.state.asking = false;
-        }
-    }
-
-    /** The owner takes the pen back. */
-    async onTakePen() {
-        if (!this.props.onTakePen || this.state.asking) {
-            return;
-        }
-        this.state.asking = true;
-        this.state.keepError = "";
-        try {
-            await this.props.onTakePen();
-        } catch (error) {
-            this.state.keepError = error?.message || String(error);
-            this.state.asking = false;
-        }
-    }
-
-    /** Driver: hand the pen to the viewer who asked. */
-    async onGivePen() {
-        if (!this.props.onGivePen || this.state.handing) {
-            return;
-        }
-        this.state.handing = true;
-        this.state.keepError = "";
-        try {
-            await this.props.onGivePen();
-        } catch (error) {
-            this.state.keepError = error?.message || String(error);
-            this.state.handing = false;
-        }
+    /** Keep and Render final came or went: the composer's Enter keeps through them. */
+    setFrameActions(api) {
+        this.frameActions = api && { keep: api.keep, canKeep: api.canKeep };
     }
 
     // ------------------------------------------------------------------ two tabs of one person
 
     /** Another tab of this user draws: let go of the connection and wait for "Draw here". */
     standBy() {
-        const client = this.client;
-        this.client = null;
-        client?.close();
-        clearTimeout(this.resumeTimer);
+        this.connection.drop();
         this.busy = false;
-        this.state.elsewhere = true;
-        this.state.status = LIVE_STATUS.WAITING;
-        this.state.statusKey = "elsewhere";
-        this.state.detail = "";
-        this.state.errorCode = this.state.errorMessage = this.state.errorReason = "";
+        this.setStatus("closed", ELSEWHERE);
+        this.clearError();
     }
 
     /** "Draw here": this tab takes the drawing over (the relay moves the seat from the other tab). */
     async onDrawHere() {
-        this.state.elsewhere = false;
         this.takeover = true;
-        this.state.status = LIVE_STATUS.CONNECTING;
-        this.state.statusKey = "connecting";
+        this.setStatus("connecting");
         try {
-            await this.props.onDrawHere?.();
-        } catch (error) {
-            this.state.keepError = error?.message || String(error);
+            await this.props.onDrawHere?.(); // tells this user's other tabs
+        } catch {
+            // They learn it from the relay too: it moves the seat to this tab's takeover connection.
         }
         this.start();
     }
 
     // ------------------------------------------------------------------ view helpers
 
+    get drawsElsewhere() {
+        return this.state.statusKey === ELSEWHERE;
+    }
+
     get statusLabel() {
-        const key = this.state.statusKey;
-        const label = STATUS_LABELS[key] || STATUS_LABELS[this.client?.state] || STATUS_LABELS[this.state.status];
-        return String(label || key);
+        return statusWords({ key: this.state.statusKey }, this.state.clientState).label;
     }
 
-    get penRequestLabel() {
-        return _t("%s asks for the pen.", this.props.penRequest);
+    get statusClass() {
+        return stateBadge(this.state.clientState);
     }
 
-    /** Who is in the room, for the line under the header: each person once, the pen holder first. */
-    get watcherTitle() {
-        return (watcher) => (watcher.pen ? _t("%s (holds the pen)", watcher.name) : watcher.name);
-    }
-
-    async onDeclinePen() {
-        if (!this.props.onDeclinePen || this.state.handing) {
-            return;
-        }
-        this.state.handing = true;
-        this.state.keepError = "";
-        try {
-            await this.props.onDeclinePen();
-        } catch (error) {
-            this.state.keepError = error?.message || String(error);
-        } finally {
-            this.state.handing = false;
-        }
-    }
-
-    get toggleLabels() {
-        return { expand: _t("Enlarge the live canvas"), collapse: _t("Fold the live canvas into a strip") };
-    }
-
-    /** Narrow screens: fold the canvas into a strip above the composer, or open it. */
-    onToggle() {
-        this.state.expanded = !this.state.expanded;
+    /** A viewer while nobody draws: the driver has not come yet, or has left. */
+    get waitsForDriver() {
+        return !this.isDriver && ["waiting", "ended"].includes(this.state.clientState);
     }
 
     /** The calm line a viewer reads while nobody draws. */
@@ -715,15 +419,12 @@ export class LiveCanvas extends Component {
             : _t("Waiting for the pen holder to draw");
     }
 
-    get statusClass() {
-        return {
-            connecting: "text-bg-info",
-            live: "text-bg-success",
-            reconnecting: "text-bg-warning",
-            paused: "text-bg-secondary",
-            waiting: "text-bg-light",
-            error: "text-bg-danger",
-            closed: "text-bg-secondary",
-        }[this.state.status];
+    get toggleLabels() {
+        return { expand: _t("Enlarge the live canvas"), collapse: _t("Fold the live canvas into a strip") };
+    }
+
+    /** Narrow screens: fold the canvas into a strip above the composer, or open it. */
+    onToggle() {
+        this.state.expanded = !this.state.expanded;
     }
 }
