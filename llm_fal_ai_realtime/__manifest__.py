@@ -19,10 +19,12 @@
     "data": [
         "security/llm_fal_ai_realtime_security.xml",
         "security/llm_fal_realtime_watcher_access.xml",
+        "security/llm_fal_realtime_invite_access.xml",
         "views/res_config_settings_views.xml",
         "views/llm_model_views.xml",
         "views/llm_assistant_views.xml",
         "views/llm_generation_job_views.xml",
+        "views/llm_fal_realtime_invite_views.xml",
         "data/llm_assistant_data.xml",
     ],
     "assets": {

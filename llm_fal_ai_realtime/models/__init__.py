@@ -11,6 +11,7 @@ from . import (
     llm_provider_fal_jobs,
     llm_thread,
     llm_thread_canvas,
+    llm_thread_people,
     llm_thread_room,
     mail_message,
     res_config_settings,

@@ -172,10 +172,13 @@ class LLMThread(models.Model):
         return state
 
     def _fal_realtime_watchers(self):
-        """The tabs that are open on this thread now (stale ones are dropped on the way)."""
+        """The tabs that are open on this thread now.
+
+        Stale rows are only skipped here: the autovacuum deletes them. Two people's beats deleting the
+        same stale row at once made one request fail to serialize (retried, but logged as an error).
+        """
         Watcher = self.env["llm.fal.realtime.watcher"].sudo()
-        Watcher.search([("thread_id", "=", self.id), ("last_seen", "<", Watcher._stale_before())]).unlink()
-        return Watcher.search([("thread_id", "=", self.id)])
+        return Watcher.search([("thread_id", "=", self.id), ("last_seen", ">=", Watcher._stale_before())])
 
     def _fal_realtime_pen_idle_seconds(self):
         """How long the pen holder may stay idle before the pen is free (system parameter, default 5 min)."""

@@ -181,6 +181,8 @@ class TestRoomRules(RoomCase):
         watcher.last_seen = fields.Datetime.now() - timedelta(minutes=5)
         state = self.room(self.owner)
         self.assertEqual([person["name"] for person in state["watchers"]], ["Realtime Owner"])
+        self.env["llm.fal.realtime.watcher"]._gc_stale_watchers()
+        self.assertFalse(watcher.exists(), "the autovacuum deletes what the room only skips")
         self.room(self.owner, "leave")
         self.assertTrue(self.thread._fal_realtime_pen_free(), "the owner closed the canvas: the pen is free")
 

@@ -18,7 +18,34 @@ const MESSAGE_NOTIFICATION = "llm_fal_ai_realtime/message";
 const ROOM_NOTIFICATION = "llm_fal_ai_realtime/room";
 const CANVAS_NOTIFICATION = "llm_fal_ai_realtime/canvas";
 const DRAW_NOTIFICATION = "llm_fal_ai_realtime/draw";
+const INVITED_NOTIFICATION = "llm_fal_ai_realtime/invited";
+const REMOVED_NOTIFICATION = "llm_fal_ai_realtime/removed";
 const ROOM_FIELDS = ["watchers", "driver", "request", "pen_free"];
+
+/**
+ * Bumped when a live canvas joins or leaves this user's chat list: llm_thread's list reads the mail
+ * store's records, whose additions alone re-render nothing.
+ */
+export const threadListRevision = reactive({ value: 0 });
+
+/** This user was invited into a live canvas: it joins their chat list. */
+export function listThread(mailStore, { store }) {
+    mailStore.insert(store);
+    threadListRevision.value += 1;
+}
+
+/** This user was removed from a live canvas: it leaves their chat list, and their screen if shown. */
+export function forgetThread(mailStore, { thread_id }) {
+    const thread = mailStore.Thread.get({ model: "llm.thread", id: thread_id });
+    if (!thread) {
+        return;
+    }
+    if (mailStore.discuss.thread?.eq(thread)) {
+        mailStore.discuss.thread = undefined;
+    }
+    thread.delete();
+    threadListRevision.value += 1;
+}
 
 /**
  * Show a message the server posted (the store payload: message, attachments, author) in its thread,
@@ -130,6 +157,8 @@ patch(llmStoreService, {
         });
         bus.subscribe(PEN_NOTIFICATION, (payload) => llmStore.onPenNotification(payload));
         bus.subscribe(MESSAGE_NOTIFICATION, (payload) => showMessage(mailStore, payload));
+        bus.subscribe(INVITED_NOTIFICATION, (payload) => listThread(mailStore, payload));
+        bus.subscribe(REMOVED_NOTIFICATION, (payload) => forgetThread(mailStore, payload));
         bus.subscribe(ROOM_NOTIFICATION, (state) => llmStore.onRoomState(state));
         bus.subscribe(CANVAS_NOTIFICATION, (payload) => llmStore.onCanvasNotification(payload));
         bus.subscribe(DRAW_NOTIFICATION, ({ thread_id, tab }) => {

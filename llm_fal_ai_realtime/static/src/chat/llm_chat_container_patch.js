@@ -9,14 +9,14 @@
  * canvas settings and hears the room on the bus (live_canvas_store.js).
  */
 import { _t } from "@web/core/l10n/translation";
-import { useEffect } from "@odoo/owl";
+import { useEffect, useState } from "@odoo/owl";
 import { LLMChatContainer } from "@llm_thread/components/llm_chat_container/llm_chat_container";
 import { LazyComponent } from "@web/core/assets";
 import { patch } from "@web/core/utils/patch";
 import { useService } from "@web/core/utils/hooks";
 import { user } from "@web/core/user";
 import { callRoute } from "@llm_fal_ai_realtime/chat/call_route";
-import { showMessage } from "@llm_fal_ai_realtime/chat/live_canvas_store";
+import { showMessage, threadListRevision } from "@llm_fal_ai_realtime/chat/live_canvas_store";
 import { LiveRoom, TAB_ID } from "@llm_fal_ai_realtime/chat/live_room";
 
 function bytesToBase64(bytes) {
@@ -35,6 +35,7 @@ patch(LLMChatContainer.prototype, {
     setup() {
         super.setup(...arguments);
         this.liveCanvasNotification = useService("notification");
+        this.threadListRevision = useState(threadListRevision);
         // Load the canvas settings (role, pen, assistant) of each realtime thread the chat shows.
         useEffect(
             (threadId, modelId) => {
@@ -100,6 +101,12 @@ patch(LLMChatContainer.prototype, {
     },
 
     /** @returns {object|undefined} the active realtime thread's canvas settings, once loaded */
+    /** The list also follows live canvases this user is invited into or removed from (on the bus). */
+    get filteredThreadList() {
+        void this.threadListRevision.value;
+        return super.filteredThreadList;
+    },
+
     get liveCanvasConfig() {
         return this.hasLiveCanvas ? this.llmStore.liveCanvasConfigs[this.activeThread.id] : undefined;
     },

@@ -1,0 +1,1 @@
+from . import llm_fal_realtime_invite
