@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from realtime_server import frames, protocol, splice
-from realtime_server.relay import SplicedConnection, State
+from realtime_server.connection import SplicedConnection, State
 from realtime_server.settings import Settings
 
 from .conftest import pack
