@@ -1,7 +1,7 @@
 """Live sessions: one driver's frames fanned out to many viewers on this replica.
 
 A ticket with `session` and `role: driver` opens a session; tickets for the same session (and
-issuer) with `role: viewer` watch it. Viewers are spliced like drivers (`splice.py`): each frame
+issuer) with `role: viewer` watch it. Viewers are spliced like drivers (`splice`): each frame
 the driver's upstream sends is copied out of the stream once, as its own bytes (header and
 payload, as upstream framed it), and that one bytes object is written to every viewer's socket.
 A viewer whose socket is full gets the newest frame parked instead (at most one frame held per
