@@ -91,10 +91,6 @@ async def _ack(ws: ServerConnection) -> None:
     with suppress(ConnectionClosed):  # the relay drops upstream when its client goes: not an upstream failure
         async for message in ws:
             count += 1
-            if mode == "mute-timeout":
-                await ws.send(json.dumps({"type": "x-fal-error", "error": "TIMEOUT", "reason": "no input for 5 s"}))
-                await ws.close()
-                return
             data = message if isinstance(message, bytes) else message.encode()
             await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
 

@@ -44,6 +44,9 @@ MAX_UPSTREAM_MESSAGE = 64 << 20
 
 
 class UpstreamHooks(Protocol):
+    """What the driver's connection (`relay.Relay`) does with upstream's frames; called inside read
+    callbacks, so a hook sets state and returns."""
+
     def on_upstream_text(self, payload: bytes) -> bool:
         """Called with each whole text frame from upstream; return True to forward it to the client."""
 

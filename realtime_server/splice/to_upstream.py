@@ -38,6 +38,9 @@ from .sink import Writer
 
 
 class ClientHooks(Protocol):
+    """What the connection does with the client's frames (`relay.Relay`, `sessions.Viewer`); called inside
+    read callbacks, so a hook sets state and returns."""
+
     def on_input(self, payload: bytes, text: bool) -> None:
         """Check one unmasked input (limits, a msgpack map or, `text` or not, a JSON object); raise to refuse
         it and end the connection."""
