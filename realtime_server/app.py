@@ -8,22 +8,18 @@ handshake, admits the connection against the limits, runs a `Relay`, and turns a
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
-import ipaddress
 import logging
 import mimetypes
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -32,172 +28,32 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from . import protocol, tickets
-from .issuers import Issuer, Keyring
+from .connection import SplicedConnection
+from .handshake import (
+    authenticate,
+    authenticate_request,
+    check_app,
+    check_origin,
+    check_session_param,
+    dev_refusal,
+    is_local_peer,
+    keyring,
+    parse_target,
+)
 from .limits import ConnectionLimits
+from .log_redaction import redact_handshake_logs
 from .metrics import Metrics
 from .protocol import RelayError
-from .relay import Relay, SplicedConnection
+from .relay import Relay
 from .serving import SPLICE_EXTENSION, serve_beside
 from .sessions import SessionHub
 from .settings import Settings
-from .upstream import Target
 
 logger = logging.getLogger(__name__)
 mimetypes.add_type("text/javascript", ".mjs")  # module scripts need a JavaScript type; not every OS maps .mjs
 
 # In a checkout realtime_server/static links to ../static; installed, it is the files (see pyproject.toml).
 STATIC_DIR = (Path(__file__).resolve().parent / "static").resolve()
-_APP_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-# What a percent-decoded sub-path may not carry into the upstream request line: a query, a fragment,
-# white space or a control character (CR and LF included).
-_NOT_IN_PATH = re.compile(r"[?#\s\x00-\x1f\x7f]")
-_BUFFERING = re.compile(r"[0-9]{1,2}")
-_QUERY_PARAM = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
-_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-def _redact_query(text: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        # Compare the name as the relay decodes it: `fal%5Fjwt%5Ftoken` is a ticket too.
-        if unquote_plus(match.group(2)) == "fal_jwt_token":
-            return f"{match.group(1)}{match.group(2)}=[redacted]"
-        return match.group(0)
-
-    return _QUERY_PARAM.sub(replace, text) if "=" in text else text
-
-
-class RedactSecrets(logging.Filter):
-    """Keep tickets and keys out of log lines.
-
-    uvicorn logs each WebSocket path with its query string, and at debug level websockets logs
-    every handshake header, `Authorization` (relay keys, fal's key) included.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and args:
-            if len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
-                args = (args[0], "[redacted]")
-            record.args = tuple(_redact_query(a) if isinstance(a, str) else a for a in args)
-        if isinstance(record.msg, str):
-            record.msg = _redact_query(record.msg)
-        return True
-
-
-# Loggers that see handshakes: uvicorn's (the client side) and websockets' client (the upstream side).
-_HANDSHAKE_LOGGERS = ("uvicorn.error", "websockets.client")
-
-
-# Headers that proxies, tunnels and load balancers add: a request carrying any of them came through
-# something that may be forwarding the outside world, whatever address the socket shows.
-_PROXY_HEADERS = (
-    "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-client-ip",
-    "x-cluster-client-ip", "cf-connecting-ip", "true-client-ip", "fastly-client-ip", "via",
-)
-
-
-def is_local_peer(client: tuple[str, int] | None, headers: Headers) -> bool:
-    """Dev mode's test: a loopback peer that no proxy or tunnel header says is someone else."""
-    try:
-        loopback = client is not None and ipaddress.ip_address(client[0]).is_loopback
-    except ValueError:
-        return False
-    return loopback and not any(name in headers for name in _PROXY_HEADERS)
-
-
-# Dev mode answers only requests addressed to the machine itself by name: a page on another site whose
-# name was rebound to 127.0.0.1 is same-origin with the relay but says its own name in `Host`
-# (Vite's and webpack-dev-server's `allowedHosts` keep the same list).
-_LOCAL_HOST = re.compile(r"(?:localhost|127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?")
-
-
-def dev_refusal(client: tuple[str, int] | None, headers: Headers) -> str | None:
-    """Why dev mode refuses this request (a dev ticket asked for or used), or None if it may go on."""
-    if not is_local_peer(client, headers):
-        return "dev mode admits loopback clients only, never through a proxy or tunnel"
-    if not _LOCAL_HOST.fullmatch(headers.get("host", "").lower()):
-        return "dev mode answers requests for localhost, 127.0.0.1 or [::1] only, not another host name"
-    return None
-
-
-def parse_target(websocket: WebSocket) -> Target:
-    params = websocket.path_params
-    owner, alias = params["owner"], params["alias"]
-    sub_path = params.get("path", "")
-    if not (_APP_PART.match(owner) and _APP_PART.match(alias)) or ".." in sub_path:
-        raise protocol.AppNotAllowed(f"'{owner}/{alias}' is not a valid app id")
-    if _NOT_IN_PATH.search(sub_path):
-        raise protocol.BadRequest("the path may not hold '?', '#', white space or control characters")
-    raw = websocket.query_params.get("max_buffering")
-    max_buffering = None
-    if raw is not None:
-        if not _BUFFERING.fullmatch(raw) or not 1 <= int(raw) <= 60:
-            raise protocol.BadRequest("max_buffering must be a whole number from 1 to 60")
-        max_buffering = int(raw)
-    path = f"{sub_path}/realtime" if sub_path else "realtime"
-    return Target(app=f"{owner}/{alias}", path=path, max_buffering=max_buffering)
-
-
-def check_origin(websocket: WebSocket, settings: Settings) -> None:
-    """Browsers send Origin; scripts usually don't. Same-origin pages and the allowlist pass."""
-    origin = websocket.headers.get("origin")
-    if origin is None or "*" in settings.allowed_origins or origin in settings.allowed_origins:
-        return
-    if urlsplit(origin).netloc == websocket.headers.get("host"):
-        return
-    raise protocol.OriginNotAllowed(f"origin {origin} may not use this relay; add it to RELAY_ALLOWED_ORIGINS")
-
-
-def keyring(settings: Settings, dev_secret: str) -> Keyring:
-    """The issuers of `RELAY_ISSUERS`, and the relay-wide secrets for any other issuer (the kid-less
-    `RELAY_SHARED_SECRET` beside `RELAY_SHARED_SECRETS`' kid=secret pairs; in dev mode, its own)."""
-    shared: list[tuple[str | None, str]] = list(settings.shared_secrets)
-    if settings.shared_secret or settings.dev_mode:
-        shared.insert(0, (None, settings.shared_secret or dev_secret))
-    return Keyring(settings.issuers, Issuer(name="", secrets=tuple(shared)) if shared else None)
-
-
-def authenticate(websocket: WebSocket, settings: Settings, keys: Keyring) -> tickets.Ticket:
-    """A ticket in `?fal_jwt_token=`, or a relay API key as `Authorization: Key ...`."""
-    token = websocket.query_params.get("fal_jwt_token")
-    if token:
-        if settings.dev_mode and (refusal := dev_refusal(websocket.client, websocket.headers)):
-            raise protocol.Unauthorized(f"this relay runs in dev mode (no RELAY_SHARED_SECRET): {refusal}")
-        return tickets.verify(keys, token, leeway=settings.ticket_leeway)
-    scheme, _, key = websocket.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "key" and key:
-        return _api_key(key, settings)
-    raise protocol.Unauthorized("no ticket: pass ?fal_jwt_token=<ticket> or 'Authorization: Key <relay key>'")
-
-
-def _api_key(key: str, settings: Settings) -> tickets.Ticket:
-    for known in settings.api_keys:
-        if hmac.compare_digest(key.encode(), known.encode()):
-            digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-            return tickets.Ticket(sub=f"key:{digest}", apps=("*",), issuer="api-key", expires_at=None)
-    raise protocol.Unauthorized("API key is not known to this relay")
-
-
-def authenticate_request(request: Request, settings: Settings, keys: Keyring) -> tickets.Ticket:
-    """An HTTP caller of `/apps`: a ticket as `Authorization: Bearer` (never in the URL, so never logged), or a key.
-
-    In dev mode the secret is random, so the only tickets are those /dev/ticket gave to local pages.
-    """
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credential.strip():
-        return tickets.verify(keys, credential.strip(), leeway=settings.ticket_leeway)
-    if scheme.lower() == "key" and credential.strip():
-        return _api_key(credential.strip(), settings)
-    raise protocol.Unauthorized("pass a ticket as 'Authorization: Bearer <ticket>' or 'Authorization: Key <relay key>'")
-
-
-def check_app(target: Target, ticket: tickets.Ticket, settings: Settings) -> None:
-    if target.app not in settings.apps:
-        raise protocol.AppNotAllowed(f"app {target.app} is not served by this relay")
-    if not ticket.allows(target.app):
-        raise protocol.AppNotAllowed(f"your ticket does not allow app {target.app}")
-    if ticket.tenant is not None and not ticket.tenant.allows(target.app):
-        raise protocol.AppNotAllowed(f"app {target.app} is not allowed for your ticket's issuer")
 
 
 def end_with_ticket(connection: SplicedConnection, ticket: tickets.Ticket, settings: Settings) -> None:
@@ -224,13 +80,6 @@ def metrics_refusal(request: Request, settings: Settings) -> Response | None:
                                   "RELAY_METRICS_PORT"}, status_code=403)
 
 
-def check_session_param(websocket: WebSocket, ticket: tickets.Ticket) -> None:
-    """`?session=` exists for load balancers to route on; it must match the ticket's own session."""
-    routed = websocket.query_params.get("session")
-    if routed is not None and routed != ticket.session:
-        raise protocol.BadRequest("the session query parameter does not match the ticket's session")
-
-
 def _count_error(exc: RelayError, metrics: Metrics) -> None:
     metrics.errors.labels(exc.error.value).inc()
 
@@ -254,10 +103,7 @@ def create_app(settings: Settings) -> Starlette:
     hub = SessionHub(settings, metrics)
     secret = settings.shared_secret or secrets.token_urlsafe(32)  # in dev mode, the relay's own
     keys = keyring(settings, secret)
-    for name in _HANDSHAKE_LOGGERS:
-        handshake_logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in handshake_logger.filters):
-            handshake_logger.addFilter(RedactSecrets())
+    redact_handshake_logs()
     if settings.dev_mode:
         logger.warning(
             "DEV MODE: RELAY_SHARED_SECRET is not set. The relay mints its own tickets at /dev/ticket and "

@@ -164,6 +164,19 @@ class UpstreamError(RelayError):
     error, close_code = ErrorCode.UPSTREAM_ERROR, CloseCode.BAD_GATEWAY
 
 
+class UpstreamReportedError(UpstreamError):
+    """Raised when the upstream app sends its own x-fal-error; the client gets that frame unchanged."""
+
+    close_code = CloseCode.INTERNAL_ERROR
+
+    def __init__(self, frame: str, payload: dict[str, object]) -> None:
+        super().__init__(str(payload.get("reason") or "upstream reported an error"))
+        self._frame = frame
+
+    def frame(self) -> str:
+        return self._frame
+
+
 class IdleTimeout(RelayError):
     """Raised when a client sends nothing for RELAY_IDLE_TIMEOUT seconds."""
 

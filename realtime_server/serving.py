@@ -2,7 +2,7 @@
 
 uvicorn's sans-I/O WebSocket protocol is the base, with two changes.
 
-Splicing. ASGI hides the socket, and the relay's hot path needs it (see `splice.py`): each
+Splicing. ASGI hides the socket, and the relay's hot path needs it (see `splice`): each
 WebSocket scope gets the extension `fal.splice`. After `websocket.accept()`, with no await in
 between, the app calls `scope["extensions"]["fal.splice"]["start"](on_data)`; from then on every
 read from the client goes to `on_data` instead of uvicorn's frame parser, and the returned

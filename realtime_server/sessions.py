@@ -1,7 +1,7 @@
 """Live sessions: one driver's frames fanned out to many viewers on this replica.
 
 A ticket with `session` and `role: driver` opens a session; tickets for the same session (and
-issuer) with `role: viewer` watch it. Viewers are spliced like drivers (`splice.py`): each frame
+issuer) with `role: viewer` watch it. Viewers are spliced like drivers (`splice`): each frame
 the driver's upstream sends is copied out of the stream once, as its own bytes (header and
 payload, as upstream framed it), and that one bytes object is written to every viewer's socket.
 A viewer whose socket is full gets the newest frame parked instead (at most one frame held per
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from starlette.websockets import WebSocket
 
 from . import frames, protocol, splice
+from .connection import SplicedConnection
 from .metrics import Metrics
 from .protocol import RelayError
-from .relay import SplicedConnection
 from .serving import SplicedClient
 from .settings import Settings
 from .tickets import Ticket
@@ -51,7 +51,7 @@ class Viewer(SplicedConnection):
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         super().__init__(settings)
         self.counts = metrics.counts
-        self.reader = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)
+        self.from_client = splice.ClientToUpstream(self, settings.max_frame_bytes, on_error=self._fail)
         self.skipped = 0  # frames this viewer skipped, once it has gone
 
     def deliver(self, frame: bytes, output: bool) -> None:
@@ -103,7 +103,7 @@ class Viewer(SplicedConnection):
     def _release(self, _: object = None) -> None:
         """Break the cycle through the splice hooks once the socket is gone (freed by refcounting)."""
         self.client = None
-        del self.reader
+        del self.from_client
 
     # splice.ClientHooks
 

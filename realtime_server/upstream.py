@@ -6,7 +6,7 @@ which fal accepts in place of a short-lived JWT; it never leaves the relay.
 
 The handshake is done here, by hand and minimally (no extensions offered, so frames stay as the
 app framed them), because the relay splices this socket's frames straight to the client
-(`splice.py`) and needs the raw transport, which no WebSocket client library hands over.
+(`splice`) and needs the raw transport, which no WebSocket client library hands over.
 """
 
 from __future__ import annotations

@@ -127,6 +127,23 @@ async def test_upstream_idle_timeout_keeps_the_client_and_reopens(switched) -> N
     assert relay.metric("relay_errors_total", code="TIMEOUT") == 0
 
 
+async def test_an_input_lost_to_the_idle_timeout_is_sent_again_once(switched) -> None:
+    """An input upstream never answers before its TIMEOUT goes again on the next leg, once: a second TIMEOUT
+    leaves the client waiting (no loop of reopened legs), and the next input gets its own one re-send."""
+    relay, switch = switched
+    switch.mode = "mute-timeout"
+    async with websockets.connect(_url(relay)) as ws:
+        for sent, legs in ((1, 2), (2, 4)):
+            await ws.send(pack(seq=sent))
+            await wait_for(lambda: switch.handshakes == legs and switch.open_connections == 0,
+                           what=f"{legs} upstream legs opened and ended")
+            await asyncio.sleep(0.5)  # time for a third leg, if the input were sent again once more
+            assert switch.handshakes == legs
+        assert ws.state is websockets.State.OPEN
+    assert relay.metric("relay_upstream_opens_total") == 4
+    assert relay.metric("relay_errors_total", code="TIMEOUT") == 0
+
+
 async def test_input_racing_the_idle_timeout_is_answered(switched) -> None:
     """An input that reaches upstream just before it idles out is re-sent on the reopened upstream and answered."""
     relay, switch = switched

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from realtime_server import frames, protocol, splice
-from realtime_server.relay import SplicedConnection, State
+from realtime_server.connection import SplicedConnection, State
 from realtime_server.settings import Settings
 
 from .conftest import pack
@@ -95,7 +95,9 @@ def test_read_header_reads_each_length_encoding() -> None:
     """7-bit, 16-bit and 64-bit lengths, with and without a mask; None until the header is whole."""
     for length, size in ((5, 2), (300, 4), (70_000, 10)):
         head = frames.frame_header(frames.OP_BINARY, length)
-        assert frames.read_header(head, 0, len(head)) == (0x82, size, length, False)
+        header = frames.read_header(head, 0, len(head))
+        assert header == frames.Header(first_byte=0x82, size=size, payload_length=length, masked=False)
+        assert type(header) is frames.Header and header.payload_length == length
         assert frames.read_header(head, 0, len(head) - 1) is None
         masked = frames.frame_header(frames.OP_BINARY, length, b"abcd")
         assert frames.read_header(masked, 0, len(masked)) == (0x82, size + 4, length, True)

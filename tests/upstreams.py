@@ -95,7 +95,7 @@ async def _ack(ws: ServerConnection) -> None:
             await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
 
 
-SWITCH_MODES = ("ok", "refuse", "slow", "crash", "drop", "garbage", "error", "timeout", "late-timeout")
+SWITCH_MODES = ("ok", "refuse", "slow", "crash", "drop", "garbage", "error", "timeout", "late-timeout", "mute-timeout")
 
 
 @dataclasses.dataclass
@@ -107,7 +107,8 @@ class Switchable:
     seconds, `garbage` answers with bytes that are not msgpack, `error` sends its own x-fal-error,
     `timeout` answers each input then ends the session with x-fal-error TIMEOUT as fal's idle servers
     do, `late-timeout` answers the first input and ends the session with TIMEOUT `drop_after` seconds
-    later, leaving unanswered whatever came in between (an input racing fal's idle timeout).
+    later, leaving unanswered whatever came in between (an input racing fal's idle timeout),
+    `mute-timeout` ends the session with TIMEOUT on each input, unanswered.
     `fault_at` is the `time.perf_counter()` when the last fault was produced.
     """
 
@@ -155,6 +156,10 @@ class Switchable:
                     error = {"type": "x-fal-error", "error": "MODEL_FAILED", "reason": "model exploded"}
                     await ws.send(json.dumps(error))
                     await ws.close()
+                return
+            if mode == "mute-timeout":
+                await ws.send(json.dumps({"type": "x-fal-error", "error": "TIMEOUT", "reason": "no input for 5 s"}))
+                await ws.close()
                 return
             data = message if isinstance(message, bytes) else message.encode()
             await ws.send(msgpack.packb({"ack": count, "input": data}, use_bin_type=True))
