@@ -43,9 +43,28 @@ class LLMThread(models.Model):
                    for thread in self}
         result = super().message_unsubscribe(partner_ids=partner_ids)
         for thread in self.filtered(lambda record: record._fal_realtime_is_room()):
-            for partner in thread._fal_realtime_colleagues(removed[thread.id] - thread.sudo().user_id.partner_id):
+            gone = removed[thread.id] - thread.sudo().user_id.partner_id
+            if gone:
+                thread._fal_realtime_let_go(gone.user_ids)
+            for partner in thread._fal_realtime_colleagues(gone):
                 partner._bus_send(REMOVED_NOTIFICATION, {"thread_id": thread.id})
         return result
+
+    def _fal_realtime_let_go(self, users):
+        """``users`` left the canvas: the pen they held goes back to the owner, their request and their
+        open tabs go, and the people still in it see so at once."""
+        thread = self.sudo()
+        changes = {}
+        if thread.fal_realtime_driver_id & users:
+            changes["fal_realtime_driver_id"] = False
+        if thread.fal_realtime_pen_request_id & users:
+            changes["fal_realtime_pen_request_id"] = False
+        if changes:
+            thread.write(changes)
+        self.env["llm.fal.realtime.watcher"].sudo().search([
+            ("thread_id", "=", thread.id), ("user_id", "in", users.ids),
+        ]).unlink()
+        self._fal_realtime_notify_pen()
 
     def _fal_realtime_colleagues(self, partners):
         """The partners among ``partners`` who use Odoo as employees: only they read a live canvas."""

@@ -16,6 +16,7 @@ from . import (
     test_render_final,
     test_render_final_states,
     test_render_final_webhook,
+    test_invite,
     test_room,
     test_rotation,
     test_secret_logging,

@@ -377,8 +377,53 @@ def test_connection_first_click(room, params):
             "ok": page.get_attribute(".o_fal_realtime_verdict", "data-ok")}
 
 
+OPEN_CHAT_LIST = """async () => {
+    await odoo.__WOWL_DEBUG__.root.env.services.action.doAction("llm_thread.action_llm_chat");
+}"""
+LISTED = """(name) => [...document.querySelectorAll('.text-truncate')].some((el) => el.textContent.trim() === name)"""
+
+
+def invite(room, params):
+    """The owner invites a colleague from the header: the colleague's open chat lists the canvas, and they
+    watch; removed, the canvas leaves their screen and the owner's list of who is here."""
+    owner, colleague = room.open("rt_owner"), room.open(params["login"])
+    colleague.evaluate(OPEN_CHAT_LIST)
+    colleague.wait_for_selector("text=New live canvas", timeout=WAIT_MS)
+    open_chat(owner, params["thread_id"])
+    wait_canvas(owner, "c.querySelector('.o_live_canvas_watcher')")
+
+    def choose(change):
+        owner.click(".o_fal_realtime_invite")
+        owner.wait_for_selector(".modal .o_field_many2many_tags input", timeout=WAIT_MS)
+        change()
+        started = time.monotonic()
+        owner.click(".modal footer button[name=action_save]")
+        owner.wait_for_selector(".modal", state="detached", timeout=WAIT_MS)
+        return started
+
+    def add():
+        owner.fill(".modal .o_field_many2many_tags input", params["name"])
+        owner.locator(".o-autocomplete--dropdown-item").filter(has_text=params["name"]).first.click()
+        owner.wait_for_selector(f".modal .o_tag:has-text('{params['name']}')", timeout=WAIT_MS)
+
+    started = choose(add)
+    wait_js(colleague, LISTED, params["thread_name"])
+    invited_ms = (time.monotonic() - started) * 1000
+    colleague.locator(".text-truncate", has_text=params["thread_name"]).first.click()
+    colleague.wait_for_selector(CANVAS, timeout=WAIT_MS)
+    wait_watchers(owner, ["Realtime Owner*", params["name"]])
+    room.screenshot(owner, "invited")
+
+    started = choose(lambda: owner.click(f".modal .o_tag:has-text('{params['name']}') .o_delete"))
+    wait_js(colleague, f"(name) => !document.querySelector('{CANVAS}') && !({LISTED})(name)", params["thread_name"])
+    removed_ms = (time.monotonic() - started) * 1000
+    wait_watchers(owner, ["Realtime Owner*"])
+    return {"invited_ms": round(invited_ms), "removed_ms": round(removed_ms), "watchers": watchers(owner)}
+
+
 SCENARIOS = {scenario.__name__: scenario for scenario in (test_connection_first_click, 
-    live_messages, pen_and_presence, model_switch, second_tab, holder_comments, phone, assistant_first_frame)}
+    live_messages, pen_and_presence, model_switch, second_tab, holder_comments, phone, assistant_first_frame,
+    invite)}
 
 
 def main():
