@@ -72,6 +72,21 @@ class RoomCase(FalRealtimeCase):
         channels = list(self.env.cr.postcommit.data.pop("bus.bus.channels", ()))
         _wake_websockets(channels)
 
+    def last_bus_id(self):
+        """The newest bus notification's id, after this test's own have been delivered."""
+        self.deliver_bus()
+        return self.env["bus.bus"].sudo().search([], order="id desc", limit=1).id or 0
+
+    def bus_notes(self, since, kind):
+        """The notifications of type ``kind`` written to the bus since ``since``: ``{partner id: [payload, ...]}``."""
+        self.deliver_bus()
+        found = {}
+        for note in self.env["bus.bus"].sudo().search([("id", ">", since)]):
+            message = json.loads(note.message)
+            if message["type"] == kind:
+                found.setdefault(json.loads(note.channel)[-1], []).append(message["payload"])
+        return found
+
     def run_browsers(self, scenario, logins, timeout=240, **params):
         """Run ``scenario`` of room_browser.py with one browser context per login; return what it reports.
 

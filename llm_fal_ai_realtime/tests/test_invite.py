@@ -1,7 +1,5 @@
 """Who is in a live canvas: its owner invites and removes colleagues; nobody else can, or can peek."""
 
-import json
-
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
@@ -24,19 +22,6 @@ class TestInvite(RoomCase):
         values = Invite.with_context(default_thread_id=thread.id).default_get(["thread_id", "user_ids"])
         return Invite.create({"thread_id": thread.id, **{k: v for k, v in values.items() if k == "user_ids"}})
 
-    def notes(self, since, kind):
-        self.deliver_bus()
-        found = {}
-        for note in self.env["bus.bus"].sudo().search([("id", ">", since)]):
-            message = json.loads(note.message)
-            if message["type"] == kind:
-                found.setdefault(json.loads(note.channel)[-1], []).append(message["payload"])
-        return found
-
-    def last_bus_id(self):
-        self.deliver_bus()
-        return self.env["bus.bus"].sudo().search([], order="id desc", limit=1).id or 0
-
     def test_the_owner_invites_and_removes(self):
         """The dialog opens with who is in; added people read the canvas and their chats list it; removed
         ones lose it, and the pen they held goes back to the owner."""
@@ -47,7 +32,7 @@ class TestInvite(RoomCase):
         dialog.action_save()
         self.assertIn(self.newcomer.partner_id, self.thread.message_partner_ids)
         self.thread.with_user(self.newcomer).check_access("read")
-        invited = self.notes(since, "llm_fal_ai_realtime/invited")
+        invited = self.bus_notes(since, "llm_fal_ai_realtime/invited")
         self.assertEqual(list(invited), [self.newcomer.partner_id.id], "only the newcomer is told")
         (payload,) = invited[self.newcomer.partner_id.id]
         self.assertEqual(payload["thread_id"], self.thread.id)
@@ -62,9 +47,9 @@ class TestInvite(RoomCase):
         self.assertEqual(self.thread.message_partner_ids, self.owner.partner_id | self.newcomer.partner_id)
         self.assertFalse(self.thread.fal_realtime_driver_id, "the pen went back to the owner")
         self.assertFalse(self.thread.fal_realtime_pen_request_id)
-        removed = self.notes(since, "llm_fal_ai_realtime/removed")
+        removed = self.bus_notes(since, "llm_fal_ai_realtime/removed")
         self.assertEqual(set(removed), {self.follower.partner_id.id, self.third.partner_id.id})
-        pen = self.notes(since, "llm_fal_ai_realtime/pen")
+        pen = self.bus_notes(since, "llm_fal_ai_realtime/pen")
         self.assertIn(self.newcomer.partner_id.id, pen, "who stays in sees the pen move")
         with self.assertRaises(AccessError):
             self.thread.with_user(self.follower).check_access("read")

@@ -119,17 +119,7 @@ class TestRoomRules(RoomCase):
 
     def pushed(self, since):
         """The message notifications written to the bus since ``since``: ``{partner id: [payload, ...]}``."""
-        self.deliver_bus()
-        pushed = {}
-        for note in self.env["bus.bus"].sudo().search([("id", ">", since)]):
-            message = json.loads(note.message)
-            if message["type"] == "llm_fal_ai_realtime/message":
-                pushed.setdefault(json.loads(note.channel)[-1], []).append(message["payload"])
-        return pushed
-
-    def last_bus_id(self):
-        self.deliver_bus()
-        return self.env["bus.bus"].sudo().search([], order="id desc", limit=1).id or 0
+        return self.bus_notes(since, "llm_fal_ai_realtime/message")
 
     def test_final_renders_and_their_failures_reach_the_room(self):
         """A final render landing (the assistant's message) and a failure marked on its request are pushed."""
