@@ -80,7 +80,7 @@ VIEWER_SCRIPT = browser_test_script("viewer chat", """
         await env.services.action.doAction("llm_thread.action_llm_chat", {
             additionalContext: { active_id: "llm.thread_%(thread_id)s" },
         });
-        // Connected, and nobody draws yet: the viewer waits, calmly, for the pen holder by name.
+        // Connected, and nobody draws yet: the viewer waits, calmly.
         const canvas = await waitFor("the live canvas, connected and waiting", () => {
             const el = document.querySelector(".o_live_canvas");
             return el && el.dataset.state === "waiting" && el;
@@ -89,7 +89,8 @@ VIEWER_SCRIPT = browser_test_script("viewer chat", """
         if (canvas.querySelector(".o_live_canvas_keep") || canvas.querySelector(".o_live_canvas_controls")) {
             throw new Error("viewers get neither Keep nor controls");
         }
-        if (!canvas.textContent.includes("Waiting for Realtime Owner to draw")
+        // The owner has no canvas open: nobody draws, so the pen is free, and the line says so.
+        if (!canvas.textContent.includes("The pen is free: take it to draw")
             || canvas.querySelector(".o_live_canvas_error")) {
             throw new Error("unexpected viewer canvas: " + canvas.textContent);
         }

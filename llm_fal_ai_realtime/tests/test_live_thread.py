@@ -197,7 +197,7 @@ VIEWER_RESUMES_SCRIPT = browser_test_script("viewer resumes", """
             const el = document.querySelector(".o_live_canvas");
             return el && el.dataset.state === "waiting" && el;
         });
-        const waiting = "Waiting for Realtime Owner to draw";
+        const waiting = "The pen is free: take it to draw"; // the owner's page is not open: nobody holds the pen
         if (canvas.dataset.role !== "viewer" || !canvas.textContent.includes(waiting)) {
             throw new Error("unexpected viewer canvas: " + canvas.textContent);
         }

@@ -412,8 +412,11 @@ export class LiveCanvas extends Component {
         return !this.isDriver && ["waiting", "ended"].includes(this.state.clientState);
     }
 
-    /** The calm line a viewer reads while nobody draws. */
+    /** The calm line a viewer reads while nobody draws; a free pen is theirs to take, not to wait for. */
     get waitingLabel() {
+        if (this.props.penFree) {
+            return _t("The pen is free: take it to draw");
+        }
         return this.props.driverName
             ? _t("Waiting for %s to draw", this.props.driverName)
             : _t("Waiting for the pen holder to draw");
