@@ -19,7 +19,7 @@ function percentile(sorted, p) {
 /** The frames of one client, as its `stats` reports them. */
 export class FrameStats {
     constructor() {
-        this._times = []; // when frames came (performance.now()), pruned to the window when read
+        this._times = []; // when frames came (performance.now()), within the last window
         this._latencies = []; // the last LATENCY_SAMPLES input-to-frame latencies, ms
         this._lastRate = 0; // frames per second of the last run of frames
     }
@@ -34,7 +34,10 @@ export class FrameStats {
         }
         const times = this._times;
         times.push(at);
-        if (times.length >= 3) { // kept for when frames stop: an idle HUD shows it
+        while (at - times[0] > WINDOW_MS) { // a client nobody reads must not keep every frame it ever had
+            times.shift();
+        }
+        if (times.length >= 3) { // the rate of the last run, kept for when frames stop: an idle HUD shows it
             this._lastRate = ((times.length - 1) * 1000) / (times.at(-1) - times[0]);
         }
     }
