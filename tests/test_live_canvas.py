@@ -371,6 +371,7 @@ async def test_viewer_watches_the_drivers_session_read_only(make_relay) -> None:
             await driver.keyboard.type("a hot air balloon", delay=20)
             await _wait_new_canvas(viewer, blank)
             assert int(await viewer.get_attribute(CANVAS, "data-frames") or 0) > 0
+            assert await viewer.query_selector(".o_live_canvas_latency") is None, "a viewer sends no inputs to time"
             # The driver leaves (thread changed, page reloaded): the viewer waits, with no error.
             frames = int(await viewer.get_attribute(CANVAS, "data-frames") or 0)
             await driver.click(".harness_toggle")
