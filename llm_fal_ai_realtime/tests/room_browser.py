@@ -326,7 +326,8 @@ def holder_comments(room, params):
 
 
 def phone(room, params):
-    """In a 390 px wide window, LLM > Chat opens the realtime thread with its canvas strip and composer."""
+    """In a 390 px wide window, LLM > Chat opens the realtime thread with its canvas strip and composer; the
+    person opens the canvas and takes the pen (the test gave it to a colleague who is not here)."""
     page = room.open("rt_owner", viewport={"width": 390, "height": 844}, has_touch=True)
     open_chat(page, params["thread_id"])
     time.sleep(1)  # a form view opening instead would have replaced the chat by now
@@ -336,6 +337,12 @@ def phone(room, params):
         canvasHeight: document.querySelector('{CANVAS}').getBoundingClientRect().height,
         composerVisible: document.querySelector('{COMPOSER}').getBoundingClientRect().height > 0,
     }})""")
+    # Opened out of its strip, the canvas stays open when it remounts as the pen comes to this person.
+    page.click(f"{CANVAS} .o_live_canvas_toggle")
+    page.click(f"{CANVAS} .o_live_canvas_take_pen")
+    wait_canvas(page, "c.dataset.role === 'driver'")
+    result["expanded_after_pen"] = page.evaluate(f"() => document.querySelector('{CANVAS}')"
+                                                 ".classList.contains('o_live_canvas_expanded')")
     type_in(page, "a lighthouse on a phone")
     wait_canvas(page, "Number(c.dataset.frames) > 0")
     page.press(COMPOSER, "Enter")

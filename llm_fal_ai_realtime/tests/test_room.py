@@ -74,11 +74,13 @@ class TestLiveRoom(RoomCase):
     def test_a_phone_sized_window_opens_the_canvas(self):
         """A real 390 px window: LLM > Chat shows the realtime thread with its canvas strip and composer."""
         self.require_relay()
+        self.thread.sudo().fal_realtime_driver_id = self.follower  # the owner watches until taking the pen
         result = self.run_browsers("phone", ["rt_owner"], thread_id=self.thread.id)
         self.assertEqual(result["width"], 390)
         self.assertFalse(result["form"], "no form view with the plain chatter")
         self.assertLessEqual(result["canvasHeight"], 130, "the compact strip")
         self.assertTrue(result["composerVisible"])
+        self.assertTrue(result["expanded_after_pen"], "opened, the canvas stays open as the pen changes hands")
 
     def test_the_assistant_shapes_the_very_first_frame(self):
         """Picking "Live sketch" applies its template and seed to the next frame and Keep, with no reload."""

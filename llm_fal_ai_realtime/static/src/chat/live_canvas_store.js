@@ -83,6 +83,8 @@ patch(llmStoreService, {
         Object.assign(llmStore, {
             // {threadId: canvas settings} from /llm_fal_ai_realtime/canvas: role, pen, assistant, inputs
             liveCanvasConfigs: {},
+            // {threadId: true} where the user opened the canvas out of its strip on a narrow screen
+            liveCanvasExpanded: {},
             // {threadId: {keep, canKeep}} of the mounted live canvas, for the composer's Enter
             liveCanvasApis: {},
             // {threadId: text}: the prompt the previous pen holder left, for the new one's composer

@@ -243,6 +243,8 @@ patch(LLMChatContainer.prototype, {
             otherTab: this.liveCanvasOtherTab,
             drawsElsewhere: this.liveCanvasDrawsElsewhere,
             onDrawHere: () => this.liveCanvasDrawHere(threadId),
+            expanded: Boolean(this.llmStore.liveCanvasExpanded[threadId]),
+            onExpandedChange: (expanded) => (this.llmStore.liveCanvasExpanded[threadId] = expanded),
             onRequestPen: () => this.liveCanvasRequestPen(threadId),
             onGivePen: () => this.liveCanvasGivePen(threadId),
             onDeclinePen: () => this.liveCanvasDeclinePen(threadId),

@@ -91,6 +91,11 @@ export class LiveCanvas extends Component {
         drawsElsewhere: { type: Boolean, optional: true },
         /** `async () => void`: this tab takes the drawing over from the user's other tab. */
         onDrawHere: { type: Function, optional: true },
+        /** Narrow screens: open rather than folded into a strip (the chat keeps the user's choice when the
+         * canvas remounts, e.g. as the pen changes hands). */
+        expanded: { type: Boolean, optional: true },
+        /** `(expanded: boolean) => void`: the user opened or folded the canvas. */
+        onExpandedChange: { type: Function, optional: true },
         /**
          * `(api) => void`: called once mounted with `{keep, canKeep}` (the chat's composer keeps the frame
          * on Enter through it), and with `null` when the canvas goes away.
@@ -132,7 +137,7 @@ export class LiveCanvas extends Component {
             errorCode: "",
             errorMessage: "",
             errorReason: "",
-            expanded: false, // narrow screens only: the canvas starts as a compact strip
+            expanded: Boolean(this.props.expanded), // narrow screens only: a compact strip unless opened
         });
         this.connection = new LiveConnection({
             getTicket: () => this.props.getTicket(),
@@ -429,5 +434,6 @@ export class LiveCanvas extends Component {
     /** Narrow screens: fold the canvas into a strip above the composer, or open it. */
     onToggle() {
         this.state.expanded = !this.state.expanded;
+        this.props.onExpandedChange?.(this.state.expanded);
     }
 }
