@@ -180,21 +180,18 @@ def relay(upstream_url: str, apps: str = "local/echo,local/preview", module: str
     """
     port = free_port()
     secret = None if dev_mode else secrets.token_urlsafe(32)
-    # API keys for the plain routes; the shared secret for live-session tickets (a driver and its
-    # viewers, the fan-out), with the viewer and session limits opened as wide as the rest.
+    # Limits opened wide, the viewer and session limits too (the fan-out).
     env = os.environ | {
-        "RELAY_UPSTREAM_URL": upstream_url, "RELAY_API_KEYS": BENCH_KEY, "RELAY_ALLOWED_APPS": apps,
+        "RELAY_UPSTREAM_URL": upstream_url, "RELAY_ALLOWED_APPS": apps,
         "RELAY_HOST": "127.0.0.1", "PORT": str(port),
         "RELAY_LOG_LEVEL": "warning", "RELAY_MAX_INPUTS_PER_SECOND": "1000000",
         "RELAY_MAX_CONNECTIONS_PER_USER": "100000", "RELAY_MAX_CONNECTIONS": "100000",
         "RELAY_MAX_VIEWERS_PER_SESSION": "100000", "RELAY_MAX_SESSIONS_PER_USER": "100000",
     }
-    env.pop("FAL_KEY", None)
-    env.pop("RELAY_SHARED_SECRET", None)
-    if secret is not None:
-        env["RELAY_SHARED_SECRET"] = secret
-    else:
-        del env["RELAY_API_KEYS"]  # API keys are credentials: with one the relay is no dev relay
+    for credential in ("FAL_KEY", "RELAY_SHARED_SECRET", "RELAY_API_KEYS"):
+        env.pop(credential, None)
+    if secret is not None:  # API keys for the plain routes; the secret for live-session tickets (the fan-out)
+        env |= {"RELAY_SHARED_SECRET": secret, "RELAY_API_KEYS": BENCH_KEY}
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     child = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:

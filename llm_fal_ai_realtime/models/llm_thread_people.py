@@ -20,15 +20,16 @@ class LLMThread(models.Model):
     def _thread_to_store(self, store, **kwargs):
         """Realtime threads also say whose they are, so only the owner's chat offers Invite."""
         super()._thread_to_store(store, **kwargs)
-        for thread in self.sudo().filtered(lambda record: record.model_id.is_realtime):
+        for thread in self.sudo().filtered(lambda record: record._fal_realtime_is_room()):
             store.add("mail.thread", {"id": thread.id, "model": self._name,
                                       "fal_realtime_owner_id": thread.user_id.id})
 
     def _message_subscribe(self, partner_ids=None, subtype_ids=None, customer_ids=None):
-        before = {thread.id: thread.sudo().message_partner_ids for thread in self}
+        rooms = self.filtered(lambda record: record._fal_realtime_is_room())
+        before = {thread.id: thread.sudo().message_partner_ids for thread in rooms}
         result = super()._message_subscribe(partner_ids=partner_ids, subtype_ids=subtype_ids,
                                             customer_ids=customer_ids)
-        for thread in self.filtered(lambda record: record._fal_realtime_is_room()):
+        for thread in rooms:
             added = thread.sudo().message_partner_ids - before[thread.id] - thread.sudo().user_id.partner_id
             if added:
                 store = Store()
@@ -39,10 +40,11 @@ class LLMThread(models.Model):
         return result
 
     def message_unsubscribe(self, partner_ids=None):
+        rooms = self.filtered(lambda record: record._fal_realtime_is_room())
         removed = {thread.id: thread.sudo().message_partner_ids.filtered(lambda p: p.id in (partner_ids or []))
-                   for thread in self}
+                   for thread in rooms}
         result = super().message_unsubscribe(partner_ids=partner_ids)
-        for thread in self.filtered(lambda record: record._fal_realtime_is_room()):
+        for thread in rooms:
             gone = removed[thread.id] - thread.sudo().user_id.partner_id
             if gone:
                 thread._fal_realtime_let_go(gone.user_ids)

@@ -38,7 +38,7 @@ class LLMFalRealtimeInvite(models.TransientModel):
         """Make the chosen colleagues the canvas's participants; only who may change the thread may."""
         self.ensure_one()
         thread = self.thread_id
-        if not thread.sudo().model_id.is_realtime:
+        if not thread._fal_realtime_is_room():
             raise UserError(_("Only a live canvas takes participants."))
         try:
             thread.check_access("write")
