@@ -128,6 +128,10 @@ def browser_test_script(name, body):
         "    }\n"
         "    try {\n"
         f"{body}"
+        # The page closes once the test says so: a canvas bundle still loading then fails noisily.
+        '        await waitFor("the live canvas bundle, once asked for", () =>\n'
+        "            !document.querySelector('script[src*=\"llm_fal_ai_realtime.live_canvas\"]')\n"
+        '            || odoo.loader.modules.has("@llm_fal_ai_realtime/chat/chat_live_canvas"));\n'
         '        console.log("test successful");\n'
         "    } catch (error) {\n"
         f'        console.error("{name} test failed: " + error.message);\n'

@@ -54,6 +54,7 @@ KEPT_IMAGE_SCRIPT = browser_test_script("render final result", """
         if ([...document.querySelectorAll(".o-mail-Message img")].some((el) => el.src.startsWith(%(fal_origin)s))) {
             throw new Error("no image may be loaded from fal's URL");
         }
+        await waitFor("the thread's live canvas beside it", () => document.querySelector(".o_live_canvas"));
 """)
 
 
