@@ -126,9 +126,8 @@ async def test_bad_max_buffering_is_refused(relay: RunningRelay) -> None:
         (msgpack.packb({"a": [[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}), CloseCode.INVALID_DATA,
          "frame nests deeper than 16 levels"),
     ],
-    ids=["text", "json-list", "json-seed-type", "binary-json-prompt-type", "json-deep", "json-deeper", "malformed", "truncated", "not-a-map",
-         "seed-type", "prompt-type", "bool-number", "base64-image",
-         "int-key", "deep"],
+    ids=["text", "json-list", "json-seed-type", "binary-json-prompt-type", "json-deep", "json-deeper", "malformed",
+         "truncated", "not-a-map", "seed-type", "prompt-type", "bool-number", "base64-image", "int-key", "deep"],
 )
 async def test_bad_frames_are_refused(relay: RunningRelay, frame, close_code, reason) -> None:
     """Malformed or mistyped frames get BAD_FRAME with the exact problem."""
@@ -286,7 +285,8 @@ async def test_a_sub_path_that_would_bend_the_upstream_request_line_is_refused(r
 async def test_a_sub_path_with_a_line_feed_matches_no_route(relay: RunningRelay) -> None:
     """A decoded LF never matches a route (Starlette's path pattern stops at it): refused at the handshake."""
     with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{relay.base}/local/preview/x%0D%0AHost:%20evil/realtime?fal_jwt_token={relay.ticket()}")
+        path = "/local/preview/x%0D%0AHost:%20evil/realtime"
+        await websockets.connect(f"{relay.base}{path}?fal_jwt_token={relay.ticket()}")
     assert refused.value.response.status_code == 403
 
 

@@ -118,7 +118,8 @@ class ResConfigSettings(models.TransientModel):
                 "llm_fal_ai_realtime.relay_url", normalize_relay_url(self.env, self.fal_realtime_relay_url))
         secret = (self.fal_realtime_shared_secret or "").strip()
         if secret:
-            self.env["llm.fal.realtime.relay"]._rotate_secret(secret, (self.fal_realtime_shared_secret_kid or "").strip())
+            kid = (self.fal_realtime_shared_secret_kid or "").strip()
+            self.env["llm.fal.realtime.relay"]._rotate_secret(secret, kid)
 
     @api.model
     def fal_realtime_check(self, relay_url=None, secret=None, allowed_apps=None, kid=None):

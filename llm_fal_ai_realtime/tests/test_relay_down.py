@@ -56,7 +56,8 @@ RELAY_DOWN_SCRIPT = browser_test_script("relay down at page load", """
         await sleep(500); // the frames for the typed prompt settle
         const frames = canvas.dataset.frames, lastFrame = picture.toDataURL();
         await fetch("/web/static/img/favicon.ico?%(stop)s=1");
-        await waitFor("the canvas reconnecting when the relay goes away", () => canvas.dataset.state === "reconnecting");
+        await waitFor("the canvas reconnecting when the relay goes away",
+                      () => canvas.dataset.state === "reconnecting");
         const seen = new Set();
         const again = await waitFor("the canvas saying it can't reach the relay, with attempt and next try",
             () => seen.add(`${canvas.dataset.state}: ${detail()}`) && detail().match(unreachable), 30000)

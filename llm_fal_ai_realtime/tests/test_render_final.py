@@ -172,7 +172,8 @@ RENDER_FINAL_SCRIPT = browser_test_script("render final", """
             return el && !el.disabled && el;
         });
         button.click();
-        const said = await waitFor("the failure", () => canvas.querySelector(".o_live_canvas_final_failure")?.textContent);
+        const said = await waitFor("the failure",
+                                   () => canvas.querySelector(".o_live_canvas_final_failure")?.textContent);
         if (!said.includes("The last final render failed") || !said.includes(%(unreachable)s)) {
             throw new Error("unexpected answer: " + said);
         }
