@@ -32,6 +32,7 @@
             "llm_fal_ai_realtime/static/src/chat/call_route.js",
             "llm_fal_ai_realtime/static/src/chat/live_room.js",
             "llm_fal_ai_realtime/static/src/chat/live_canvas_store.js",
+            "llm_fal_ai_realtime/static/src/chat/live_canvas_invite.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.js",
             "llm_fal_ai_realtime/static/src/chat/llm_chat_container_patch.xml",
             "llm_fal_ai_realtime/static/src/chat/composer_patch.js",

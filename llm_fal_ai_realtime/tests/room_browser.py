@@ -391,12 +391,17 @@ LISTED = """(name) => [...document.querySelectorAll('.text-truncate')].some((el)
 
 
 def invite(room, params):
-    """The owner invites a colleague from the header: the colleague's open chat lists the canvas, and they
-    watch; removed, the canvas leaves their screen and the owner's list of who is here."""
-    owner, colleague = room.open("rt_owner"), room.open(params["login"])
+    """The owner invites a colleague from the header (`phone`: from the chat's bar in a 390 px window):
+    the colleague's open chat lists the canvas, and they watch; removed, the canvas leaves their screen
+    and the owner's list of who is here."""
+    phone = params.get("phone", False)
+    owner = room.open("rt_owner", **({"viewport": {"width": 390, "height": 844}, "has_touch": True} if phone else {}))
+    colleague = room.open(params["login"])
     colleague.evaluate(OPEN_CHAT_LIST)
     colleague.wait_for_selector("text=New live canvas", timeout=WAIT_MS)
     open_chat(owner, params["thread_id"])
+    if phone:
+        owner.click(f"{CANVAS} .o_live_canvas_toggle")  # out of its strip, where the watchers show
     wait_canvas(owner, "c.querySelector('.o_live_canvas_watcher')")
 
     def choose(change):
@@ -409,8 +414,12 @@ def invite(room, params):
         return started
 
     def add():
-        owner.fill(".modal .o_field_many2many_tags input", params["name"])
-        owner.locator(".o-autocomplete--dropdown-item").filter(has_text=params["name"]).first.click()
+        if phone:  # Odoo's small screens pick from a search dialog, not a dropdown under the field
+            owner.click(".modal .o_field_many2many_tags input")
+            owner.locator(".modal .o_kanban_record, .modal .o_data_row").filter(has_text=params["name"]).first.click()
+        else:
+            owner.fill(".modal .o_field_many2many_tags input", params["name"])
+            owner.locator(".o-autocomplete--dropdown-item").filter(has_text=params["name"]).first.click()
         owner.wait_for_selector(f".modal .o_tag:has-text('{params['name']}')", timeout=WAIT_MS)
 
     started = choose(add)
@@ -419,7 +428,7 @@ def invite(room, params):
     colleague.locator(".text-truncate", has_text=params["thread_name"]).first.click()
     colleague.wait_for_selector(CANVAS, timeout=WAIT_MS)
     wait_watchers(owner, ["Realtime Owner*", params["name"]])
-    room.screenshot(owner, "invited")
+    room.screenshot(owner, "invited_phone" if phone else "invited")
 
     started = choose(lambda: owner.click(f".modal .o_tag:has-text('{params['name']}') .o_delete"))
     wait_js(colleague, f"(name) => !document.querySelector('{CANVAS}') && !({LISTED})(name)", params["thread_name"])

@@ -97,3 +97,12 @@ class TestInvite(RoomCase):
         self.assertLess(result["invited_ms"], LIVE, result)
         self.assertLess(result["removed_ms"], LIVE, result)
         self.assertNotIn(self.newcomer.partner_id, self.thread.message_partner_ids)
+
+    def test_the_owner_invites_from_a_phone(self):
+        """In a 390 px window the chat has no thread header: Invite is in its bar, and works the same."""
+        self.require_relay()
+        result = self.run_browsers("invite", ["rt_owner", "rt_newcomer"], thread_id=self.thread.id, phone=True,
+                                   thread_name=self.thread.name, login="rt_newcomer", name="Realtime Newcomer")
+        self.assertLess(result["invited_ms"], LIVE, result)
+        self.assertLess(result["removed_ms"], LIVE, result)
+        self.assertNotIn(self.newcomer.partner_id, self.thread.message_partner_ids)

@@ -18,6 +18,7 @@ import { user } from "@web/core/user";
 import { callRoute } from "@llm_fal_ai_realtime/chat/call_route";
 import { showMessage, threadListRevision } from "@llm_fal_ai_realtime/chat/live_canvas_store";
 import { LiveRoom, TAB_ID } from "@llm_fal_ai_realtime/chat/live_room";
+import { canInviteToLiveCanvas, inviteToLiveCanvas } from "@llm_fal_ai_realtime/chat/live_canvas_invite";
 
 function bytesToBase64(bytes) {
     let binary = "";
@@ -206,6 +207,15 @@ patch(LLMChatContainer.prototype, {
         }
         const modelId = thread.model_id?.id || thread.model_id;
         return this.llmStore.realtimeApps?.has(modelId) ? modelId : undefined;
+    },
+
+    /** On a phone the header is the chat's own bar: Invite sits there (the desktop header has its own). */
+    get liveCanvasCanInvite() {
+        return this.hasLiveCanvas && canInviteToLiveCanvas(this.activeThread);
+    },
+
+    liveCanvasInvite() {
+        return inviteToLiveCanvas(this.action, this.activeThread);
     },
 
     get hasLiveCanvas() {
