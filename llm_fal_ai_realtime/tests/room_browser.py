@@ -416,12 +416,16 @@ def invite(room, params):
     def add():
         if phone:  # Odoo's small screens pick from a search dialog, not a dropdown under the field
             owner.click(".modal .o_field_many2many_tags input")
-            owner.locator(".modal .o_kanban_record, .modal .o_data_row").filter(has_text=params["name"]).first.click()
+            records = owner.locator(".modal .o_kanban_record, .modal .o_data_row")
+            records.filter(has_text=params["name"]).first.wait_for(timeout=WAIT_MS)
+            offered.extend(records.all_inner_texts())
+            records.filter(has_text=params["name"]).first.click()
         else:
             owner.fill(".modal .o_field_many2many_tags input", params["name"])
             owner.locator(".o-autocomplete--dropdown-item").filter(has_text=params["name"]).first.click()
         owner.wait_for_selector(f".modal .o_tag:has-text('{params['name']}')", timeout=WAIT_MS)
 
+    offered = []  # the people the phone's search dialog offers
     started = choose(add)
     wait_js(colleague, LISTED, params["thread_name"])
     invited_ms = (time.monotonic() - started) * 1000
@@ -434,7 +438,8 @@ def invite(room, params):
     wait_js(colleague, f"(name) => !document.querySelector('{CANVAS}') && !({LISTED})(name)", params["thread_name"])
     removed_ms = (time.monotonic() - started) * 1000
     wait_watchers(owner, ["Realtime Owner*"])
-    return {"invited_ms": round(invited_ms), "removed_ms": round(removed_ms), "watchers": watchers(owner)}
+    return {"invited_ms": round(invited_ms), "removed_ms": round(removed_ms), "watchers": watchers(owner),
+            "offered": offered}
 
 
 SCENARIOS = {scenario.__name__: scenario for scenario in (test_connection_first_click, 

@@ -99,10 +99,13 @@ class TestInvite(RoomCase):
         self.assertNotIn(self.newcomer.partner_id, self.thread.message_partner_ids)
 
     def test_the_owner_invites_from_a_phone(self):
-        """In a 390 px window the chat has no thread header: Invite is in its bar, and works the same."""
+        """In a 390 px window the chat has no thread header: Invite is in its bar, and works the same; the
+        owner, in the canvas already, is not offered."""
         self.require_relay()
         result = self.run_browsers("invite", ["rt_owner", "rt_newcomer"], thread_id=self.thread.id, phone=True,
                                    thread_name=self.thread.name, login="rt_newcomer", name="Realtime Newcomer")
+        self.assertTrue(any("Realtime Newcomer" in person for person in result["offered"]), result)
+        self.assertFalse(any("Realtime Owner" in person for person in result["offered"]), result)
         self.assertLess(result["invited_ms"], LIVE, result)
         self.assertLess(result["removed_ms"], LIVE, result)
         self.assertNotIn(self.newcomer.partner_id, self.thread.message_partner_ids)

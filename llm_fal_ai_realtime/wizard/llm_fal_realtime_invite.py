@@ -13,9 +13,10 @@ class LLMFalRealtimeInvite(models.TransientModel):
     _description = "Invite colleagues to a live canvas"
 
     thread_id = fields.Many2one("llm.thread", required=True, ondelete="cascade")
+    owner_id = fields.Many2one(related="thread_id.user_id", string="Owner")  # in the canvas already: not offered
     user_ids = fields.Many2many(
         "res.users", string="People",
-        domain=[("share", "=", False)],
+        domain="[('share', '=', False), ('id', '!=', owner_id)]",
         help="Colleagues who watch this live canvas, comment and may hold the pen. "
              "Remove someone to take them out of it.",
     )
